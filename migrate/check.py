@@ -1,0 +1,194 @@
+"""``migrate check``: validate a data repo against the schema of the version it is at.
+
+Before step 0001 failure lines must match the v1-as-found models; after it, the v2 model.
+Queues are v1 until step 0003 and v2 after. Every line is accounted for in the report
+(blank + shape A + shape B + v2 + bad == lines read), and every problem is one
+``file:line: field: reason`` entry; nothing stops the check early.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrate.errors import MigrateError, UsageError
+from migrate.ledger import Ledger
+from migrate.reader import Problem, iter_failure_lines, parse_queue
+from migrate.repo import FAILURES_DIR, DataRepo
+
+
+@dataclass
+class CheckReport:
+    version: str | None = None  # the ledger's current step id, None at base
+    failures_version: int = 1
+    queue_version: int = 1
+    files: Counter[str] = field(default_factory=Counter)  # failures/empty/queue/batch-results
+    lines: Counter[str] = field(default_factory=Counter)  # blank/A/B/v2/bad
+    records: Counter[str] = field(default_factory=Counter)  # A/B/v2 records
+    queue_entries: Counter[str] = field(default_factory=Counter)  # legacy/unified
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def total_lines(self) -> int:
+        return sum(self.lines.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "failures_schema_version": self.failures_version,
+            "queue_schema_version": self.queue_version,
+            "files": dict(self.files),
+            "lines": dict(self.lines),
+            "records": dict(self.records),
+            "queue_entries": dict(self.queue_entries),
+            "violations": [p.as_dict() for p in self.problems],
+        }
+
+
+def expected_versions(ledger: Ledger) -> tuple[int, int]:
+    """(failure-record version, queue version) the repo must be at, from its ledger."""
+    return (2 if ledger.is_applied("0001") else 1, 2 if ledger.is_applied("0003") else 1)
+
+
+def _select(repo: DataRepo, paths: list[str] | None) -> tuple[list[str], list[str]]:
+    failures = [f.rel for f in repo.failure_files()]
+    queues = repo.queue_files()
+    if not paths:
+        return failures, queues
+    want_f, want_q = [], []
+    for p in paths:
+        full = Path(p) if Path(p).is_absolute() else Path.cwd() / p
+        try:
+            rel = full.resolve().relative_to(repo.root).as_posix()
+        except ValueError:
+            raise UsageError(f"{p}: not inside the data repo {repo.root}") from None
+        if rel in queues:
+            want_q.append(rel)
+        elif rel.startswith(FAILURES_DIR + "/") and rel.endswith(".jsonl"):
+            want_f.append(rel)
+        else:
+            raise UsageError(f"{p}: not a failure file or queue that migrate checks")
+    return want_f, want_q
+
+
+def check_repo(repo: DataRepo, paths: list[str] | None = None, progress=None) -> CheckReport:
+    """Validate failure files and queues; never raises for bad data, only collects problems."""
+    ledger = Ledger.load(repo)
+    report = CheckReport(version=ledger.current)
+    report.failures_version, report.queue_version = expected_versions(ledger)
+    unfinished = ledger.unfinished
+    if unfinished is not None:
+        report.problems.append(
+            Problem(
+                "data/.migrate/ledger.json",
+                0,
+                f"step {unfinished.id} is half-"
+                f"{'applied' if unfinished.state == 'applying' else 'reverted'}"
+                " (a run was interrupted): run `migrate up` to finish or `migrate down` to undo",
+            )
+        )
+    failures, queues = _select(repo, paths)
+    want = "v2" if report.failures_version == 2 else None
+    for rel in progress(failures) if progress else failures:
+        try:
+            data = repo.read_bytes(rel)
+        except MigrateError as exc:
+            report.problems.append(Problem(rel, 0, str(exc).removeprefix(rel + ": ")))
+            report.files["unreadable"] += 1
+            continue
+        report.files["failures" if data else "empty"] += 1
+        for pl in iter_failure_lines(rel, data):
+            if pl.problems:
+                report.lines["bad"] += 1
+                report.problems.extend(pl.problems)
+                continue
+            if pl.shape is None:
+                report.lines["blank"] += 1
+                continue
+            if (pl.shape == "v2") != (want == "v2"):
+                report.lines["bad"] += 1
+                expected = "schema_version 2" if want else "schema_version 1 (shape A or B)"
+                report.problems.append(
+                    Problem(
+                        rel,
+                        pl.lineno,
+                        f"expected {expected} at this repo's version ({report.version or 'base'})",
+                        "schema_version",
+                    )
+                )
+                continue
+            report.lines[pl.shape] += 1
+            report.records[pl.shape] += len(pl.model.failures) if pl.shape == "A" else 1
+    for rel in queues:
+        try:
+            data = repo.read_bytes(rel)
+        except MigrateError as exc:
+            report.problems.append(Problem(rel, 0, str(exc).removeprefix(rel + ": ")))
+            report.files["unreadable"] += 1
+            continue
+        pq = parse_queue(rel, data, expect_version=None)
+        if pq.kind == "batch-results":
+            report.files["batch-results"] += 1
+        else:
+            report.files["queues"] += 1
+            if pq.version is not None and pq.version != report.queue_version:
+                pq.problems.insert(
+                    0,
+                    Problem(
+                        rel,
+                        1,
+                        f"queue is at schema_version {pq.version}, expected"
+                        f" {report.queue_version} at this repo's version"
+                        f" ({report.version or 'base'})",
+                        "schema_version",
+                    ),
+                )
+            if pq.kind:
+                report.queue_entries[pq.kind] += len(pq.entries) if pq.obj else 0
+        report.problems.extend(pq.problems)
+    return report
+
+
+def format_text(report: CheckReport) -> str:
+    lines = [str(p) for p in report.problems]
+    f, ln, rec = report.files, report.lines, report.records
+    lines.append(
+        f"checked {f['failures'] + f['empty']} failure files ({f['empty']} empty),"
+        f" {f['queues']} queues, {f['batch-results']} batch-results"
+        f" at version {report.version or 'base'}"
+        f" (failures v{report.failures_version}, queues v{report.queue_version})"
+    )
+    lines.append(
+        f"lines: {report.total_lines} = {ln['A']} envelope (shape A, {rec['A']} records)"
+        f" + {ln['B']} per-platform (shape B) + {ln['v2']} v2 + {ln['blank']} blank"
+        f" + {ln['bad']} bad"
+    )
+    if report.queue_entries:
+        lines.append(
+            "queue entries: "
+            + ", ".join(f"{n} {k}" for k, n in sorted(report.queue_entries.items()))
+        )
+    n = len(report.problems)
+    lines.append(f"{n} violation{'s' if n != 1 else ''}" if n else "ok: no violations")
+    return "\n".join(lines)
+
+
+def _gh_escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def format_github(report: CheckReport) -> str:
+    out = []
+    for p in report.problems:
+        msg = _gh_escape(f"{p.field}: {p.reason}" if p.field else p.reason)
+        loc = f"file={p.file},line={p.line}" if p.line else f"file={p.file}"
+        out.append(f"::error {loc},title=migrate check::{msg}")
+    out.append(format_text(CheckReport(**{**report.__dict__, "problems": []})).splitlines()[0])
+    out.append(f"{len(report.problems)} violations" if report.problems else "ok: no violations")
+    return "\n".join(out)

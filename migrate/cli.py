@@ -1,0 +1,285 @@
+"""Command line: parses arguments, calls the library, prints. No logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from migrate import __version__
+from migrate.errors import BadInputError, MigrateError
+from migrate.repo import DataRepo
+
+EPILOG = """\
+exit codes: 0 ok, 1 violations/edits found, 2 usage, I/O or bad input, 3 lock held,
+4 ledger/version problem, 5 data changed since the ledger recorded it
+"""
+
+
+def _repo(args: argparse.Namespace) -> DataRepo:
+    return DataRepo(args.repo or os.getcwd())
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from migrate.check import check_repo, format_github, format_text
+    from migrate.progress import progress_for
+
+    repo = _repo(args)
+    report = check_repo(repo, args.paths or None, progress=progress_for(args, "check"))
+    if args.format == "json":
+        print(json.dumps(report.as_dict(), indent=2))
+    elif args.format == "github":
+        print(format_github(report))
+    else:
+        print(format_text(report))
+    return 0 if report.ok else 1
+
+
+def _print_run(run, out=sys.stdout, quiet: bool = False) -> None:
+    from migrate.engine import RunReport
+
+    assert isinstance(run, RunReport)
+    head = "dry run: " if run.dry_run else ""
+    for line in run.plan.describe():
+        print(head + line, file=out)
+    for sr in run.steps:
+        verb = "would change" if run.dry_run else "changed"
+        if sr.resumed:
+            print(f"{sr.step.id}: resumed an interrupted run", file=out)
+        print(
+            f"{sr.step.id} {sr.step.name}: {verb} {sr.changed_files} of {len(sr.files)} files",
+            file=out,
+        )
+        for key, n in sorted(sr.totals.items()):
+            print(f"  {key}: {n}", file=out)
+        for note in sr.notes:
+            print(f"  {note}", file=out)
+        if run.dry_run:
+            for fr in sr.files:
+                if fr.changed:
+                    counts = ", ".join(f"{k} {v}" for k, v in sorted(fr.counts.items()))
+                    print(f"  {fr.path}: {counts}", file=out)
+                if fr.diff:
+                    print(fr.diff, end="", file=out)
+    if run.dry_run and len(run.plan.steps) > 1:
+        rest = ", ".join(s.id for s in run.plan.steps[1:])
+        print(f"dry run simulated the first step only; then: {rest}", file=out)
+    if not run.dry_run and run.plan.steps:
+        print(f"now at {run.plan.target or 'base'} ({run.seconds:.2f}s)", file=out)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from migrate.engine import status
+
+    st = status(_repo(args))
+    if args.json:
+        print(json.dumps(st))
+    else:
+        print(f"current: {st['current'] or 'base'}")
+        print(f"head:    {st['head']}")
+        print(f"pending: {', '.join(st['pending']) or 'none'}")
+        if "unfinished" in st:
+            u = st["unfinished"]
+            print(f"unfinished: step {u['id']} ({u['state']}) - run `migrate up` or `migrate down`")
+    if args.check and (st["pending"] or "unfinished" in st):
+        return 2
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from migrate.engine import history
+
+    entries = history(_repo(args))
+    if args.json:
+        print(json.dumps([e.to_json() for e in entries], indent=2))
+        return 0
+    if not entries:
+        print("no steps applied (base)")
+    for e in entries:
+        files = e.summary.get("files_changed", "?")
+        print(
+            f"{e.id} {e.name}  {e.state}  {e.applied_at}  migrate {e.tool_version}  {files} files"
+        )
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from migrate.engine import up
+    from migrate.progress import progress_for
+
+    run = up(
+        _repo(args),
+        args.to,
+        dry_run=args.dry_run,
+        diff=args.diff,
+        options={"evidence": args.evidence or [], "recipes": args.recipes},
+        progress=progress_for(args, "up"),
+    )
+    _print_run(run)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from migrate.engine import down
+
+    run = down(_repo(args), args.to, dry_run=args.dry_run, force=args.force)
+    _print_run(run)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from migrate.engine import verify
+
+    bad = verify(_repo(args))
+    for path, reason in bad:
+        print(f"{path}: {reason}")
+    print(
+        f"{len(bad)} file(s) changed by hand since the last step"
+        if bad
+        else "ok: every file matches the ledger"
+    )
+    return 1 if bad else 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from migrate.schemas import write_all
+
+    for path in write_all(Path(args.out) if args.out else None):
+        print(path)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from migrate.demo import run_demo
+
+    return run_demo(keep=args.keep, out=sys.stdout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="migrate",
+        description="Migrate and backfill tsuku's batch-pipeline failure records and queues.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"migrate {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--repo", metavar="DIR", help="data repo (default: current directory)")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    c = sub.add_parser(
+        "check",
+        parents=[common],
+        help="validate data against the schema of the repo's recorded version (for CI)",
+        description=(
+            "Validate data/failures/*.jsonl and the queues against the schema of the version"
+            " the repo is at (v1-as-found before any migration, v2 after). One line per"
+            " violation, file:line: field: reason, then a summary."
+        ),
+        epilog="examples:\n  migrate check\n  migrate check --format github\n"
+        "  migrate check data/failures/homebrew.jsonl\n\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("paths", nargs="*", metavar="PATH", help="only these files")
+    c.add_argument("--format", choices=["text", "json", "github"], default="text")
+    c.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("schemas", help="regenerate the JSON Schema files from the models")
+    s.add_argument("--out", metavar="DIR", help="folder (default: the project's schemas/)")
+    s.set_defaults(func=cmd_schemas)
+
+    st = sub.add_parser("status", parents=[common], help="current version, head, pending steps")
+    st.add_argument("--json", action="store_true", help='{"current", "head", "pending"}')
+    st.add_argument("--check", action="store_true", help="exit 2 when steps are pending (CI)")
+    st.set_defaults(func=cmd_status)
+
+    h = sub.add_parser("history", parents=[common], help="steps applied, when, by which version")
+    h.add_argument("--json", action="store_true")
+    h.set_defaults(func=cmd_history)
+
+    u = sub.add_parser(
+        "up",
+        parents=[common],
+        help="apply migration steps (default: all, to head)",
+        description="Apply steps in order up to --to (default head). Each file is replaced"
+        " atomically; a killed run is finished by the next `migrate up`.",
+        epilog="examples:\n  migrate up --dry-run --diff\n  migrate up --to 0001\n"
+        "  migrate up --evidence ci-artifacts/\n\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    u.add_argument("--to", metavar="ID", help="target step id, prefix or name; head (default), +N")
+    u.add_argument("--dry-run", action="store_true", help="write nothing; show the plan and counts")
+    u.add_argument("--diff", action="store_true", help="with --dry-run: show a unified diff")
+    u.add_argument(
+        "--evidence",
+        action="append",
+        metavar="DIR",
+        help="folder of CI artifacts and logs to take blockers from (repeatable)",
+    )
+    u.add_argument(
+        "--recipes", metavar="DIR", help="recipes tree: a blocker with a recipe is resolved"
+    )
+    u.set_defaults(func=cmd_up)
+
+    dn = sub.add_parser(
+        "down",
+        parents=[common],
+        help="revert migration steps (default: the last one)",
+        description="Revert steps down to --to (default: undo the last applied step). On data"
+        " that came from v1, `migrate down --to base` restores the original bytes exactly.",
+        epilog="examples:\n  migrate down --to base\n  migrate down --dry-run\n\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dn.add_argument("--to", metavar="ID", help="keep steps up to ID; base reverts all; -N")
+    dn.add_argument("--dry-run", action="store_true", help="write nothing; show the plan")
+    dn.add_argument(
+        "--force",
+        action="store_true",
+        help="revert even files edited since the step (their edits are lost)",
+    )
+    dn.set_defaults(func=cmd_down)
+
+    v = sub.add_parser(
+        "verify",
+        parents=[common],
+        help="list files changed by hand since the last step (checksums)",
+    )
+    v.set_defaults(func=cmd_verify)
+
+    d = sub.add_parser(
+        "demo",
+        help="run the tool on a temporary copy of the bundled sample repo",
+        description="Copies the bundled sample data repo to a temporary folder and runs on it.",
+    )
+    d.add_argument("--keep", action="store_true", help="keep the temporary copy and print its path")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BadInputError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        print(f"migrate: error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"migrate: hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except MigrateError as exc:
+        print(f"migrate: error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"migrate: hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("migrate: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

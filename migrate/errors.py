@@ -1,0 +1,54 @@
+"""The small, named set of errors a user can cause, each with an exit code and a recovery hint.
+
+Exit codes (documented in the README):
+  0 ok · 1 check found violations / verify found edits · 2 usage, I/O or bad input ·
+  3 lock held · 4 ledger or version problem · 5 data changed since the ledger recorded it
+"""
+
+from __future__ import annotations
+
+
+class MigrateError(Exception):
+    """Base class: ``str(err)`` is the one line shown to the user."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+class UsageError(MigrateError):
+    exit_code = 2
+
+
+class RepoError(MigrateError):
+    """A path that is missing, unreadable, not a data repo, or leaves the repo."""
+
+    exit_code = 2
+
+
+class BadInputError(MigrateError):
+    """Lines that cannot be migrated; carries the ``file:line: reason`` lines."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, problems: list[str], hint: str | None = None):
+        super().__init__(message, hint)
+        self.problems = problems
+
+
+class LockHeld(MigrateError):
+    exit_code = 3
+
+
+class LedgerError(MigrateError):
+    """Unreadable ledger, unknown step id, ledger written by a newer tool."""
+
+    exit_code = 4
+
+
+class DataChanged(MigrateError):
+    """A file no longer matches the checksum the ledger recorded for it."""
+
+    exit_code = 5

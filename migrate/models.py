@@ -1,0 +1,287 @@
+"""pydantic models for every format the tool reads or writes.
+
+* ``*V1`` models describe the data **as found** in tsuku's history: they accept every real
+  line, anomalies included (legacy categories, dashed ``updated_at``, package ids outside
+  the published pattern), but still reject wrong types and unknown keys.
+* ``*V2`` models are the strict target of the migration: enums, required fields, formats.
+
+The JSON Schemas in ``schemas/`` are generated from these classes (``migrate schemas``).
+Field order matters: it is the key order written to disk.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+# --------------------------------------------------------------------------- vocabularies
+
+CANONICAL_CATEGORIES = (
+    "recipe_not_found",
+    "network_error",
+    "install_failed",
+    "verify_failed",
+    "missing_dep",
+    "generation_failed",
+)
+Category = Literal[
+    "recipe_not_found",
+    "network_error",
+    "install_failed",
+    "verify_failed",
+    "missing_dep",
+    "generation_failed",
+]
+
+#: The upstream dashboard's own remap of legacy category names (formats.md section 3).
+LEGACY_CATEGORIES: dict[str, str] = {
+    "api_error": "network_error",
+    "validation_failed": "install_failed",
+    "deterministic_insufficient": "generation_failed",
+    "deterministic": "generation_failed",
+    "timeout": "network_error",
+    "network": "network_error",
+}
+
+Scope = Literal["package", "platform"]
+LegacyStatus = Literal["pending", "in_progress", "success", "failed", "blocked", "skipped"]
+#: ``generated`` was written by mistake for a day upstream; v1 accepts it, v2 does not.
+UnifiedStatusV1 = Literal[
+    "pending", "success", "failed", "blocked", "requires_manual", "excluded", "generated"
+]
+UnifiedStatus = Literal["pending", "success", "failed", "blocked", "requires_manual", "excluded"]
+EvidenceSource = Literal[
+    "record", "message", "install_json", "validation_results", "log", "sibling_record"
+]
+
+_TS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
+_TS_ANY = r"^\d{4}-\d{2}-\d{2}T\d{2}[:-]\d{2}[:-]\d{2}(\.\d{1,9})?Z$"
+_RUN = r"^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$"
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+Timestamp = Annotated[str, StringConstraints(pattern=_TS)]
+AnyTimestamp = Annotated[str, StringConstraints(pattern=_TS_ANY)]
+RunId = Annotated[str, StringConstraints(pattern=_RUN)]
+Ecosystem = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.\-]*$")]
+Platform = Annotated[str, StringConstraints(pattern=r"^(linux|darwin)(-[a-z0-9_]+)+$")]
+PackageId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.\-]*:\S+$")]
+
+
+def _check_blocker(name: str) -> str:
+    if ".." in name:
+        raise ValueError("a blocker name may not contain '..'")
+    return name
+
+
+#: Upstream rejects dependency names containing ``/``, ``\``, ``..``, ``<`` or ``>``.
+BlockerName = Annotated[
+    str, StringConstraints(pattern=r"^[^/\\<>\s]+$"), AfterValidator(_check_blocker)
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+# --------------------------------------------------------------------- failures, v1 as found
+
+
+class FailureItemV1(_Strict):
+    """One record inside a Shape A envelope."""
+
+    package_id: NonEmpty
+    category: NonEmpty
+    subcategory: str | None = None
+    blocked_by: list[NonEmpty] | None = None
+    message: str
+    timestamp: AnyTimestamp
+
+
+class EnvelopeV1(_Strict):
+    """Shape A: the Go orchestrator's batch envelope (one line, 1-44 records)."""
+
+    schema_version: Literal[1]
+    ecosystem: NonEmpty
+    environment: NonEmpty
+    updated_at: AnyTimestamp
+    failures: list[FailureItemV1]
+
+
+class PlatformLineV1(_Strict):
+    """Shape B: the CI workflow's per-recipe, per-platform line (written with jq)."""
+
+    schema_version: Literal[1]
+    recipe: NonEmpty
+    platform: NonEmpty
+    exit_code: int
+    category: NonEmpty
+    blocked_by: list[NonEmpty] | None = None
+    timestamp: AnyTimestamp
+
+
+# ------------------------------------------------------------------------ failures, v2
+
+
+class Evidence(_Strict):
+    """Where one blocker name (or the lack of one) came from."""
+
+    source: EvidenceSource
+    names: list[BlockerName]
+    detail: str
+    file: str | None = None
+    line: int | None = None
+
+
+class FailureRecordV2(_Strict):
+    """A failure record at schema_version 2: one per line, one per v1 record."""
+
+    schema_version: Literal[2]
+    package_id: PackageId | None
+    ecosystem: Ecosystem | None
+    name: NonEmpty
+    scope: Scope
+    platform: Platform
+    category: Category
+    category_legacy: NonEmpty | None = None
+    exit_code: int | None
+    blocked_by: list[BlockerName] | None
+    evidence: list[Evidence] = []
+    message: str | None
+    message_truncated: bool
+    timestamp: AnyTimestamp
+    run: RunId | None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FailureRecordV2:
+        if (
+            self.package_id is not None
+            and self.ecosystem is not None
+            and not self.package_id.startswith(self.ecosystem + ":")
+        ):
+            raise ValueError("package_id does not start with the record's ecosystem")
+        if self.package_id is None and self.scope == "package":
+            raise ValueError("a package-scope record needs a package_id")
+        if self.scope == "package" and self.message is None:
+            raise ValueError("a package-scope record keeps its message (may be empty)")
+        if self.scope == "platform" and self.exit_code is None:
+            raise ValueError("a platform-scope record needs its exit_code")
+        if self.category_legacy is not None and self.category_legacy in CANONICAL_CATEGORIES:
+            raise ValueError("category_legacy holds only non-canonical names")
+        return self
+
+
+# ---------------------------------------------------------------------------- queues, v1
+
+
+class LegacyPackageV1(_Strict):
+    id: NonEmpty
+    source: NonEmpty
+    name: NonEmpty
+    tier: int
+    status: LegacyStatus
+    added_at: str
+
+
+class LegacyQueueV1(_Strict):
+    """``data/priority-queue.json`` and ``data/queues/priority-queue-<eco>.json``."""
+
+    schema_version: Literal[1]
+    updated_at: str
+    tiers: dict[str, str] | None = None
+    packages: list[LegacyPackageV1]
+
+
+class UnifiedEntryV1(_Strict):
+    name: NonEmpty
+    source: NonEmpty
+    priority: int
+    status: UnifiedStatusV1
+    confidence: str
+    disambiguated_at: str | None
+    failure_count: int
+    next_retry_at: str | None
+
+
+class UnifiedQueueV1(_Strict):
+    """``data/queues/priority-queue.json`` (says schema_version 1, matches no published schema)."""
+
+    schema_version: Literal[1]
+    updated_at: str
+    entries: list[UnifiedEntryV1]
+
+
+class BatchResults(BaseModel):
+    """``data/queues/batch-results.json``: recognized, never rewritten, not validated strictly."""
+
+    model_config = ConfigDict(extra="allow")
+    batch_id: str
+    timestamp: str
+
+
+# ---------------------------------------------------------------------------- queues, v2
+
+
+def _blocked_by_only_when_blocked(entry: BaseModel, status: str) -> None:
+    has = "blocked_by" in entry.model_fields_set
+    if status == "blocked" and not has:
+        raise ValueError("a blocked entry carries blocked_by (a list, or null when unknown)")
+    if status != "blocked" and has:
+        raise ValueError("only blocked entries carry blocked_by")
+
+
+class LegacyPackageV2(_Strict):
+    id: PackageId
+    source: Ecosystem
+    name: NonEmpty
+    tier: int
+    status: LegacyStatus
+    added_at: Timestamp
+    blocked_by: list[BlockerName] | None = None
+
+    @model_validator(mode="after")
+    def _blocked(self) -> LegacyPackageV2:
+        _blocked_by_only_when_blocked(self, self.status)
+        return self
+
+
+class LegacyQueueV2(_Strict):
+    schema_version: Literal[2]
+    updated_at: Timestamp
+    tiers: dict[str, str] | None = None
+    packages: list[LegacyPackageV2]
+
+
+class UnifiedEntryV2(_Strict):
+    name: NonEmpty
+    source: PackageId
+    priority: int
+    status: UnifiedStatus
+    confidence: str
+    disambiguated_at: AnyTimestamp | None
+    failure_count: Annotated[int, Field(ge=0)]
+    next_retry_at: AnyTimestamp | None
+    blocked_by: list[BlockerName] | None = None
+
+    @model_validator(mode="after")
+    def _blocked(self) -> UnifiedEntryV2:
+        _blocked_by_only_when_blocked(self, self.status)
+        return self
+
+
+class UnifiedQueueV2(_Strict):
+    schema_version: Literal[2]
+    updated_at: Timestamp
+    entries: list[UnifiedEntryV2]
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """The model as the dict written to disk: declared order, unset optional keys omitted."""
+    return model.model_dump(mode="json", exclude_unset=True)

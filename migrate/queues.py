@@ -1,0 +1,48 @@
+"""Queue lookups shared by the steps: which package a recipe name means.
+
+Shape B lines in ``batch-*`` files name a recipe but not its ecosystem. The queue is the
+only place that says which package a name belongs to; a name is resolved only when it is
+unambiguous. The unified queue (current) is preferred over the stale legacy ones.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from migrate import codec
+from migrate.errors import MigrateError
+from migrate.reader import queue_kind
+from migrate.repo import DataRepo
+
+
+def load_queue_docs(repo: DataRepo) -> dict[str, dict]:
+    """{rel: decoded queue document} for the priority queues that decode cleanly."""
+    out = {}
+    for rel in repo.queue_files():
+        try:
+            obj = codec.loads(repo.read_bytes(rel))
+            if queue_kind(obj) in ("legacy", "unified"):
+                out[rel] = obj
+        except (MigrateError, codec.DecodeError, ValueError):
+            continue
+    return out
+
+
+def entry_id(entry: dict) -> str:
+    """The package id of a queue entry: legacy ``id``, unified ``source``."""
+    return entry["id"] if "id" in entry else entry["source"]
+
+
+def name_index(docs: dict[str, dict]) -> dict[str, str | None]:
+    """recipe name -> package id, or None when the name is ambiguous.
+
+    Built from the unified queue when there is one, else from the legacy queues.
+    """
+    unified = [d for d in docs.values() if "entries" in d]
+    chosen = unified or [d for d in docs.values() if "packages" in d]
+    ids: dict[str, set[str]] = defaultdict(set)
+    for doc in chosen:
+        for e in doc.get("entries", doc.get("packages", [])):
+            if isinstance(e, dict) and "name" in e:
+                ids[e["name"]].add(entry_id(e))
+    return {name: (next(iter(s)) if len(s) == 1 else None) for name, s in ids.items()}

@@ -1,0 +1,164 @@
+"""The data repo: finds the files this tool owns, reads them safely, writes them atomically.
+
+One object owns all I/O on a checkout (yoyo's lesson): steps and checks never open files
+themselves. Only ``data/failures/*.jsonl`` and the queue files are ever rewritten; the
+ledger lives in ``data/.migrate/`` and the lock in ``data/.migrate.lock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrate.errors import RepoError
+
+FAILURES_DIR = "data/failures"
+LEDGER_DIR = "data/.migrate"
+LOCK_FILE = "data/.migrate.lock"
+#: Queue files by family, in the order they appeared upstream.
+QUEUE_GLOBS = ("data/priority-queue.json", "data/queues/*.json")
+
+_STAMP = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z"
+_FAILURE_NAME = re.compile(rf"^(?P<prefix>.+?)(?:-(?P<stamp>{_STAMP}))?\.jsonl$")
+
+
+@dataclass(frozen=True)
+class FailureFile:
+    """A ``data/failures/*.jsonl`` file and what its name says.
+
+    ``ecosystem`` is known only from the name (``homebrew.jsonl``, ``<eco>-<ts>.jsonl``);
+    ``batch-<ts>.jsonl`` files mix ecosystems, so theirs is ``None``.
+    """
+
+    rel: str
+    ecosystem: str | None
+    run: str | None
+    family: str  # "mixed" (homebrew.jsonl), "timestamped", "batch", "other"
+
+    @classmethod
+    def from_rel(cls, rel: str) -> FailureFile:
+        name = rel.rsplit("/", 1)[-1]
+        m = _FAILURE_NAME.match(name)
+        prefix, stamp = (m.group("prefix"), m.group("stamp")) if m else (name, None)
+        if prefix == "batch" and stamp:
+            return cls(rel, None, stamp, "batch")
+        if stamp:
+            return cls(rel, prefix, stamp, "timestamped")
+        if name == "homebrew.jsonl":
+            return cls(rel, "homebrew", None, "mixed")
+        return cls(rel, None, None, "other")
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class DataRepo:
+    """A checkout holding ``data/failures`` and/or ``data/queues``."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        root_path = Path(root)
+        if not root_path.exists():
+            raise RepoError(f"{root}: no such directory")
+        if not root_path.is_dir():
+            raise RepoError(f"{root}: not a directory")
+        self.root = root_path.resolve()
+        if not (self.root / "data").is_dir():
+            raise RepoError(
+                f"{root}: not a tsuku data repo (no data/ folder)",
+                hint="run inside a checkout, or pass --repo DIR",
+            )
+
+    # ------------------------------------------------------------------ discovery
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def failure_files(self) -> list[FailureFile]:
+        """Every ``data/failures/*.jsonl``, sorted by name (directories too, to be reported)."""
+        folder = self.root / FAILURES_DIR
+        if not folder.exists():
+            return []
+        names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".jsonl"))
+        return [FailureFile.from_rel(f"{FAILURES_DIR}/{n}") for n in names]
+
+    def queue_files(self) -> list[str]:
+        """Every queue-like JSON file (priority queues and ``batch-results.json``)."""
+        out: list[str] = []
+        for pattern in QUEUE_GLOBS:
+            out.extend(p.relative_to(self.root).as_posix() for p in sorted(self.root.glob(pattern)))
+        return out
+
+    # ------------------------------------------------------------------ reading
+
+    def _safe(self, rel: str) -> Path:
+        p = self.root / rel
+        if p.is_symlink():
+            target = p.resolve()
+            if self.root not in target.parents:
+                raise RepoError(f"{rel}: symlink leads outside the repo ({target})")
+        if p.is_dir():
+            raise RepoError(f"{rel}: is a directory, expected a file")
+        if p.exists() and not p.is_file():
+            raise RepoError(f"{rel}: not a regular file")
+        return p
+
+    def read_bytes(self, rel: str) -> bytes:
+        p = self._safe(rel)
+        try:
+            return p.read_bytes()
+        except FileNotFoundError:
+            raise RepoError(f"{rel}: no such file") from None
+        except OSError as exc:
+            raise RepoError(f"{rel}: cannot read ({exc.strerror})") from None
+
+    def exists(self, rel: str) -> bool:
+        return (self.root / rel).exists()
+
+    # ------------------------------------------------------------------ writing
+
+    def write_atomic(self, rel: str, data: bytes, *, sync: bool = True) -> None:
+        """Replace ``rel`` with ``data``: temp file in the same folder, fsync, rename, fsync dir."""
+        target = self.root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.migrate-tmp")
+        try:
+            mode = target.stat().st_mode & 0o7777 if target.exists() else None
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                if sync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            if mode is not None:
+                os.chmod(tmp, mode)
+            os.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise RepoError(f"{rel}: cannot write ({exc.strerror})") from None
+        if sync:
+            sync_dir(target.parent)
+
+    def remove(self, rel: str) -> None:
+        p = self.root / rel
+        if p.exists():
+            p.unlink()
+            sync_dir(p.parent)
+
+
+def sync_dir(folder: Path) -> None:
+    """fsync a directory so a rename in it is durable (no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

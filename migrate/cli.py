@@ -37,10 +37,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _print_run(run, out=sys.stdout, quiet: bool = False) -> None:
-    from migrate.engine import RunReport
-
-    assert isinstance(run, RunReport)
+def _print_run(run, out=None) -> None:
+    out = out or sys.stdout
     head = "dry run: " if run.dry_run else ""
     for line in run.plan.describe():
         print(head + line, file=out)

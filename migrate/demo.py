@@ -1,7 +1,11 @@
-"""``migrate demo``: run the tool on a temporary copy of the bundled sample repo."""
+"""``migrate demo``: run the tool end to end on a temporary copy of the bundled sample repo.
+
+check (v1) -> up (dry run, then for real) -> check (v2) -> down to base -> byte comparison.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,28 +20,83 @@ def copy_sample(dest: Path) -> Path:
     if not (SAMPLE / "data").is_dir():
         raise RepoError(
             f"bundled sample not found at {SAMPLE}",
-            hint="install from a checkout: pip install -e '.[test]'",
+            hint="install from a checkout: pip install -e .",
         )
     target = dest / "sample"
     shutil.copytree(SAMPLE, target)
     return target
 
 
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted((root / "data").rglob("*"))
+        if p.is_file()
+    }
+
+
 def run_demo(keep: bool = False, out: TextIO | None = None) -> int:
+    from migrate import engine
     from migrate.check import check_repo, format_text
     from migrate.repo import DataRepo
+
+    def say(*lines: str) -> None:
+        for line in lines:
+            print(line, file=out)
 
     tmp = Path(tempfile.mkdtemp(prefix="migrate-demo-"))
     try:
         root = copy_sample(tmp)
-        print(f"sample data repo copied to {root}", file=out)
+        say(f"sample data repo copied to {root}")
         repo = DataRepo(root)
+        original = _files(root)
+
+        say("", "$ migrate check")
         report = check_repo(repo)
-        print("\n$ migrate check", file=out)
-        print(format_text(report), file=out)
-        return 0 if report.ok else 1
+        say(format_text(report))
+        if not report.ok:
+            return 1
+
+        say("", "$ migrate up --dry-run")
+        dry = engine.up(repo, dry_run=True)
+        say(*dry.plan.describe())
+        for sr in dry.steps:
+            say(f"  {sr.step.id}: would change {sr.changed_files} of {len(sr.files)} files")
+
+        say("", "$ migrate up")
+        run = engine.up(repo)
+        for sr in run.steps:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(sr.totals.items()))
+            say(f"  {sr.step.id} {sr.step.name}: {sr.changed_files} files ({counts})")
+        say(f"  now at {engine.status(repo)['current']} in {run.seconds:.2f}s")
+
+        node = _first_record(root, "homebrew:node")
+        if node:
+            say("", "a v2 record (homebrew:node):", "  " + json.dumps(node)[:400])
+
+        say("", "$ migrate check")
+        report = check_repo(repo)
+        say(format_text(report))
+
+        say("", "$ migrate down --to base")
+        engine.down(repo, "base")
+        same = _files(root) == original
+        say(
+            "  round trip: every file is byte-identical to the original"
+            if same
+            else "  round trip FAILED: files differ from the original"
+        )
+        return 0 if report.ok and same else 1
     finally:
         if keep:
-            print(f"\nkept: {tmp}", file=out)
+            say(f"\nkept: {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _first_record(root: Path, package_id: str) -> dict | None:
+    for f in sorted((root / "data" / "failures").glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            if f'"package_id":"{package_id}"' in line:
+                return json.loads(line)
+    return None

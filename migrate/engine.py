@@ -1,0 +1,496 @@
+"""The engine: plans, dry-runs, applies and reverts steps, keeping the ledger honest.
+
+The plan is a value (:class:`Plan`): ``plan(ledger, "up", "head")`` can be printed and
+tested without touching files, and the same plan drives real runs and dry runs.
+
+Crash safety, for ``up`` of a step:
+  1. compute every file's new bytes and stage them next to it (``.NAME.migrate-stage``,
+     fsynced); verify that ``down(up(x)) == x`` byte for byte, else keep ``x`` itself in
+     the ledger;
+  2. write the ledger entry with ``state: applying``, its checksums and patches (durable);
+  3. rename each staged file over its original (atomic per file);
+  4. mark the entry ``applied``.
+A run killed before 2 leaves only stage files (cleaned by the next run); killed after 2,
+the next ``up`` renames the remaining staged files (or finds them done by checksum) and
+``down`` reverts exactly the files already replaced. ``down`` mirrors this with
+``state: reverting``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrate import __version__, clock
+from migrate.errors import BadInputError, DataChanged, LedgerError, UsageError
+from migrate.ledger import FileEntry, Ledger, StepEntry
+from migrate.lock import hold
+from migrate.repo import DataRepo, sha256, sync_dir
+from migrate.steps import STEPS, Step, by_id
+
+STAGE_SUFFIX = ".migrate-stage"
+Progress = Callable[[Iterable[Any]], Iterable[Any]] | None
+
+
+# ---------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class Plan:
+    direction: str  # "up" or "down"
+    steps: tuple[Step, ...]
+    current: str | None
+    target: str | None
+
+    def describe(self) -> list[str]:
+        if not self.steps:
+            return [f"nothing to do: at {self.current or 'base'}"]
+        verb = "apply" if self.direction == "up" else "revert"
+        return [f"{verb} {s.id} {s.name}: {s.description}" for s in self.steps]
+
+
+def resolve_target(target: str | None, direction: str, current: str | None) -> str | None:
+    """``head``, ``base``, a step id or unique prefix/name, ``+N``/``-N``; None means base."""
+    ids = [s.id for s in STEPS]
+    pos = ids.index(current) if current else -1
+    if target in (None, ""):
+        target = "head" if direction == "up" else "-1"
+    if target == "head":
+        return ids[-1]
+    if target == "base":
+        return None
+    if target[0] in "+-" and target[1:].isdigit():
+        new = pos + int(target)
+        if new < -1 or new >= len(ids):
+            raise UsageError(f"{target}: out of range (at {current or 'base'}, {len(ids)} steps)")
+        return ids[new] if new >= 0 else None
+    matches = [s.id for s in STEPS if s.id.startswith(target) or s.name == target]
+    if len(matches) != 1:
+        known = ", ".join(f"{s.id} ({s.name})" for s in STEPS)
+        raise UsageError(
+            f"unknown step {target!r}" if not matches else f"ambiguous step {target!r}",
+            hint=f"known steps: {known}; or head, base, +N, -N",
+        )
+    return matches[0]
+
+
+def plan(ledger: Ledger, direction: str, target: str | None = None) -> Plan:
+    current = ledger.current
+    tgt = resolve_target(target, direction, current)
+    ids = [s.id for s in STEPS]
+    cur_pos = ids.index(current) if current else -1
+    tgt_pos = ids.index(tgt) if tgt else -1
+    if direction == "up":
+        if tgt_pos < cur_pos:
+            raise UsageError(
+                f"target {tgt or 'base'} is behind the current version {current}",
+                hint="use `migrate down` to go back",
+            )
+        steps = tuple(STEPS[cur_pos + 1 : tgt_pos + 1])
+    else:
+        if tgt_pos > cur_pos:
+            raise UsageError(
+                f"target {tgt} is ahead of the current version {current or 'base'}",
+                hint="use `migrate up` to go forward",
+            )
+        steps = tuple(reversed(STEPS[tgt_pos + 1 : cur_pos + 1]))
+    return Plan(direction, steps, current, tgt)
+
+
+def check_ledger_known(ledger: Ledger) -> None:
+    known = {s.id for s in STEPS}
+    for entry in ledger.steps:
+        if entry.id not in known:
+            raise LedgerError(
+                f"the ledger records step {entry.id} ({entry.name}), unknown to migrate"
+                f" {__version__}; it was applied by migrate {entry.tool_version}",
+                hint=f"install migrate {entry.tool_version} or newer",
+            )
+
+
+# ---------------------------------------------------------------------------- results
+
+
+@dataclass
+class FileReport:
+    path: str
+    counts: Counter[str]
+    changed: bool
+    diff: str = ""
+
+
+@dataclass
+class StepReport:
+    step: Step
+    direction: str
+    files: list[FileReport] = field(default_factory=list)
+    totals: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+    resumed: bool = False
+
+    @property
+    def changed_files(self) -> int:
+        return sum(1 for f in self.files if f.changed)
+
+
+@dataclass
+class RunReport:
+    plan: Plan
+    dry_run: bool
+    steps: list[StepReport] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _stage_path(repo: DataRepo, rel: str):
+    p = repo.path(rel)
+    return p.with_name(f".{p.name}{STAGE_SUFFIX}")
+
+
+def _stage(repo: DataRepo, rel: str, data: bytes) -> None:
+    path = _stage_path(repo, rel)
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _clean_stages(repo: DataRepo) -> None:
+    for folder in {repo.path(rel).parent for rel in _all_targets(repo)}:
+        if folder.is_dir():
+            for p in folder.glob(f".*{STAGE_SUFFIX}"):
+                p.unlink(missing_ok=True)
+
+
+def _all_targets(repo: DataRepo) -> list[str]:
+    out: list[str] = []
+    for s in STEPS:
+        out.extend(s.files(repo))
+    return out
+
+
+def _commit_stages(
+    repo: DataRepo, files: list[FileEntry], want: str, after_each: Callable[[int], None] | None
+) -> None:
+    """Rename staged files over their targets; ``want`` is "after" (up) or "before" (down)."""
+    folders = set()
+    for i, fe in enumerate(files):
+        target = repo.path(fe.path)
+        stage = _stage_path(repo, fe.path)
+        goal = getattr(fe, want)
+        if stage.exists():
+            os.replace(stage, target)
+            folders.add(target.parent)
+        elif not target.exists() or sha256(target.read_bytes()) != goal:
+            raise DataChanged(
+                f"{fe.path}: neither the file nor its staged copy has the expected content",
+                hint="restore the file from git, then run the command again",
+            )
+        if after_each:
+            after_each(i)
+    for folder in folders:
+        sync_dir(folder)
+
+
+def _diff(rel: str, old: bytes, new: bytes) -> str:
+    return "".join(
+        difflib.unified_diff(
+            old.decode("utf-8", "replace").splitlines(keepends=True),
+            new.decode("utf-8", "replace").splitlines(keepends=True),
+            fromfile=f"a/{rel}",
+            tofile=f"b/{rel}",
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- up
+
+
+def _up_step(
+    repo: DataRepo,
+    ledger: Ledger,
+    step: Step,
+    *,
+    dry_run: bool,
+    diff: bool,
+    options: dict[str, Any],
+    progress: Progress,
+    after_each: Callable[[int], None] | None,
+) -> StepReport:
+    report = StepReport(step, "up")
+    ctx = step.prepare(repo, options)
+    entries: list[FileEntry] = []
+    problems = []
+    rels = step.files(repo)
+    for rel in progress(rels) if progress else rels:
+        data = repo.read_bytes(rel)
+        res = step.up(rel, data, ctx)
+        report.totals.update(res.counts)
+        report.notes.extend(res.notes)
+        if res.problems:
+            problems.extend(res.problems)
+            continue
+        changed = res.data != data
+        report.files.append(
+            FileReport(
+                rel, res.counts, changed, _diff(rel, data, res.data) if diff and changed else ""
+            )
+        )
+        if not changed or problems:
+            continue
+        restore = None
+        if step.down(rel, res.data, res.patch) != data:
+            restore = data  # down cannot rebuild these exact bytes: keep them
+            report.totals["files kept verbatim for down"] += 1
+        entries.append(FileEntry(rel, sha256(data), sha256(res.data), restore, res.patch))
+        if not dry_run:
+            _stage(repo, rel, res.data)
+    if problems:
+        _clean_stages(repo)
+        raise BadInputError(
+            f"{len(problems)} problem(s) in the data; nothing was written",
+            [str(p) for p in problems],
+            hint="fix or remove these lines (see `migrate check`), then run again",
+        )
+    report.notes.extend(step.summary(ctx, report.totals))
+    if dry_run:
+        return report
+    entry = StepEntry(
+        step.id,
+        step.name,
+        step.description,
+        "applying",
+        clock.now_iso(),
+        __version__,
+        _summary(report),
+    )
+    ledger.begin(entry, entries)
+    _commit_stages(repo, entries, "after", after_each)
+    ledger.mark(entry, "applied")
+    return report
+
+
+def _summary(report: StepReport) -> dict[str, Any]:
+    return {
+        "files_changed": report.changed_files,
+        "files_read": len(report.files),
+        **{k: v for k, v in sorted(report.totals.items())},
+    }
+
+
+def _resume_up(
+    repo: DataRepo, ledger: Ledger, entry: StepEntry, after_each: Callable[[int], None] | None
+) -> StepReport:
+    step = by_id(entry.id)
+    files = ledger.files(entry)
+    pending = [fe for fe in files if sha256(repo.read_bytes(fe.path)) != fe.after]
+    _commit_stages(repo, pending, "after", after_each)
+    ledger.mark(entry, "applied")
+    report = StepReport(step, "up", resumed=True)
+    report.notes.append(f"finished an interrupted run: {len(pending)} of {len(files)} files left")
+    return report
+
+
+def up(
+    repo: DataRepo,
+    target: str | None = "head",
+    *,
+    dry_run: bool = False,
+    diff: bool = False,
+    options: dict[str, Any] | None = None,
+    progress: Progress = None,
+    after_each: Callable[[int], None] | None = None,
+) -> RunReport:
+    """Apply steps up to ``target``. ``after_each(i)`` is a test hook run after each rename."""
+    start = clock.monotonic()
+    options = options or {}
+    with hold(repo, "up"):
+        ledger = Ledger.load(repo)
+        check_ledger_known(ledger)
+        resumed = None
+        unfinished = ledger.unfinished
+        if unfinished is not None:
+            if unfinished.state == "reverting":
+                raise LedgerError(
+                    f"step {unfinished.id} was being reverted when a run stopped",
+                    hint="run `migrate down` to finish reverting it first",
+                )
+            if dry_run:
+                return RunReport(
+                    Plan("up", (by_id(unfinished.id),), ledger.current, unfinished.id),
+                    True,
+                    [],
+                    0.0,
+                )
+            resumed = _resume_up(repo, ledger, unfinished, after_each)
+        else:
+            _clean_stages(repo)
+        the_plan = plan(ledger, "up", target)
+        run = RunReport(the_plan, dry_run)
+        if resumed:
+            run.steps.append(resumed)
+        for step in the_plan.steps:
+            run.steps.append(
+                _up_step(
+                    repo,
+                    ledger,
+                    step,
+                    dry_run=dry_run,
+                    diff=diff,
+                    options=options,
+                    progress=progress,
+                    after_each=after_each,
+                )
+            )
+            if dry_run:
+                break  # later steps read what this one would write
+        run.seconds = clock.monotonic() - start
+        return run
+
+
+# ---------------------------------------------------------------------------- down
+
+
+def _verify_after(repo: DataRepo, files: list[FileEntry], allow_before: bool) -> list[str]:
+    bad = []
+    for fe in files:
+        try:
+            cur = sha256(repo.read_bytes(fe.path))
+        except Exception:
+            cur = None
+        if cur != fe.after and not (allow_before and cur == fe.before):
+            bad.append(fe.path)
+    return bad
+
+
+def _down_step(
+    repo: DataRepo,
+    ledger: Ledger,
+    entry: StepEntry,
+    *,
+    dry_run: bool,
+    force: bool,
+    after_each: Callable[[int], None] | None,
+) -> StepReport:
+    step = by_id(entry.id)
+    report = StepReport(step, "down")
+    files = ledger.files(entry)
+    interrupted = entry.state != "applied"
+    changed = _verify_after(repo, files, allow_before=interrupted)
+    if changed and not force:
+        raise DataChanged(
+            f"{len(changed)} file(s) changed since step {entry.id} wrote them: "
+            + ", ".join(changed[:5])
+            + (" ..." if len(changed) > 5 else ""),
+            hint="`migrate verify` lists them; commit or revert those edits"
+            " (or pass --force to overwrite them with the pre-step bytes)",
+        )
+    todo: list[FileEntry] = []
+    for fe in files:
+        cur = repo.read_bytes(fe.path)
+        if sha256(cur) == fe.before:
+            continue  # never replaced (interrupted up) or already reverted
+        old = fe.restore if fe.restore is not None else step.down(fe.path, cur, fe.patch)
+        if fe.restore is None and sha256(old) != fe.before and not force:
+            raise DataChanged(f"{fe.path}: reverting does not give back the recorded bytes")
+        report.files.append(FileReport(fe.path, Counter(), True))
+        todo.append(fe)
+        if not dry_run:
+            _stage(repo, fe.path, old)
+    if dry_run:
+        return report
+    if entry.state != "reverting":
+        ledger.mark(entry, "reverting")
+    _commit_stages(repo, todo, "before", after_each)
+    ledger.drop(entry)
+    return report
+
+
+def down(
+    repo: DataRepo,
+    target: str | None = None,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    after_each: Callable[[int], None] | None = None,
+) -> RunReport:
+    """Revert steps down to ``target`` (default: the last applied step only)."""
+    start = clock.monotonic()
+    with hold(repo, "down"):
+        ledger = Ledger.load(repo)
+        check_ledger_known(ledger)
+        reports = []
+        unfinished = ledger.unfinished
+        if unfinished is not None:
+            # an interrupted up or down: undo it first, it is not "applied"
+            if dry_run:
+                return RunReport(
+                    Plan("down", (by_id(unfinished.id),), ledger.current, ledger.current), True, []
+                )
+            reports.append(
+                _down_step(
+                    repo, ledger, unfinished, dry_run=False, force=force, after_each=after_each
+                )
+            )
+            reports[-1].resumed = True
+            _clean_stages(repo)
+            if target is None:
+                return RunReport(
+                    Plan("down", (by_id(unfinished.id),), ledger.current, ledger.current),
+                    False,
+                    reports,
+                    clock.monotonic() - start,
+                )
+        else:
+            _clean_stages(repo)
+        the_plan = plan(ledger, "down", target)
+        run = RunReport(the_plan, dry_run, reports)
+        for step in the_plan.steps:
+            entry = next(e for e in ledger.steps if e.id == step.id)
+            run.steps.append(
+                _down_step(repo, ledger, entry, dry_run=dry_run, force=force, after_each=after_each)
+            )
+            if dry_run:
+                break
+        run.seconds = clock.monotonic() - start
+        return run
+
+
+# ---------------------------------------------------------------------------- queries
+
+
+def status(repo: DataRepo) -> dict[str, Any]:
+    ledger = Ledger.load(repo)
+    check_ledger_known(ledger)
+    pending = [s.id for s in plan(ledger, "up", "head").steps]
+    out: dict[str, Any] = {"current": ledger.current, "head": STEPS[-1].id, "pending": pending}
+    if ledger.unfinished is not None:
+        out["unfinished"] = {"id": ledger.unfinished.id, "state": ledger.unfinished.state}
+    return out
+
+
+def history(repo: DataRepo) -> list[StepEntry]:
+    return Ledger.load(repo).steps
+
+
+def verify(repo: DataRepo) -> list[tuple[str, str]]:
+    """Files whose bytes differ from what the last step that wrote them recorded."""
+    ledger = Ledger.load(repo)
+    latest: dict[str, tuple[str, str]] = {}
+    for entry in ledger.steps:
+        for fe in ledger.files(entry):
+            latest[fe.path] = (entry.id, fe.after)
+    out = []
+    for path, (step_id, after) in sorted(latest.items()):
+        if not repo.exists(path):
+            out.append((path, f"missing (written by step {step_id})"))
+            continue
+        if sha256(repo.read_bytes(path)) != after:
+            out.append((path, f"changed since step {step_id} wrote it"))
+    return out

@@ -1,0 +1,20 @@
+"""The registry of migration steps, in order. Adding a step means adding it here.
+
+Each step is a module with one :class:`~migrate.steps.base.Step` subclass; ``up`` and
+``down`` are pure functions of a file's bytes (plus the step's context or patch), so the
+engine can plan, dry-run, verify round trips and test them without touching disk.
+"""
+
+from __future__ import annotations
+
+from migrate.steps.base import Step
+from migrate.steps.s0001_records_v2 import RecordsV2
+
+STEPS: list[Step] = [RecordsV2()]
+
+
+def by_id(step_id: str) -> Step:
+    for s in STEPS:
+        if s.id == step_id:
+            return s
+    raise KeyError(step_id)

@@ -1,0 +1,49 @@
+"""What a migration step is: an id, a description, and a pure ``up``/``down`` per file."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrate.reader import Problem
+from migrate.repo import DataRepo
+
+
+@dataclass
+class UpResult:
+    """The outcome of a step's ``up`` on one file.
+
+    ``patch`` is whatever the step's ``down`` needs besides the new bytes (JSON-able, kept
+    in the ledger); ``counts`` feed the dry-run and the run summary.
+    """
+
+    data: bytes
+    patch: Any = None
+    counts: Counter[str] = field(default_factory=Counter)
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class Step:
+    id: str = ""
+    name: str = ""
+    description: str = ""
+
+    def files(self, repo: DataRepo) -> list[str]:
+        """The files this step may rewrite (relative paths)."""
+        raise NotImplementedError
+
+    def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Any:
+        """Whole-repo context computed once before ``up`` (read-only)."""
+        return None
+
+    def up(self, rel: str, data: bytes, ctx: Any) -> UpResult:
+        raise NotImplementedError
+
+    def down(self, rel: str, data: bytes, patch: Any) -> bytes:
+        raise NotImplementedError
+
+    def summary(self, ctx: Any, totals: Counter[str]) -> list[str]:
+        """Extra lines for the run summary (e.g. evidence per source)."""
+        return []

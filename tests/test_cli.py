@@ -1,0 +1,55 @@
+"""The CLI is thin: it maps library calls to output and exit codes."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from migrate.cli import main
+from migrate.progress import progress_for
+
+
+def test_status_json_and_check_exit_codes(fixture_repo, capsys):
+    root = str(fixture_repo("sample"))
+    assert main(["status", "--repo", root, "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st == {"current": None, "head": st["head"], "pending": st["pending"]}
+    assert st["pending"] and st["pending"][-1] == st["head"]
+    assert main(["status", "--repo", root, "--check"]) == 2
+    assert main(["up", "--repo", root, "-q"]) == 0
+    assert main(["status", "--repo", root, "--check"]) == 0
+    capsys.readouterr()
+    assert main(["history", "--repo", root]) == 0
+    assert "0001 records-v2  applied" in capsys.readouterr().out
+    assert main(["verify", "--repo", root]) == 0
+    assert main(["down", "--repo", root, "--to", "base"]) == 0
+    assert "now at base" in capsys.readouterr().out
+
+
+def test_dry_run_prints_plan_per_file_counts_and_diff(fixture_repo, capsys):
+    root = str(fixture_repo("sample"))
+    assert main(["up", "--repo", root, "--dry-run", "--diff"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("dry run: apply 0001 records-v2")
+    assert "data/failures/homebrew.jsonl: " in out
+    assert "+++ b/data/failures/homebrew.jsonl" in out
+
+
+def test_bad_input_lists_lines_on_stderr_and_exits_2(fixture_repo, capsys):
+    root = str(fixture_repo("bad"))
+    assert main(["up", "--repo", root]) == 2
+    err = capsys.readouterr().err
+    assert "data/failures/broken.jsonl:2: invalid JSON" in err
+    assert "nothing was written" in err
+
+
+def test_progress_is_off_when_quiet_or_not_a_terminal():
+    assert progress_for(SimpleNamespace(quiet=True), "x") is None
+    # pytest captures stderr, so it is not a terminal here
+    assert progress_for(SimpleNamespace(quiet=False), "x") is None
+
+
+def test_demo_round_trips(capsys):
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "round trip: every file is byte-identical" in out

@@ -61,9 +61,6 @@ def _print_run(run, out=None) -> None:
                     print(f"  {fr.path}: {counts}", file=out)
                 if fr.diff:
                     print(fr.diff, end="", file=out)
-    if run.dry_run and len(run.plan.steps) > 1:
-        rest = ", ".join(s.id for s in run.plan.steps[1:])
-        print(f"dry run simulated the first step only; then: {rest}", file=out)
     if not run.dry_run and run.plan.steps:
         print(f"now at {run.plan.target or 'base'} ({run.seconds:.2f}s)", file=out)
 
@@ -139,6 +136,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
         else "ok: every file matches the ledger"
     )
     return 1 if bad else 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from migrate.ingest import ingest
+    from migrate.lock import hold
+
+    repo = _repo(args)
+    with hold(repo, "ingest"):
+        rel, n, problems = ingest(repo, args.files, stdout=args.stdout)
+    for p in problems:
+        print(f"migrate: skipped: {p}", file=sys.stderr)
+    if not args.stdout:
+        print(f"wrote {n} records to {rel}" if rel else "no failures to record")
+    return 0
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
@@ -248,6 +259,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="list files changed by hand since the last step (checksums)",
     )
     v.set_defaults(func=cmd_verify)
+
+    ig = sub.add_parser(
+        "ingest",
+        parents=[common],
+        help="turn CI validation artifacts (+ install JSON) into v2 lines with blocked_by",
+        description="Read validation-results-<platform>.json files (and tsuku install --json"
+        " outputs) and write their failures as v2 records to data/failures/batch-<now>.jsonl.",
+        epilog="example:\n  migrate ingest ci/validation-results-*.json ci/install/*.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ig.add_argument("files", nargs="+", metavar="FILE")
+    ig.add_argument("--stdout", action="store_true", help="print the lines instead of writing")
+    ig.set_defaults(func=cmd_ingest)
 
     d = sub.add_parser(
         "demo",

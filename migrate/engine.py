@@ -148,6 +148,26 @@ class RunReport:
 # ---------------------------------------------------------------------------- helpers
 
 
+class DryRunRepo(DataRepo):
+    """A read-only view of a repo with the files earlier steps *would* have written.
+
+    Dry runs chain steps through it, so step 0002's plan reads what 0001 would produce,
+    without a byte written to disk.
+    """
+
+    def __init__(self, base: DataRepo):  # noqa: D107 - no checks: base is already a repo
+        self.root = base.root
+        self.overlay: dict[str, bytes] = {}
+
+    def read_bytes(self, rel: str) -> bytes:
+        if rel in self.overlay:
+            return self.overlay[rel]
+        return super().read_bytes(rel)
+
+    def write_atomic(self, rel: str, data: bytes, *, sync: bool = True) -> None:
+        raise AssertionError(f"dry run tried to write {rel}")
+
+
 def _stage_path(repo: DataRepo, rel: str):
     p = repo.path(rel)
     return p.with_name(f".{p.name}{STAGE_SUFFIX}")
@@ -249,7 +269,9 @@ def _up_step(
             restore = data  # down cannot rebuild these exact bytes: keep them
             report.totals["files kept verbatim for down"] += 1
         entries.append(FileEntry(rel, sha256(data), sha256(res.data), restore, res.patch))
-        if not dry_run:
+        if isinstance(repo, DryRunRepo):
+            repo.overlay[rel] = res.data
+        else:
             _stage(repo, rel, res.data)
     if problems:
         _clean_stages(repo)
@@ -268,7 +290,7 @@ def _up_step(
         "applying",
         clock.now_iso(),
         __version__,
-        _summary(report),
+        _summary(report, {k: v for k, v in options.items() if v}),
     )
     ledger.begin(entry, entries)
     _commit_stages(repo, entries, "after", after_each)
@@ -276,12 +298,15 @@ def _up_step(
     return report
 
 
-def _summary(report: StepReport) -> dict[str, Any]:
-    return {
+def _summary(report: StepReport, options: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "files_changed": report.changed_files,
         "files_read": len(report.files),
         **{k: v for k, v in sorted(report.totals.items())},
     }
+    if options:
+        out["options"] = options  # e.g. the --evidence folders, for the record
+    return out
 
 
 def _resume_up(
@@ -335,10 +360,11 @@ def up(
         run = RunReport(the_plan, dry_run)
         if resumed:
             run.steps.append(resumed)
+        view = DryRunRepo(repo) if dry_run else repo
         for step in the_plan.steps:
             run.steps.append(
                 _up_step(
-                    repo,
+                    view,
                     ledger,
                     step,
                     dry_run=dry_run,
@@ -348,8 +374,6 @@ def up(
                     after_each=after_each,
                 )
             )
-            if dry_run:
-                break  # later steps read what this one would write
         run.seconds = clock.monotonic() - start
         return run
 
@@ -401,8 +425,24 @@ def _down_step(
             raise DataChanged(f"{fe.path}: reverting does not give back the recorded bytes")
         report.files.append(FileReport(fe.path, Counter(), True))
         todo.append(fe)
-        if not dry_run:
+        if isinstance(repo, DryRunRepo):
+            repo.overlay[fe.path] = old
+        else:
             _stage(repo, fe.path, old)
+    recorded = {fe.path for fe in files}
+    for rel in step.files(repo):
+        if rel in recorded:
+            continue
+        cur = repo.read_bytes(rel)
+        old = step.down_unrecorded(rel, cur)
+        if old is not None and old != cur:
+            report.files.append(FileReport(rel, Counter({"written after the step": 1}), True))
+            report.notes.append(f"{rel}: not written by {step.id}, converted down as well")
+            todo.append(FileEntry(rel, sha256(old), sha256(cur)))
+            if isinstance(repo, DryRunRepo):
+                repo.overlay[rel] = old
+            else:
+                _stage(repo, rel, old)
     if dry_run:
         return report
     if entry.state != "reverting":
@@ -451,13 +491,12 @@ def down(
             _clean_stages(repo)
         the_plan = plan(ledger, "down", target)
         run = RunReport(the_plan, dry_run, reports)
+        view = DryRunRepo(repo) if dry_run else repo
         for step in the_plan.steps:
             entry = next(e for e in ledger.steps if e.id == step.id)
             run.steps.append(
-                _down_step(repo, ledger, entry, dry_run=dry_run, force=force, after_each=after_each)
+                _down_step(view, ledger, entry, dry_run=dry_run, force=force, after_each=after_each)
             )
-            if dry_run:
-                break
         run.seconds = clock.monotonic() - start
         return run
 

@@ -151,6 +151,7 @@ class FailureRecordV2(_Strict):
     platform: Platform
     category: Category
     category_legacy: NonEmpty | None = None
+    reclassified_from: Category | None = None
     exit_code: int | None
     blocked_by: list[BlockerName] | None
     evidence: list[Evidence] = []
@@ -175,6 +176,8 @@ class FailureRecordV2(_Strict):
             raise ValueError("a platform-scope record needs its exit_code")
         if self.category_legacy is not None and self.category_legacy in CANONICAL_CATEGORIES:
             raise ValueError("category_legacy holds only non-canonical names")
+        if self.reclassified_from is not None and self.category != "missing_dep":
+            raise ValueError("only a record reclassified to missing_dep has reclassified_from")
         return self
 
 

@@ -59,7 +59,8 @@ def test_stairway_up_down_up_is_byte_exact_per_step(fixture_repo, name):
     for step_id in STEP_IDS:
         engine.up(repo, step_id)
         after = snapshot(root)
-        assert data_only(after) != data_only(states[-1]), f"step {step_id} changed nothing"
+        if name == "sample":  # every step has work on the sample: a no-op step must fail here
+            assert data_only(after) != data_only(states[-1]), f"step {step_id} changed nothing"
         engine.down(repo)  # one step back
         assert snapshot(root) == states[-1], f"down of {step_id} is not exact"
         engine.up(repo, step_id)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from migrate.steps.base import Step
 from migrate.steps.s0001_records_v2 import RecordsV2
+from migrate.steps.s0002_backfill_blocked_by import BackfillBlockedBy
 
-STEPS: list[Step] = [RecordsV2()]
+STEPS: list[Step] = [RecordsV2(), BackfillBlockedBy()]
 
 
 def by_id(step_id: str) -> Step:

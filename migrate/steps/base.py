@@ -44,6 +44,11 @@ class Step:
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
         raise NotImplementedError
 
+    def down_unrecorded(self, rel: str, data: bytes) -> bytes | None:
+        """``down`` for a file the step never wrote (e.g. added by ``migrate ingest``
+        afterwards); None leaves it as it is."""
+        return None
+
     def summary(self, ctx: Any, totals: Counter[str]) -> list[str]:
         """Extra lines for the run summary (e.g. evidence per source)."""
         return []

@@ -122,6 +122,29 @@ class RecordsV2(Step):
 
     # ------------------------------------------------------------------ down
 
+    def down_unrecorded(self, rel: str, data: bytes) -> bytes | None:
+        """v2 lines written after this step (``migrate ingest``) become v1 lines: a platform
+        record a Shape B line (``blocked_by`` kept), a package record a one-record envelope."""
+        if b'"schema_version":2' not in data:
+            return None
+        lines = []
+        for _, raw in split_lines(data):
+            rec = codec.loads(raw) if raw.strip() else None
+            if not rec or rec.get("schema_version") != 2:
+                lines.append(raw.decode("utf-8"))
+            elif rec["scope"] == "platform":
+                lines.append(codec.dumps_line(to_platform_line(rec)))
+            else:
+                env = {
+                    "schema_version": 1,
+                    "ecosystem": rec["ecosystem"],
+                    "environment": rec["platform"],
+                    "updated_at": rec["run"] or rec["timestamp"],
+                    "failures": [to_envelope_item(rec)],
+                }
+                lines.append(codec.dumps_line(env))
+        return "".join(line + "\n" for line in lines).encode("utf-8")
+
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
         records = [codec.loads(raw) for _, raw in split_lines(data)]
         lines: list[str] = []

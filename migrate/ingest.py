@@ -1,0 +1,120 @@
+"""``migrate ingest``: turn new CI artifacts into v2 failure lines that carry ``blocked_by``.
+
+Input: ``validation-results-<platform>.json`` arrays and, where given, ``tsuku install
+--json`` outputs (recognized by content, as for ``--evidence``). Every ``fail`` entry
+becomes one platform-scope v2 record, its blockers merged from the entry's ``blocked_by``
+and the install JSON's ``missing_recipes`` for the same recipe (and platform, if stated).
+Output: a new ``data/failures/batch-<run>.jsonl`` written atomically (or stdout), so the
+CI workflow no longer assembles lines with jq and the format cannot drift again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from migrate import clock, codec
+from migrate.errors import BadInputError, UsageError
+from migrate.evidence import EvidenceSet
+from migrate.evidence.artifacts import scan_file
+from migrate.evidence.names import merge
+from migrate.ledger import Ledger
+from migrate.models import FailureRecordV2
+from migrate.queues import load_queue_docs, name_index
+from migrate.repo import FAILURES_DIR, DataRepo
+
+#: tsuku CLI exit code -> canonical category (formats.md section 3).
+EXIT_CATEGORIES = {
+    3: "recipe_not_found",
+    5: "network_error",
+    6: "install_failed",
+    7: "verify_failed",
+    8: "missing_dep",
+    9: "generation_failed",
+    124: "network_error",  # shell timeout killed the install (legacy "timeout")
+    137: "network_error",
+}
+
+
+def category_for_exit(code: int | None) -> str:
+    return (
+        EXIT_CATEGORIES.get(code, "generation_failed") if code is not None else "generation_failed"
+    )
+
+
+def build_records(
+    repo: DataRepo, files: list[str], run: str, timestamp: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    ev = EvidenceSet()
+    for f in files:
+        p = Path(f)
+        if not p.is_file():
+            raise UsageError(f"{f}: no such file")
+        scan_file(p, p.as_posix(), ev)
+    by_name = name_index(load_queue_docs(repo))
+    installs = [f for f in ev.findings if f.source == "install_json"]
+    records = []
+    for f in ev.findings:
+        if f.source != "validation_results":
+            continue
+        extra = [i for i in installs if i.recipe == f.recipe and (i.platform in (None, f.platform))]
+        names = merge(f.names, *(i.names for i in extra))
+        evidence = [f.evidence()] if f.names else []
+        evidence += [i.evidence() for i in extra if i.names]
+        if names:
+            blocked_by: list[str] | None = names
+        elif f.exit_code == 8 or any(i.exit_code == 8 for i in extra):
+            blocked_by = None  # a dependency failure nobody named: unknown
+        else:
+            blocked_by = []
+            evidence = [f.evidence()]
+        package_id = by_name.get(f.recipe)
+        rec = {
+            "schema_version": 2,
+            "package_id": package_id,
+            "ecosystem": package_id.partition(":")[0] if package_id else None,
+            "name": f.recipe,
+            "scope": "platform",
+            "platform": f.platform,
+            "category": "missing_dep" if names else category_for_exit(f.exit_code),
+            "category_legacy": None,
+            "reclassified_from": None,
+            "exit_code": f.exit_code,
+            "blocked_by": blocked_by,
+            "evidence": evidence,
+            "message": None,
+            "message_truncated": False,
+            "timestamp": timestamp,
+            "run": run,
+        }
+        FailureRecordV2.model_validate(rec)
+        records.append(rec)
+    return records, ev.problems
+
+
+def ingest(
+    repo: DataRepo, files: list[str], *, stdout: bool = False
+) -> tuple[str | None, int, list[str]]:
+    """Write the records; returns (file written or None, record count, evidence problems)."""
+    if not files:
+        raise UsageError("give at least one validation-results file")
+    if not stdout and not Ledger.load(repo).is_applied("0001"):
+        raise UsageError(
+            "this repo is at base (v1 records); ingest writes v2 lines",
+            hint="run `migrate up` first, or use --stdout",
+        )
+    now = clock.now()
+    run = now.strftime("%Y-%m-%dT%H-%M-%SZ")
+    records, problems = build_records(repo, files, run, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    if problems and not records:
+        raise BadInputError("no usable validation results", problems)
+    body = "".join(codec.dumps_line(r) + "\n" for r in records)
+    if stdout:
+        print(body, end="")
+        return None, len(records), problems
+    rel = f"{FAILURES_DIR}/batch-{run}.jsonl"
+    if repo.exists(rel):
+        raise UsageError(f"{rel} already exists", hint="wait a second and run again")
+    if records:
+        repo.write_atomic(rel, body.encode("utf-8"))
+    return (rel if records else None), len(records), problems

@@ -1,0 +1,331 @@
+"""Step 0002 backfill-blocked-by: fill ``blocked_by`` from every source of evidence.
+
+For each v2 record (one line each, lines never move):
+
+* package scope — names from the record itself, its ``message``
+  (:mod:`migrate.evidence.messages`), and the ``--evidence`` findings assigned to it.
+  Names found -> ``blocked_by`` is their union in first-seen order, the category becomes
+  ``missing_dep`` (the previous one kept in ``reclassified_from``), and one ``evidence``
+  entry per source says where the names came from. A true not-found
+  (``package 'X' not found in <eco>``) is never touched.
+* platform scope — findings for its recipe and platform (validation results, install
+  JSON); an exit-8 line is a dependency failure by the CLI's own exit code and becomes
+  ``missing_dep``; with no names of its own it takes the blockers of the same package's
+  nearest earlier package-scope record (``sibling_record``).
+* nothing found -> ``blocked_by`` stays ``null`` (unknown): never ``[]``, never a guess.
+  ``[]`` is written only where a source states it (install JSON with no missing recipes).
+
+The ledger patch of a file maps each changed line to its previous ``category``,
+``reclassified_from``, ``blocked_by`` and evidence count, so ``down`` removes exactly what
+``up`` added.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrate import codec
+from migrate.evidence import EvidenceSet, Finding
+from migrate.evidence.artifacts import scan_dirs
+from migrate.evidence.messages import blocker_names, true_not_found
+from migrate.evidence.names import merge
+from migrate.queues import load_queue_docs, name_index
+from migrate.reader import split_lines
+from migrate.repo import DataRepo
+from migrate.steps.base import Step, UpResult
+
+
+def ts_key(ts: str) -> str:
+    """Sortable form of an RFC 3339 UTC timestamp with 0-9 fractional digits."""
+    base, _, frac = ts.rstrip("Z").partition(".")
+    return base.replace("-", "").replace(":", "") + frac.ljust(9, "0")
+
+
+@dataclass
+class Ref:
+    rel: str
+    line: int
+    package_id: str | None
+    name: str
+    scope: str
+    platform: str
+    run: str | None
+    ts: str
+
+
+@dataclass
+class Context:
+    evidence: EvidenceSet
+    assigned: dict[tuple[str, int], list[Finding]] = field(default_factory=dict)
+    #: package_id -> [(ts_key, names, "file:line")] of package records that name blockers
+    package_names: dict[str, list[tuple[str, list[str], str]]] = field(default_factory=dict)
+    unmatched: list[Finding] = field(default_factory=list)
+
+
+def _message_names(rec: dict[str, Any]) -> list[str]:
+    msg = rec.get("message")
+    return blocker_names(msg, rec["name"]).names if msg else []
+
+
+def _skip(rec: dict[str, Any]) -> bool:
+    """A true not-found (``package 'X' not found in homebrew``): never touched."""
+    msg = rec.get("message")
+    return rec["scope"] == "package" and bool(msg) and true_not_found(msg) is not None
+
+
+class BackfillBlockedBy(Step):
+    id = "0002"
+    name = "backfill-blocked-by"
+    description = "fill blocked_by from messages, CI artifacts, logs and sibling records"
+
+    def files(self, repo: DataRepo) -> list[str]:
+        return [f.rel for f in repo.failure_files()]
+
+    # ------------------------------------------------------------------ prepare
+
+    def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
+        ctx = Context(scan_dirs(list(options.get("evidence") or [])))
+        by_name = name_index(load_queue_docs(repo))
+        wanted: dict[str, list[Finding]] = defaultdict(list)
+        for f in ctx.evidence.findings:
+            f.package_id = f.package_id or by_name.get(f.recipe)
+            wanted[f.recipe].append(f)
+            if f.package_id:
+                wanted[f.package_id].append(f)
+        candidates: dict[int, list[Ref]] = defaultdict(list)  # id(finding) -> refs
+        package_names: dict[str, list[tuple[str, list[str], str]]] = defaultdict(list)
+        for rel in self.files(repo):
+            for lineno, raw in split_lines(repo.read_bytes(rel)):
+                if not raw.strip():
+                    continue
+                rec = codec.loads(raw)
+                ref = None
+                keys = {rec["name"], rec["package_id"]} - {None}
+                for key in keys:
+                    for f in wanted.get(key, ()):
+                        if f.platform and f.platform != rec["platform"]:
+                            continue
+                        if not f.platform and rec["scope"] != "package":
+                            continue  # no platform: the orchestrator's own install
+                        if f.run and f.run != rec["run"]:
+                            continue
+                        if f.package_id and rec["package_id"] and f.package_id != rec["package_id"]:
+                            continue
+                        ref = ref or Ref(
+                            rel,
+                            lineno,
+                            rec["package_id"],
+                            rec["name"],
+                            rec["scope"],
+                            rec["platform"],
+                            rec["run"],
+                            ts_key(rec["timestamp"]),
+                        )
+                        if ref not in candidates[id(f)]:
+                            candidates[id(f)].append(ref)
+                if rec["scope"] == "package" and rec["package_id"] and not _skip(rec):
+                    names = merge(rec["blocked_by"] or [], _message_names(rec))
+                    if names:
+                        package_names[rec["package_id"]].append(
+                            (ts_key(rec["timestamp"]), names, f"{rel}:{lineno}")
+                        )
+        for f in ctx.evidence.findings:
+            refs = candidates.get(id(f), [])
+            if not refs:
+                ctx.unmatched.append(f)
+                continue
+            if not f.run:  # no run stamp: the artifact describes the latest attempt
+                latest = max(r.ts for r in refs)
+                refs = [r for r in refs if r.ts == latest]
+            for r in refs:
+                ctx.assigned.setdefault((r.rel, r.line), []).append(f)
+                if r.scope == "package" and r.package_id and f.names:
+                    package_names[r.package_id].append((r.ts, f.names, f"{r.rel}:{r.line}"))
+        for entries in package_names.values():
+            entries.sort(key=lambda e: e[0])
+        ctx.package_names = dict(package_names)
+        return ctx
+
+    # ------------------------------------------------------------------ up
+
+    def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
+        res = UpResult(b"")
+        out: list[bytes] = []
+        patch: dict[str, Any] = {}
+        for lineno, raw in split_lines(data):
+            if not raw.strip():
+                out.append(raw)
+                continue
+            rec = codec.loads(raw)
+            before = {
+                "category": rec["category"],
+                "reclassified_from": rec["reclassified_from"],
+                "blocked_by": rec["blocked_by"],
+                "evidence": len(rec["evidence"]),
+            }
+            if self._backfill(rec, rel, lineno, ctx, res.counts, res.notes):
+                patch[str(lineno)] = before
+                out.append(codec.dumps_line(rec).encode("utf-8"))
+            else:
+                out.append(raw)
+            if rec["blocked_by"] is None and (
+                rec["category"] == "missing_dep" or rec["exit_code"] == 8
+            ):
+                res.counts["unknown blockers left (null)"] += 1
+        res.data = b"".join(line + b"\n" for line in out)
+        res.patch = {"lines": patch} if patch else None
+        return res
+
+    def _backfill(
+        self,
+        rec: dict[str, Any],
+        rel: str,
+        lineno: int,
+        ctx: Context,
+        counts: Counter[str],
+        notes: list[str],
+    ) -> bool:
+        if _skip(rec):
+            counts["true not-found, untouched"] += 1
+            return False
+        own = rec["blocked_by"] or []
+        found: list[tuple[str, list[str], dict[str, Any]]] = []  # (source, names, evidence)
+        msg_names = _message_names(rec) if rec["scope"] == "package" else []
+        if msg_names:
+            match = blocker_names(rec["message"], rec["name"])
+            found.append(
+                (
+                    "message",
+                    msg_names,
+                    {
+                        "source": "message",
+                        "names": msg_names,
+                        "detail": match.lines[0][:300],
+                        "file": rel,
+                        "line": lineno,
+                    },
+                )
+            )
+        explicit_none: Finding | None = None
+        for f in ctx.assigned.get((rel, lineno), []):
+            if f.names:
+                found.append((f.source, f.names, f.evidence()))
+            elif f.exit_code != 8:
+                explicit_none = explicit_none or f
+        if (
+            not own
+            and not found
+            and rec["scope"] == "platform"
+            and rec["package_id"]
+            and (rec["exit_code"] == 8 or rec["category"] == "missing_dep")
+        ):
+            sib = self._sibling(rec, ctx)
+            if sib:
+                names, where = sib
+                found.append(
+                    (
+                        "sibling_record",
+                        names,
+                        {
+                            "source": "sibling_record",
+                            "names": names,
+                            "detail": f"blockers of {rec['package_id']}'s nearest earlier package"
+                            f" record ({where})",
+                            "file": where.rsplit(":", 1)[0],
+                            "line": int(where.rsplit(":", 1)[1]),
+                        },
+                    )
+                )
+        names = merge(own, *(n for _, n, _ in found))
+        changed = False
+        if names != own:
+            for source, src_names, ev in found:
+                if set(src_names) - set(own):
+                    counts[f"records backfilled from {source}"] += 1
+                rec["evidence"].append(ev)
+            rec["blocked_by"] = names
+            changed = True
+            self._note_disagreement(rec, rel, lineno, own, found, counts, notes)
+        elif (
+            not names
+            and explicit_none
+            and rec["blocked_by"] is None
+            and not (rec["category"] == "missing_dep" or rec["exit_code"] == 8)
+        ):
+            rec["blocked_by"] = []
+            rec["evidence"].append(explicit_none.evidence())
+            counts[f"records known unblocked from {explicit_none.source}"] += 1
+            changed = True
+        dependency = bool(names) or rec["exit_code"] == 8
+        if dependency and rec["category"] != "missing_dep":
+            counts[f"reclassified to missing_dep from {rec['category']}"] += 1
+            rec["reclassified_from"] = rec["category"]
+            rec["category"] = "missing_dep"
+            changed = True
+        return changed
+
+    @staticmethod
+    def _sibling(rec: dict[str, Any], ctx: Context) -> tuple[list[str], str] | None:
+        entries = ctx.package_names.get(rec["package_id"], [])
+        key = ts_key(rec["timestamp"])
+        best = None
+        for ts, names, where in entries:
+            if ts <= key:
+                best = (names, where)
+        return best
+
+    @staticmethod
+    def _note_disagreement(rec, rel, lineno, own, found, counts, notes) -> None:
+        sets = [(src, n) for src, n, _ in found]
+        if own:
+            sets.insert(0, ("record", own))
+        full = set().union(*(set(n) for _, n in sets))
+        differing = []
+        for src, n in sets:
+            if set(n) != full:
+                if src == "message" and rec.get("message_truncated"):
+                    continue  # a cut message may hide names: not a disagreement
+                differing.append(f"{src} {n}")
+        if differing and len(sets) > 1:
+            counts["records where sources disagree (union taken)"] += 1
+            notes.append(
+                f"disagreement {rel}:{lineno} {rec['package_id'] or rec['name']}: "
+                + "; ".join(f"{src} {n}" for src, n in sets)
+            )
+
+    # ------------------------------------------------------------------ down
+
+    def down(self, rel: str, data: bytes, patch: Any) -> bytes:
+        changes = (patch or {}).get("lines", {})
+        out = []
+        for lineno, raw in split_lines(data):
+            prior = changes.get(str(lineno))
+            if prior is None:
+                out.append(raw)
+                continue
+            rec = codec.loads(raw)
+            rec["category"] = prior["category"]
+            rec["reclassified_from"] = prior["reclassified_from"]
+            rec["blocked_by"] = prior["blocked_by"]
+            del rec["evidence"][prior["evidence"] :]
+            out.append(codec.dumps_line(rec).encode("utf-8"))
+        return b"".join(line + b"\n" for line in out)
+
+    def summary(self, ctx: Context, totals: Counter[str]) -> list[str]:
+        ev = ctx.evidence
+        lines = []
+        if ev.files:
+            lines.append(
+                "evidence files: " + ", ".join(f"{k} {v}" for k, v in sorted(ev.files.items()))
+            )
+        lines.extend(f"evidence skipped: {p}" for p in ev.problems)
+        for f in ctx.unmatched:
+            lines.append(
+                f"evidence unmatched: {f.file}{':' + str(f.line) if f.line else ''}"
+                f" ({f.source}) names {f.names} for {f.recipe}: no record of that recipe"
+                + (f" on {f.platform}" if f.platform else "")
+                + (f" in run {f.run}" if f.run else "")
+            )
+        return lines

@@ -1,0 +1,96 @@
+"""`migrate ingest`: CI artifacts become v2 lines carrying blocked_by."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from freezegun import freeze_time
+
+from migrate import engine
+from migrate.check import check_repo
+from migrate.cli import main
+from migrate.errors import UsageError
+from migrate.ingest import ingest
+from migrate.repo import DataRepo
+from tests.conftest import FIXTURES
+from tests.helpers import snapshot
+
+CI = FIXTURES / "evidence" / "ci" / "2026-02-21T07-27-58Z"
+INSTALL = FIXTURES / "evidence" / "install"
+
+
+@freeze_time("2026-04-01 12:00:00")
+def test_ingest_writes_one_v2_line_per_failure_with_blockers(fixture_repo):
+    root = fixture_repo("sample")
+    repo = DataRepo(root)
+    engine.up(repo)
+    files = sorted(str(p) for p in CI.glob("*.json")) + [str(INSTALL / "gitui.json")]
+    rel, n, problems = ingest(repo, files)
+    assert rel == "data/failures/batch-2026-04-01T12-00-00Z.jsonl" and problems == []
+    recs = [json.loads(x) for x in (root / rel).read_text().splitlines()]
+    assert n == len(recs) == 4  # 4 fail entries; pass and skipped entries are not failures
+    by = {(r["name"], r["platform"]): r for r in recs}
+    apr = by[("apr-util", "linux-alpine-musl-x86_64")]
+    assert apr["blocked_by"] == ["apr"] and apr["category"] == "missing_dep"
+    assert apr["package_id"] == "homebrew:apr-util" and apr["run"] == "2026-04-01T12-00-00Z"
+    assert by[("apr-util", "linux-alpine-musl-arm64")]["blocked_by"] is None  # exit 8, unnamed
+    any6 = by[("anycable-go", "linux-alpine-musl-x86_64")]
+    assert any6["blocked_by"] == [] and any6["category"] == "install_failed"
+    assert any6["package_id"] is None  # not in the queue: never assumed
+    assert check_repo(repo).ok
+
+
+def test_ingest_merges_install_json_for_the_same_recipe(fixture_repo, tmp_path):
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root), "0001")
+    vr = tmp_path / "validation-results-linux-alpine-musl-x86_64.json"
+    vr.write_text(
+        json.dumps(
+            [
+                {
+                    "recipe": "gitui",
+                    "platform": "linux-alpine-musl-x86_64",
+                    "status": "fail",
+                    "exit_code": 8,
+                    "attempts": 1,
+                    "blocked_by": ["openssl@3"],
+                }
+            ]
+        )
+    )
+    _, _, _ = ingest(DataRepo(root), [str(vr), str(INSTALL / "gitui.json")])
+    (f,) = [p for p in (root / "data" / "failures").glob("batch-2026-1*.jsonl")]
+    (rec,) = [json.loads(x) for x in f.read_text().splitlines()]
+    assert rec["blocked_by"] == ["openssl@3", "zlib-ng"]
+    assert [e["source"] for e in rec["evidence"]] == ["validation_results", "install_json"]
+
+
+def test_ingest_refuses_a_v1_repo_and_down_converts_ingested_lines(fixture_repo, capsys):
+    root = fixture_repo("sample")
+    with pytest.raises(UsageError, match="at base"):
+        ingest(DataRepo(root), [str(CI / "validation-results-linux-alpine-musl-x86_64.json")])
+    engine.up(DataRepo(root))
+    assert main(["ingest", "--repo", str(root), *map(str, CI.glob("*.json"))]) == 0
+    engine.down(DataRepo(root), "base")
+    assert check_repo(DataRepo(root)).ok  # ingested lines went down to v1 Shape B lines
+    assert snapshot(root)  # and nothing was lost
+
+
+def test_ingest_stdout_writes_nothing(fixture_repo, capsys):
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    assert (
+        main(
+            [
+                "ingest",
+                "--repo",
+                str(root),
+                "--stdout",
+                str(CI / "validation-results-linux-alpine-musl-x86_64.json"),
+            ]
+        )
+        == 0
+    )
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    assert snapshot(root) == before

@@ -1,0 +1,218 @@
+"""Step 0002 backfill-blocked-by on real-shaped data: names with provenance, never a guess."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from migrate import codec, engine
+from migrate.check import check_repo
+from migrate.repo import DataRepo
+from tests.conftest import FIXTURES, copy_repo, corpus_snapshot
+from tests.helpers import snapshot
+
+EVIDENCE = str(FIXTURES / "evidence")
+
+
+def records(root):
+    out = []
+    for f in sorted((root / "data" / "failures").glob("*.jsonl")):
+        for i, line in enumerate(f.read_text().splitlines(), 1):
+            if line.strip():
+                out.append((f.name, i, json.loads(line)))
+    return out
+
+
+def find(root, package_id, run=None, platform=None):
+    hits = [
+        r
+        for _, _, r in records(root)
+        if (r["package_id"] == package_id or r["name"] == package_id)
+        and (run is None or r["run"] == run)
+        and (platform is None or r["platform"] == platform)
+    ]
+    assert hits, (package_id, run, platform)
+    return hits
+
+
+@pytest.fixture
+def sample_with_evidence(fixture_repo):
+    root = fixture_repo("sample")
+    run = engine.up(DataRepo(root), options={"evidence": [EVIDENCE]})
+    return root, run
+
+
+def test_message_names_are_backfilled_with_provenance(sample_with_evidence):
+    root, _ = sample_with_evidence
+    (node,) = find(root, "homebrew:node", run="2026-02-07T03-03-36Z")
+    assert node["blocked_by"] == ["ada-url"]
+    assert node["category"] == "missing_dep" and node["reclassified_from"] == "install_failed"
+    assert node["category_legacy"] == "validation_failed"
+    (ev,) = node["evidence"]
+    assert ev["source"] == "message" and ev["names"] == ["ada-url"]
+    assert ev["detail"] == "Error: registry: recipe ada-url not found in registry"
+    assert ev["file"] == "data/failures/homebrew-2026-02-07T03-03-36Z.jsonl" and ev["line"] == 1
+
+
+def test_records_that_only_mention_dependencies_gain_nothing(sample_with_evidence):
+    root, _ = sample_with_evidence
+    # gh: "Installing dependency: patchelf@0.18.0" only; exa: a true not-found
+    for pid, run in [("homebrew:gh", "2026-01-31T18-00-45Z"), ("homebrew:exa", None)]:
+        for rec in find(root, pid, run=run):
+            if rec["scope"] == "package":
+                assert rec["blocked_by"] is None and rec["reclassified_from"] is None
+                assert rec["evidence"] == []
+
+
+def test_record_own_names_kept_and_truncated_message_adds_nothing_wrong(sample_with_evidence):
+    root, _ = sample_with_evidence
+    # March node record: blocked_by lists 7 names, its cut message shows 5
+    (node,) = find(root, "homebrew:node", run="2026-03-02T05-53-37Z")
+    assert node["blocked_by"] == [
+        "ada-url",
+        "hdrhistogram_c",
+        "icu4c@78",
+        "libuv",
+        "llhttp",
+        "simdjson",
+        "uvwasi",
+    ]
+    assert [e["source"] for e in node["evidence"]] == ["record"]
+    assert node["message_truncated"] is True
+
+
+def test_artifacts_fill_platform_lines_and_disagreements_take_the_union(sample_with_evidence):
+    root, run = sample_with_evidence
+    (apr,) = find(root, "apr-util", platform="linux-alpine-musl-x86_64")
+    assert apr["blocked_by"] == ["apr"] and apr["category"] == "missing_dep"
+    assert apr["evidence"][-1]["source"] == "validation_results"
+    (apr_arm,) = find(root, "apr-util", platform="linux-alpine-musl-arm64")
+    assert apr_arm["blocked_by"] is None  # exit 8, artifact names nobody: unknown
+    (gitui,) = [r for r in find(root, "homebrew:gitui") if r["scope"] == "package"]
+    assert gitui["blocked_by"] == ["openssl@3", "zlib-ng"]
+    assert [e["source"] for e in gitui["evidence"]] == ["message", "install_json"]
+    step = run.steps[1]
+    assert step.totals["records where sources disagree (union taken)"] == 1
+    assert any("disagreement" in n and "homebrew:gitui" in n for n in step.notes)
+    # the stamped install JSON applies to its run, not to the latest tmux record
+    (tmux_feb,) = find(root, "homebrew:tmux", run="2026-02-08T02-33-27Z")
+    assert tmux_feb["blocked_by"] == ["libevent"]
+    (tmux_mar,) = find(root, "homebrew:tmux", run="2026-03-02T05-53-37Z")
+    assert tmux_mar["blocked_by"] == ["utf8proc"]
+    # a log section names what the record lost
+    (awscli,) = find(root, "homebrew:awscli", run="2026-02-07T04-01-41Z")
+    assert awscli["blocked_by"] == ["python@3.13"] and awscli["evidence"][0]["source"] == "log"
+    # explicit "nothing missing" becomes [] with its source
+    (pyenv,) = find(root, "homebrew:pyenv")
+    assert pyenv["blocked_by"] == [] and pyenv["evidence"][0]["source"] == "install_json"
+    assert any("evidence skipped" in n and "notes.txt" in n for n in step.notes)
+
+
+def test_exit_8_lines_with_no_evidence_stay_unknown(sample_with_evidence):
+    root, _ = sample_with_evidence
+    for rec in find(root, "freetype") + find(root, "htop", platform="linux-alpine-musl-x86_64"):
+        assert rec["exit_code"] == 8
+        assert rec["blocked_by"] is None and rec["category"] == "missing_dep"
+        assert rec["reclassified_from"] == "generation_failed"
+
+
+def test_sibling_record_fills_an_exit_8_platform_line(tmp_path):
+    env = {
+        "schema_version": 1,
+        "ecosystem": "homebrew",
+        "environment": "linux-glibc-x86_64",
+        "updated_at": "2026-02-07T03-03-36Z",
+        "failures": [
+            {
+                "package_id": "homebrew:node",
+                "category": "validation_failed",
+                "message": "Error: registry: recipe ada-url not found in registry",
+                "timestamp": "2026-02-07T03:03:36.69166035Z",
+            }
+        ],
+    }
+    later = {
+        **env,
+        "updated_at": "2026-02-09T00-00-00Z",
+        "failures": [
+            {
+                **env["failures"][0],
+                "message": "recipe zzz not found in registry",
+                "timestamp": "2026-02-09T00:00:00Z",
+            }
+        ],
+    }
+    b = {
+        "schema_version": 1,
+        "recipe": "node",
+        "platform": "linux-alpine-musl-x86_64",
+        "exit_code": 8,
+        "category": "deterministic",
+        "timestamp": "2026-02-07T03:05:28Z",
+    }
+    f = tmp_path / "data" / "failures"
+    f.mkdir(parents=True)
+    (f / "homebrew-2026-02-07T03-03-36Z.jsonl").write_text(codec.dumps_line(env) + "\n")
+    (f / "homebrew-2026-02-09T00-00-00Z.jsonl").write_text(codec.dumps_line(later) + "\n")
+    (f / "homebrew-2026-02-07T03-05-28Z.jsonl").write_text(codec.dumps_line(b) + "\n")
+    before = snapshot(tmp_path)
+    engine.up(DataRepo(tmp_path))
+    (rec,) = find(tmp_path, "homebrew:node", platform="linux-alpine-musl-x86_64")
+    assert rec["blocked_by"] == ["ada-url"]  # the nearest *earlier* one, not the later zzz
+    ev = rec["evidence"][0]
+    assert ev["source"] == "sibling_record"
+    assert ev["file"] == "data/failures/homebrew-2026-02-07T03-03-36Z.jsonl" and ev["line"] == 1
+    engine.down(DataRepo(tmp_path), "base")
+    assert snapshot(tmp_path) == before
+
+
+def test_down_removes_exactly_what_up_added(fixture_repo):
+    root = fixture_repo("sample")
+    repo = DataRepo(root)
+    engine.up(repo, "0001")
+    at_0001 = snapshot(root)
+    engine.up(repo, options={"evidence": [EVIDENCE]})
+    assert snapshot(root) != at_0001
+    engine.down(repo)
+    assert snapshot(root) == at_0001
+
+
+def test_check_passes_after_backfill(sample_with_evidence):
+    root, _ = sample_with_evidence
+    assert check_repo(DataRepo(root)).ok
+
+
+# --------------------------------------------------------------------------- real data
+
+REGISTRY = re.compile(r"recipe ([^\s;'\"]+) not found in registry")
+
+
+def test_acceptance_on_the_feb_8_snapshot(tmp_path):
+    root = copy_repo(corpus_snapshot("2026-02-08"), tmp_path)
+    engine.up(DataRepo(root))
+    assert check_repo(DataRepo(root)).ok
+    expect = {
+        "homebrew:node": ["ada-url"],
+        "homebrew:jq": ["oniguruma"],
+        "homebrew:neovim": ["tree-sitter@0.25"],
+    }
+    for pid, names in expect.items():
+        recs = [r for r in find(root, pid) if r["scope"] == "package"]
+        assert recs and all(r["blocked_by"] == names for r in recs), pid
+    # independent recount: every envelope record whose message carries the registry error
+    # is missing_dep with exactly the named recipes; none without it gains a name
+    for _, _, r in records(root):
+        if r["scope"] != "package":
+            continue
+        named = list(dict.fromkeys(REGISTRY.findall(r["message"])))
+        if named:
+            assert r["category"] == "missing_dep", r["package_id"]
+            assert r["blocked_by"] == named, r["package_id"]
+        elif "package '" not in r["message"]:
+            assert r["blocked_by"] is None or r["evidence"][0]["source"] == "record"
+        if re.search(r"Resolving runtime dependency|Installing dependency:", r["message"]) and (
+            not named
+        ):
+            assert r["blocked_by"] is None

@@ -152,6 +152,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from migrate.explain import explain, format_text
+
+    doc = explain(_repo(args), args.package_id, recipes=args.recipes)
+    print(json.dumps(doc, indent=2) if args.json else format_text(doc))
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -259,6 +267,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="list files changed by hand since the last step (checksums)",
     )
     v.set_defaults(func=cmd_verify)
+
+    ex = sub.add_parser(
+        "explain",
+        parents=[common],
+        help="why a package has its queue status: records, blockers, evidence, rule",
+        epilog="example:\n  migrate explain homebrew:node --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ex.add_argument("package_id", metavar="PACKAGE_ID", help="e.g. homebrew:node")
+    ex.add_argument("--json", action="store_true")
+    ex.add_argument("--recipes", metavar="DIR", help="recipes tree (as for up --recipes)")
+    ex.set_defaults(func=cmd_explain)
 
     ig = sub.add_parser(
         "ingest",

@@ -1,6 +1,7 @@
 """``migrate demo``: run the tool end to end on a temporary copy of the bundled sample repo.
 
-check (v1) -> up (dry run, then for real) -> check (v2) -> down to base -> byte comparison.
+check (v1) -> up (dry run, then for real) -> explain -> check (v2) -> down to base ->
+byte comparison with the original.
 """
 
 from __future__ import annotations
@@ -66,13 +67,19 @@ def run_demo(keep: bool = False, out: TextIO | None = None) -> int:
         say("", "$ migrate up")
         run = engine.up(repo)
         for sr in run.steps:
-            counts = ", ".join(f"{k} {v}" for k, v in sorted(sr.totals.items()))
-            say(f"  {sr.step.id} {sr.step.name}: {sr.changed_files} files ({counts})")
+            say(f"  {sr.step.id} {sr.step.name}: {sr.changed_files} files changed")
+            say(*(f"    {k}: {v}" for k, v in sorted(sr.totals.items())))
         say(f"  now at {engine.status(repo)['current']} in {run.seconds:.2f}s")
 
         node = _first_record(root, "homebrew:node")
         if node:
-            say("", "a v2 record (homebrew:node):", "  " + json.dumps(node)[:400])
+            say("", "a v2 record (homebrew:node):", "  " + json.dumps(node)[:400] + " ...")
+
+        from migrate.explain import explain
+        from migrate.explain import format_text as explain_text
+
+        say("", "$ migrate explain homebrew:node")
+        say(*(line[:160] for line in explain_text(explain(repo, "homebrew:node")).splitlines()))
 
         say("", "$ migrate check")
         report = check_repo(repo)

@@ -357,6 +357,13 @@ def up(
         else:
             _clean_stages(repo)
         the_plan = plan(ledger, "up", target)
+        problems = [p for step in the_plan.steps for p in step.preflight(repo)]
+        if problems:
+            raise BadInputError(
+                f"{len(problems)} problem(s) in the data; nothing was written",
+                [str(p) for p in problems],
+                hint="fix or remove these lines (see `migrate check`), then run again",
+            )
         run = RunReport(the_plan, dry_run)
         if resumed:
             run.steps.append(resumed)

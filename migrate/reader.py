@@ -272,15 +272,22 @@ def parse_queue(rel: str, data: bytes, expect_version: int | None = None) -> Par
     try:
         out.model = QUEUE_MODELS[(out.kind, version)].model_validate(out.obj)
     except ValidationError as exc:
-        starts: list[int] | None = None
-        key = "packages" if out.kind == "legacy" else "entries"
-        for prob in validation_problems(rel, 1, exc):
-            line = 1
-            if prob.field.startswith(key + "["):
-                if starts is None:
-                    starts = element_lines(data.decode("utf-8"), key)
-                idx = int(prob.field[len(key) + 1 : prob.field.index("]")])
-                if idx < len(starts):
-                    line = starts[idx]
-            out.problems.append(Problem(rel, line, prob.reason, prob.field))
+        out.problems.extend(queue_problems(rel, data, out.kind, exc))
+    return out
+
+
+def queue_problems(rel: str, data: bytes, kind: str, exc: ValidationError) -> list[Problem]:
+    """Validation problems of a queue, each pointed at the line where its entry starts."""
+    starts: list[int] | None = None
+    key = "packages" if kind == "legacy" else "entries"
+    out = []
+    for prob in validation_problems(rel, 1, exc):
+        line = 1
+        if prob.field.startswith(key + "["):
+            if starts is None:
+                starts = element_lines(data.decode("utf-8"), key)
+            idx = int(prob.field[len(key) + 1 : prob.field.index("]")])
+            if idx < len(starts):
+                line = starts[idx]
+        out.append(Problem(rel, line, prob.reason, prob.field))
     return out

@@ -58,7 +58,7 @@ def record_evidence(rel: str, lineno: int, names: list[str]) -> list[dict[str, A
         {
             "source": "record",
             "names": list(names),
-            "detail": "blocked_by of the v1 record",
+            "detail": "blocked_by of the original (v1) record",
             "file": rel,
             "line": lineno,
         }

@@ -173,7 +173,7 @@ def test_down_removes_exactly_what_up_added(fixture_repo):
     repo = DataRepo(root)
     engine.up(repo, "0001")
     at_0001 = snapshot(root)
-    engine.up(repo, options={"evidence": [EVIDENCE]})
+    engine.up(repo, "0002", options={"evidence": [EVIDENCE]})
     assert snapshot(root) != at_0001
     engine.down(repo)
     assert snapshot(root) == at_0001

@@ -10,8 +10,9 @@ from __future__ import annotations
 from migrate.steps.base import Step
 from migrate.steps.s0001_records_v2 import RecordsV2
 from migrate.steps.s0002_backfill_blocked_by import BackfillBlockedBy
+from migrate.steps.s0003_queue_status import QueueStatus
 
-STEPS: list[Step] = [RecordsV2(), BackfillBlockedBy()]
+STEPS: list[Step] = [RecordsV2(), BackfillBlockedBy(), QueueStatus()]
 
 
 def by_id(step_id: str) -> Step:

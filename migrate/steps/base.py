@@ -34,6 +34,11 @@ class Step:
         """The files this step may rewrite (relative paths)."""
         raise NotImplementedError
 
+    def preflight(self, repo: DataRepo) -> list[Problem]:
+        """Problems in the *current* data that would make this step refuse later; the engine
+        asks every planned step before the first one writes, so a run refuses up front."""
+        return []
+
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Any:
         """Whole-repo context computed once before ``up`` (read-only)."""
         return None

@@ -103,6 +103,8 @@ class RecordsV2(Step):
                 res.problems.append(Problem(rel, pl.lineno, str(exc), exc.field))
                 continue
             for rec in recs:
+                for ev in rec["evidence"]:
+                    ev["line"] = len(out) + 1  # provenance points at the v2 line
                 try:
                     FailureRecordV2.model_validate(rec)
                 except ValidationError as exc:

@@ -31,16 +31,11 @@ from migrate.evidence import EvidenceSet, Finding
 from migrate.evidence.artifacts import scan_dirs
 from migrate.evidence.messages import blocker_names, true_not_found
 from migrate.evidence.names import merge
+from migrate.failures_index import ts_key
 from migrate.queues import load_queue_docs, name_index
 from migrate.reader import split_lines
 from migrate.repo import DataRepo
 from migrate.steps.base import Step, UpResult
-
-
-def ts_key(ts: str) -> str:
-    """Sortable form of an RFC 3339 UTC timestamp with 0-9 fractional digits."""
-    base, _, frac = ts.rstrip("Z").partition(".")
-    return base.replace("-", "").replace(":", "") + frac.ljust(9, "0")
 
 
 @dataclass

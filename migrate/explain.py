@@ -1,0 +1,105 @@
+"""``migrate explain PACKAGE_ID``: why a package has its queue status, with the evidence.
+
+Shows the package's records newest first (scope, category, blockers, evidence), its queue
+entries, each blocker's own queue status, and the rule of :mod:`migrate.status_rules`
+that gives the entry its status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrate import codec
+from migrate.errors import UsageError
+from migrate.failures_index import latest_package_failures, ts_key
+from migrate.ledger import Ledger
+from migrate.queues import entry_id, load_queue_docs
+from migrate.reader import split_lines
+from migrate.repo import DataRepo
+from migrate.status_rules import decide, recipe_names
+
+
+def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict[str, Any]:
+    ledger = Ledger.load(repo)
+    if not ledger.is_applied("0002"):
+        raise UsageError(
+            f"the repo is at {ledger.current or 'base'}; explain reads backfilled v2 records",
+            hint="run `migrate up` (or try it on a copy first)",
+        )
+    records = []
+    for ff in repo.failure_files():
+        for lineno, raw in split_lines(repo.read_bytes(ff.rel)):
+            if raw.strip() and package_id.encode() in raw:
+                rec = codec.loads(raw)
+                if rec.get("package_id") == package_id:
+                    records.append({"file": ff.rel, "line": lineno, **rec})
+    records.sort(key=lambda r: ts_key(r["timestamp"]), reverse=True)
+    latest = latest_package_failures(repo).get(package_id)
+    extra = recipe_names(recipes) if recipes else set()
+    queues = []
+    for rel, doc in load_queue_docs(repo).items():
+        entries = doc.get("entries", doc.get("packages", []))
+        by_name: dict[str, list[str]] = {}
+        for e in entries:
+            by_name.setdefault(e["name"], []).append(e["status"])
+        resolved = {n for n, sts in by_name.items() if "success" in sts} | extra
+        for e in entries:
+            if entry_id(e) != package_id:
+                continue
+            d = decide(e["status"], latest, resolved)
+            names = latest.blocked_by if latest and latest.blocked_by else []
+            queues.append(
+                {
+                    "file": rel,
+                    "status": e["status"],
+                    "blocked_by": e.get("blocked_by"),
+                    "rule": d.rule,
+                    "rebuild_agrees": not d.changed(e) if ledger.is_applied("0003") else None,
+                    "blockers": [
+                        {
+                            "name": n,
+                            "queue_status": by_name.get(n, []),
+                            "has_recipe": n in extra,
+                            "resolved": n in resolved,
+                        }
+                        for n in names
+                    ],
+                }
+            )
+    if not records and not queues:
+        raise UsageError(f"{package_id}: no failure record and no queue entry with that id")
+    return {
+        "package_id": package_id,
+        "version": ledger.current,
+        "latest_failure": latest.where if latest else None,
+        "queues": queues,
+        "records": records,
+    }
+
+
+def format_text(doc: dict[str, Any]) -> str:
+    out = [f"{doc['package_id']} (repo at {doc['version']})"]
+    if not doc["queues"]:
+        out.append("  no queue entry with this id")
+    for q in doc["queues"]:
+        bb = f" blocked_by {q['blocked_by']}" if q["status"] == "blocked" else ""
+        out.append(f"  {q['file']}: {q['status']}{bb}")
+        out.append(f"    rule: {q['rule']}")
+        for b in q["blockers"]:
+            sts = ", ".join(b["queue_status"]) or "no queue entry"
+            mark = "resolved" if b["resolved"] else "unresolved"
+            out.append(f"    blocker {b['name']}: {sts} ({mark})")
+    out.append(f"  records, newest first ({len(doc['records'])}):")
+    for r in doc["records"]:
+        cat = r["category"] + (f" (was {r['reclassified_from']})" if r["reclassified_from"] else "")
+        bb = "unknown" if r["blocked_by"] is None else (", ".join(r["blocked_by"]) or "none")
+        out.append(
+            f"    {r['timestamp']}  {r['scope']:8} {r['platform']:26} {cat}  blockers: {bb}"
+            f"  [{r['file']}:{r['line']}]"
+        )
+        for ev in r["evidence"]:
+            where = f"{ev['file']}:{ev['line']}" if ev.get("line") else ev.get("file") or ""
+            out.append(
+                f"      evidence {ev['source']}: {ev['names']} <- {ev['detail'][:120]} [{where}]"
+            )
+    return "\n".join(out)

@@ -1,0 +1,131 @@
+"""Step 0003 queue-status: rebuild queue status from the backfilled records.
+
+Both queue shapes (legacy ``packages`` keyed by ``id``, unified ``entries`` keyed by
+``source``) get the rules of :mod:`migrate.status_rules`: blocked entries carry
+``blocked_by`` (null when unknown) and no other entry does; retry fields are untouched;
+``schema_version`` becomes 2; ``updated_at`` moves only when an entry changed; path and
+entry order stay. ``batch-results.json`` is not a queue and is left alone.
+
+The ledger patch keeps each changed entry's previous status, the previous header values
+and whether the file used Go's HTML escaping, which is all ``down`` needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, get_args
+
+from pydantic import ValidationError
+
+from migrate import clock, codec
+from migrate.failures_index import latest_package_failures
+from migrate.models import LegacyStatus, UnifiedStatus
+from migrate.queues import entry_id
+from migrate.reader import QUEUE_MODELS, Problem, element_lines, parse_queue, queue_problems
+from migrate.repo import DataRepo
+from migrate.status_rules import Latest, decide, recipe_names
+from migrate.steps.base import Step, UpResult
+
+V2_STATUSES = set(get_args(UnifiedStatus)) | set(get_args(LegacyStatus))
+
+
+def _generated(rel: str, line: int, field: str) -> Problem:
+    return Problem(
+        rel,
+        line,
+        "status 'generated' is not a queue status (upstream wrote it by mistake for a day);"
+        " set it to 'success' or 'pending' by hand, then run again",
+        field,
+    )
+
+
+@dataclass
+class Context:
+    latest: dict[str, Latest]
+    recipes: set[str]
+    now: str
+
+
+class QueueStatus(Step):
+    id = "0003"
+    name = "queue-status"
+    description = "rebuild queue status (blocked with blockers, failed, requeued pending)"
+
+    def files(self, repo: DataRepo) -> list[str]:
+        return [rel for rel in repo.queue_files() if not rel.endswith("/batch-results.json")]
+
+    def preflight(self, repo: DataRepo) -> list[Problem]:
+        out = []
+        for rel in self.files(repo):
+            data = repo.read_bytes(rel)
+            pq = parse_queue(rel, data)
+            out.extend(pq.problems)
+            if pq.kind in ("legacy", "unified") and not pq.problems:
+                key = "packages" if pq.kind == "legacy" else "entries"
+                bad = [i for i, e in enumerate(pq.entries) if e["status"] not in V2_STATUSES]
+                if bad:
+                    starts = element_lines(data.decode("utf-8"), key)
+                    out.extend(_generated(rel, starts[i], f"{key}[{i}].status") for i in bad)
+        return out
+
+    def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
+        recipes = recipe_names(options["recipes"]) if options.get("recipes") else set()
+        return Context(latest_package_failures(repo), recipes, clock.now_iso())
+
+    def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
+        res = UpResult(data)
+        pq = parse_queue(rel, data)
+        if pq.problems or pq.kind not in ("legacy", "unified"):
+            res.problems.extend(pq.problems or [Problem(rel, 1, "not a priority queue")])
+            return res
+        if pq.version == 2:
+            return res  # already rebuilt (a file restored by hand from a later commit)
+        doc = pq.obj
+        entries = pq.entries
+        resolved = {e["name"] for e in entries if e["status"] == "success"} | ctx.recipes
+        old_status: dict[str, str] = {}
+        changed_any = False
+        for i, entry in enumerate(entries):
+            res.counts[f"before: {entry['status']}"] += 1
+            d = decide(entry["status"], ctx.latest.get(entry_id(entry)), resolved)
+            if d.changed(entry):
+                changed_any = True
+                if d.status != entry["status"]:
+                    old_status[str(i)] = entry["status"]
+                    res.counts[f"{entry['status']} -> {d.status}"] += 1
+                    res.notes.append(
+                        f"{rel}: {entry_id(entry)} {entry['status']} -> {d.status}: {d.rule}"
+                    )
+                entry["status"] = d.status
+                entry.pop("blocked_by", None)
+                if d.status == "blocked":
+                    entry["blocked_by"] = d.blocked_by
+            res.counts[f"after: {entry['status']}"] += 1
+        patch = {
+            "schema_version": doc["schema_version"],
+            "updated_at": doc["updated_at"],
+            "escape_html": codec.escapes_html(data.decode("utf-8")),
+            "status": old_status,
+        }
+        doc["schema_version"] = 2
+        if changed_any:
+            doc["updated_at"] = ctx.now
+        try:
+            QUEUE_MODELS[(pq.kind, 2)].model_validate(doc)
+        except ValidationError as exc:
+            res.problems.extend(queue_problems(rel, data, pq.kind, exc))
+            return res
+        res.data = codec.dumps_queue(doc, patch["escape_html"]).encode("utf-8")
+        res.patch = patch
+        return res
+
+    def down(self, rel: str, data: bytes, patch: Any) -> bytes:
+        doc = codec.loads(data)
+        entries = doc["packages"] if "packages" in doc else doc["entries"]
+        for i, entry in enumerate(entries):
+            entry.pop("blocked_by", None)
+            if str(i) in patch["status"]:
+                entry["status"] = patch["status"][str(i)]
+        doc["schema_version"] = patch["schema_version"]
+        doc["updated_at"] = patch["updated_at"]
+        return codec.dumps_queue(doc, patch["escape_html"]).encode("utf-8")

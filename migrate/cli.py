@@ -160,6 +160,35 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from migrate import report as rp
+
+    r = rp.build_report(_repo(args), queue=args.queue)
+    if args.format == "json":
+        text = json.dumps(r.as_dict(), indent=2) + "\n"
+    elif args.format == "dashboard":
+        text = json.dumps(rp.format_dashboard(r), indent=2) + "\n"
+    elif args.format == "csv":
+        text = rp.format_csv(r)
+    elif args.format == "html":
+        from migrate.html_report import render
+
+        text = render(r)
+    else:
+        text = rp.format_text(r, top=args.top) + "\n"
+    if args.out:
+        from pathlib import Path
+
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise MigrateError(f"{args.out}: cannot write ({exc.strerror})") from None
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -279,6 +308,26 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--json", action="store_true")
     ex.add_argument("--recipes", metavar="DIR", help="recipes tree (as for up --recipes)")
     ex.set_defaults(func=cmd_explain)
+
+    rp = sub.add_parser(
+        "report",
+        parents=[common],
+        help="queue counts by status and blockers ranked by impact (text/json/csv/html)",
+        description="Reports on the current queue state of a migrated repo: counts by status,"
+        " by ecosystem and by tier/priority; blockers ranked by how many packages a recipe"
+        " would unblock, directly and through chains. The unified queue is used when there is"
+        " one (--queue picks another).",
+        epilog="examples:\n  migrate report\n  migrate report --format html --out report.html\n"
+        "  migrate report --format dashboard --out website/pipeline/blockers.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rp.add_argument(
+        "--format", choices=["text", "json", "csv", "html", "dashboard"], default="text"
+    )
+    rp.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    rp.add_argument("--queue", metavar="FILE", help="report on this queue file")
+    rp.add_argument("--top", type=int, default=20, help="blockers shown in text (default 20)")
+    rp.set_defaults(func=cmd_report)
 
     ig = sub.add_parser(
         "ingest",

@@ -37,6 +37,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+NOTES_SHOWN = 20
+
+
 def _print_run(run, out=None) -> None:
     out = out or sys.stdout
     head = "dry run: " if run.dry_run else ""
@@ -52,8 +55,11 @@ def _print_run(run, out=None) -> None:
         )
         for key, n in sorted(sr.totals.items()):
             print(f"  {key}: {n}", file=out)
-        for note in sr.notes:
+        shown = sr.notes if run.dry_run else sr.notes[:NOTES_SHOWN]
+        for note in shown:
             print(f"  {note}", file=out)
+        if len(shown) < len(sr.notes):
+            print(f"  ... and {len(sr.notes) - len(shown)} more (all of them: --dry-run)", file=out)
         if run.dry_run:
             for fr in sr.files:
                 if fr.changed:
@@ -111,6 +117,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         diff=args.diff,
         options={"evidence": args.evidence or [], "recipes": args.recipes},
         progress=progress_for(args, "up"),
+        jobs=max(1, args.jobs),
     )
     _print_run(run)
     return 0
@@ -269,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     u.add_argument(
         "--recipes", metavar="DIR", help="recipes tree: a blocker with a recipe is resolved"
+    )
+    u.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes per step (default 1; pays on large repos and many cores)",
     )
     u.set_defaults(func=cmd_up)
 

@@ -29,6 +29,7 @@ from migrate import __version__, clock
 from migrate.errors import BadInputError, DataChanged, LedgerError, UsageError
 from migrate.ledger import FileEntry, Ledger, StepEntry
 from migrate.lock import hold
+from migrate.reader import Problem
 from migrate.repo import DataRepo, sha256, sync_dir
 from migrate.steps import STEPS, Step, by_id
 
@@ -125,16 +126,16 @@ class FileReport:
 
 @dataclass
 class StepReport:
+    """What a step did. Per-file reports are kept only for dry runs (memory stays flat)."""
+
     step: Step
     direction: str
     files: list[FileReport] = field(default_factory=list)
     totals: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
     resumed: bool = False
-
-    @property
-    def changed_files(self) -> int:
-        return sum(1 for f in self.files if f.changed)
+    files_read: int = 0
+    changed_files: int = 0
 
 
 @dataclass
@@ -174,11 +175,10 @@ def _stage_path(repo: DataRepo, rel: str):
 
 
 def _stage(repo: DataRepo, rel: str, data: bytes) -> None:
-    path = _stage_path(repo, rel)
-    with open(path, "wb") as fh:
+    """Write the new bytes beside the target; made durable by one sync before the ledger
+    marks the step ``applying`` (one sync for all files, not one fsync per file)."""
+    with open(_stage_path(repo, rel), "wb") as fh:
         fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _clean_stages(repo: DataRepo) -> None:
@@ -216,6 +216,7 @@ def _commit_stages(
             after_each(i)
     for folder in folders:
         sync_dir(folder)
+    os.sync()
 
 
 def _diff(rel: str, old: bytes, new: bytes) -> str:
@@ -242,37 +243,45 @@ def _up_step(
     options: dict[str, Any],
     progress: Progress,
     after_each: Callable[[int], None] | None,
+    jobs: int = 1,
 ) -> StepReport:
     report = StepReport(step, "up")
-    ctx = step.prepare(repo, options)
+    try:
+        ctx = step.prepare(repo, options)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInputError(
+            f"step {step.id} cannot read the data ({type(exc).__name__}: {exc})",
+            [],
+            hint="run `migrate check` to find the line",
+        ) from None
     entries: list[FileEntry] = []
     problems = []
     rels = step.files(repo)
-    for rel in progress(rels) if progress else rels:
-        data = repo.read_bytes(rel)
-        res = step.up(rel, data, ctx)
-        report.totals.update(res.counts)
-        report.notes.extend(res.notes)
-        if res.problems:
-            problems.extend(res.problems)
-            continue
-        changed = res.data != data
-        report.files.append(
-            FileReport(
-                rel, res.counts, changed, _diff(rel, data, res.data) if diff and changed else ""
-            )
+    dry = isinstance(repo, DryRunRepo)
+    if jobs > 1 and not dry and len(rels) > 1:
+        outcomes = _parallel(step, ctx, repo, rels, jobs, progress)
+    else:
+        outcomes = (
+            _up_file(step, ctx, repo, rel, stage=not dry, diff=diff)
+            for rel in (progress(rels) if progress else rels)
         )
-        if not changed or problems:
+    for out in outcomes:
+        report.files_read += 1
+        report.totals.update(out.counts)
+        report.notes.extend(out.notes)
+        if out.problems:
+            problems.extend(out.problems)
             continue
-        restore = None
-        if step.down(rel, res.data, res.patch) != data:
-            restore = data  # down cannot rebuild these exact bytes: keep them
+        if dry:
+            report.files.append(FileReport(out.rel, out.counts, out.entry is not None, out.diff))
+        if out.entry is None:
+            continue
+        report.changed_files += 1
+        if out.entry.restore is not None:
             report.totals["files kept verbatim for down"] += 1
-        entries.append(FileEntry(rel, sha256(data), sha256(res.data), restore, res.patch))
-        if isinstance(repo, DryRunRepo):
-            repo.overlay[rel] = res.data
-        else:
-            _stage(repo, rel, res.data)
+        entries.append(out.entry)
+        if dry:
+            repo.overlay[out.rel] = out.data
     if problems:
         _clean_stages(repo)
         raise BadInputError(
@@ -292,16 +301,86 @@ def _up_step(
         __version__,
         _summary(report, {k: v for k, v in options.items() if v}),
     )
+    os.sync()  # every staged file is durable before the ledger says "applying"
     ledger.begin(entry, entries)
     _commit_stages(repo, entries, "after", after_each)
     ledger.mark(entry, "applied")
     return report
 
 
+@dataclass
+class FileOutcome:
+    rel: str
+    entry: FileEntry | None  # None: unchanged
+    counts: Counter[str]
+    notes: list[str]
+    problems: list[Problem]
+    diff: str = ""
+    data: bytes | None = None  # the new bytes, kept only for dry runs
+
+
+def _up_file(
+    step: Step, ctx: Any, repo: DataRepo, rel: str, *, stage: bool, diff: bool
+) -> FileOutcome:
+    """One file through a step: new bytes, round-trip verification, staging."""
+    data = repo.read_bytes(rel)
+    try:
+        res = step.up(rel, data, ctx)
+    except (KeyError, TypeError, ValueError) as exc:
+        why = f"step {step.id} cannot process this file ({type(exc).__name__}: {exc})"
+        return FileOutcome(rel, None, Counter(), [], [Problem(rel, 0, why)])
+    out = FileOutcome(rel, None, res.counts, res.notes, res.problems)
+    if res.problems or res.data == data:
+        return out
+    restore = None
+    exact = res.exact if res.exact is not None else step.down(rel, res.data, res.patch) == data
+    if not exact:
+        restore = data  # down cannot rebuild these exact bytes: keep them in the ledger
+    out.entry = FileEntry(rel, sha256(data), sha256(res.data), restore, res.patch)
+    if stage:
+        _stage(repo, rel, res.data)
+    else:
+        out.data = res.data
+    if diff:
+        out.diff = _diff(rel, data, res.data)
+    return out
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(step_id: str, ctx: Any, root: str) -> None:
+    _WORKER.update(step=by_id(step_id), ctx=ctx, repo=DataRepo(root))
+
+
+def _worker_run(rel: str) -> FileOutcome:
+    return _up_file(_WORKER["step"], _WORKER["ctx"], _WORKER["repo"], rel, stage=True, diff=False)
+
+
+def _parallel(
+    step: Step, ctx: Any, repo: DataRepo, rels: list[str], jobs: int, progress: Progress
+) -> Iterable[FileOutcome]:
+    """``--jobs N``: files are independent within a step, so N processes share them.
+
+    Forked workers inherit the step's context without pickling it; each stages its own
+    files and sends back only the ledger entry and counts.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    mp = multiprocessing.get_context("fork")
+    chunk = max(1, min(256, len(rels) // (jobs * 8) or 1))
+    with ProcessPoolExecutor(
+        jobs, mp_context=mp, initializer=_worker_init, initargs=(step.id, ctx, str(repo.root))
+    ) as pool:
+        results = pool.map(_worker_run, rels, chunksize=chunk)
+        yield from (progress(results) if progress else results)
+
+
 def _summary(report: StepReport, options: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "files_changed": report.changed_files,
-        "files_read": len(report.files),
+        "files_read": report.files_read,
         **{k: v for k, v in sorted(report.totals.items())},
     }
     if options:
@@ -331,8 +410,10 @@ def up(
     options: dict[str, Any] | None = None,
     progress: Progress = None,
     after_each: Callable[[int], None] | None = None,
+    jobs: int = 1,
 ) -> RunReport:
-    """Apply steps up to ``target``. ``after_each(i)`` is a test hook run after each rename."""
+    """Apply steps up to ``target``. ``after_each(i)`` is a test hook run after each rename;
+    ``jobs`` > 1 spreads each step's files over that many processes."""
     start = clock.monotonic()
     options = options or {}
     with hold(repo, "up"):
@@ -379,6 +460,7 @@ def up(
                     options=options,
                     progress=progress,
                     after_each=after_each,
+                    jobs=jobs,
                 )
             )
         run.seconds = clock.monotonic() - start
@@ -430,7 +512,7 @@ def _down_step(
         old = fe.restore if fe.restore is not None else step.down(fe.path, cur, fe.patch)
         if fe.restore is None and sha256(old) != fe.before and not force:
             raise DataChanged(f"{fe.path}: reverting does not give back the recorded bytes")
-        report.files.append(FileReport(fe.path, Counter(), True))
+        report.changed_files += 1
         todo.append(fe)
         if isinstance(repo, DryRunRepo):
             repo.overlay[fe.path] = old
@@ -443,15 +525,17 @@ def _down_step(
         cur = repo.read_bytes(rel)
         old = step.down_unrecorded(rel, cur)
         if old is not None and old != cur:
-            report.files.append(FileReport(rel, Counter({"written after the step": 1}), True))
+            report.changed_files += 1
             report.notes.append(f"{rel}: not written by {step.id}, converted down as well")
             todo.append(FileEntry(rel, sha256(old), sha256(cur)))
             if isinstance(repo, DryRunRepo):
                 repo.overlay[rel] = old
             else:
                 _stage(repo, rel, old)
+    report.files_read = len(files)
     if dry_run:
         return report
+    os.sync()
     if entry.state != "reverting":
         ledger.mark(entry, "reverting")
     _commit_stages(repo, todo, "before", after_each)

@@ -25,7 +25,7 @@ def latest_package_failures(repo: DataRepo) -> dict[str, Latest]:
         for lineno, raw in split_lines(repo.read_bytes(ff.rel)):
             if not raw.strip():
                 continue
-            rec = codec.loads(raw)
+            rec = codec.loads_own(raw)
             if rec.get("scope") != "package" or not rec.get("package_id"):
                 continue
             key = ts_key(rec["timestamp"])

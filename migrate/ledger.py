@@ -168,7 +168,7 @@ class Ledger:
         out = []
         for lineno, raw in split_lines(self.repo.read_bytes(entry.detail_file)):
             try:
-                out.append(FileEntry.from_json(codec.loads(raw)))
+                out.append(FileEntry.from_json(codec.loads_own(raw)))
             except (codec.DecodeError, KeyError, TypeError, ValueError) as exc:
                 raise LedgerError(f"{entry.detail_file}:{lineno}: unreadable ({exc})") from None
         return out

@@ -18,6 +18,13 @@ from migrate.steps import STEPS
 from tests.helpers import data_only, snapshot
 
 STEP_IDS = [s.id for s in STEPS]
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock():
+    """Runs compared byte for byte must see the same clock (queues record updated_at)."""
+    with freeze_time("2026-03-04 05:06:07"):
+        yield
 FIXTURE_REPOS = ["sample", "anomalies", "early-layout"]
 
 
@@ -94,7 +101,6 @@ def test_dry_run_writes_nothing_and_reports_counts(fixture_repo):
     assert not list(root.rglob("*.migrate-stage"))
 
 
-@freeze_time("2026-03-04 05:06:07")
 def test_ledger_records_step_time_version_and_checksums(fixture_repo):
     root = fixture_repo("sample")
     engine.up(DataRepo(root), "0001")

@@ -23,6 +23,9 @@ class UpResult:
     counts: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: True/False when the step itself proved, line by line, whether ``down`` rebuilds the
+    #: exact input; None lets the engine run ``down`` on the whole file to find out.
+    exact: bool | None = None
 
 
 class Step:

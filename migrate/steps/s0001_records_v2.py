@@ -47,7 +47,7 @@ class RecordsV2(Step):
 
     def up(self, rel: str, data: bytes, ctx: dict[str, str | None]) -> UpResult:
         ff = FailureFile.from_rel(rel)
-        res = UpResult(b"")
+        res = UpResult(b"", exact=not data or data.endswith(b"\n"))
         out: list[str] = []
         layout: list[dict[str, Any]] = []
 
@@ -63,12 +63,18 @@ class RecordsV2(Step):
                 continue
             if pl.shape is None:
                 layout.append({"blank": pl.raw.decode("utf-8", "replace")})
+                res.exact = res.exact and pl.raw.decode("utf-8", "replace").encode() == pl.raw
                 res.counts["blank lines"] += 1
                 continue
             try:
                 if pl.shape == "A":
                     env = pl.model
                     recs = from_envelope(env, rel, pl.lineno, ff.run)
+                    if res.exact:  # the line this run of records goes back to, on down
+                        back = {"schema_version": 1, "ecosystem": env.ecosystem,
+                                "environment": env.environment, "updated_at": env.updated_at,
+                                "failures": [to_envelope_item(r) for r in recs]}
+                        res.exact = codec.dumps_line(back).encode("utf-8") == pl.raw
                     layout.append(
                         {
                             "A": {
@@ -90,12 +96,16 @@ class RecordsV2(Step):
                             ff.run,
                         )
                     ]
+                    if res.exact:
+                        res.exact = codec.dumps_line(to_platform_line(recs[0])).encode() == pl.raw
                     if recs[0]["ecosystem"] is None:
                         res.counts["shape B, ecosystem unknown"] += 1
                     run_of("B")
                     res.counts["shape B lines"] += 1
                 else:
                     out.append(pl.raw.decode("utf-8"))
+                    if res.exact:
+                        res.exact = codec.dumps_line(codec.loads_own(pl.raw)).encode() == pl.raw
                     run_of("v2")
                     res.counts["v2 lines kept"] += 1
                     continue
@@ -131,7 +141,7 @@ class RecordsV2(Step):
             return None
         lines = []
         for _, raw in split_lines(data):
-            rec = codec.loads(raw) if raw.strip() else None
+            rec = codec.loads_own(raw) if raw.strip() else None
             if not rec or rec.get("schema_version") != 2:
                 lines.append(raw.decode("utf-8"))
             elif rec["scope"] == "platform":
@@ -148,7 +158,7 @@ class RecordsV2(Step):
         return "".join(line + "\n" for line in lines).encode("utf-8")
 
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
-        records = [codec.loads(raw) for _, raw in split_lines(data)]
+        records = [codec.loads_own(raw) for _, raw in split_lines(data)]
         lines: list[str] = []
         pos = 0
         for run in patch["layout"]:

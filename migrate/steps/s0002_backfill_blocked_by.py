@@ -22,6 +22,7 @@ The ledger patch of a file maps each changed line to its previous ``category``,
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,11 +92,20 @@ class BackfillBlockedBy(Step):
                 wanted[f.package_id].append(f)
         candidates: dict[int, list[Ref]] = defaultdict(list)  # id(finding) -> refs
         package_names: dict[str, list[tuple[str, list[str], str]]] = defaultdict(list)
+        # Only lines that can name a blocker or match a finding are decoded (the bytes of a
+        # v2 line are canonical JSON, so these substrings are exact filters).
+        keys_b = [json.dumps(k)[1:-1].encode() for k in wanted] if len(wanted) <= 64 else None
         for rel in self.files(repo):
             for lineno, raw in split_lines(repo.read_bytes(rel)):
                 if not raw.strip():
                     continue
-                rec = codec.loads(raw)
+                if (
+                    b"not found in registry" not in raw
+                    and b'"blocked_by":["' not in raw
+                    and not (wanted and (keys_b is None or any(k in raw for k in keys_b)))
+                ):
+                    continue
+                rec = codec.loads_own(raw)
                 ref = None
                 keys = {rec["name"], rec["package_id"]} - {None}
                 for key in keys:
@@ -150,10 +160,10 @@ class BackfillBlockedBy(Step):
         out: list[bytes] = []
         patch: dict[str, Any] = {}
         for lineno, raw in split_lines(data):
-            if not raw.strip():
+            if not raw.strip() or not self._may_change(raw, rel, lineno, ctx):
                 out.append(raw)
                 continue
-            rec = codec.loads(raw)
+            rec = codec.loads_own(raw)
             before = {
                 "category": rec["category"],
                 "reclassified_from": rec["reclassified_from"],
@@ -172,6 +182,17 @@ class BackfillBlockedBy(Step):
         res.data = b"".join(line + b"\n" for line in out)
         res.patch = {"lines": patch} if patch else None
         return res
+
+    @staticmethod
+    def _may_change(raw: bytes, rel: str, lineno: int, ctx: Context) -> bool:
+        """False only for lines ``_backfill`` provably leaves alone and does not count:
+        no registry error or not-found text, not exit 8 / missing_dep, no finding."""
+        return (
+            b"not found in" in raw
+            or b'"exit_code":8,' in raw
+            or b'"category":"missing_dep"' in raw
+            or (rel, lineno) in ctx.assigned
+        )
 
     def _backfill(
         self,
@@ -300,7 +321,7 @@ class BackfillBlockedBy(Step):
             if prior is None:
                 out.append(raw)
                 continue
-            rec = codec.loads(raw)
+            rec = codec.loads_own(raw)
             rec["category"] = prior["category"]
             rec["reclassified_from"] = prior["reclassified_from"]
             rec["blocked_by"] = prior["blocked_by"]

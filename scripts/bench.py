@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Benchmark ``migrate up``, ``check`` and ``down`` against the floor, on generated repos.
+
+The floor is measured in the same run: a minimal pass that reads every line, parses it,
+serializes it again, atomically replaces each file and syncs once. Every command runs in
+its own process on a fresh copy of the repo; wall time and that process's peak RSS are
+reported, with the ratio to the floor and records per second.
+
+    python scripts/bench.py                      # both workloads
+    python scripts/bench.py --workload small --jobs 2
+
+Targets (issue 7): up <= 3x floor, check <= 2x floor, peak RSS <= 300 MB and flat in the
+number of records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORKLOADS = {
+    "small": {"records": 66000, "files": 60000, "what": "many small files (the real shape)"},
+    "large": {"records": 250000, "files": 12, "what": "few large files"},
+}
+FLOOR = r"""
+import json, os, sys
+root = sys.argv[1]
+folder = os.path.join(root, "data", "failures")
+for name in sorted(os.listdir(folder)):
+    path = os.path.join(folder, name)
+    with open(path, "rb") as fh:
+        data = fh.read()
+    out = []
+    for line in data.split(b"\n"):
+        if line.strip():
+            out.append(json.dumps(json.loads(line), separators=(",", ":"), ensure_ascii=False))
+    tmp = os.path.join(folder, "." + name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("".join(x + "\n" for x in out))
+    os.replace(tmp, path)
+os.sync()
+"""
+
+
+def run(cmd: list[str]) -> tuple[float, int, int]:
+    """(wall seconds, peak RSS in MB, exit code) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        print(f"  ! {' '.join(cmd[-4:])} exited {code}: {err[-500:]}", file=sys.stderr)
+    return wall, usage.ru_maxrss // 1024, code
+
+
+def bench(name: str, jobs: int, keep: Path | None) -> dict:
+    w = WORKLOADS[name]
+    base = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    pristine = base / "pristine"
+    gen = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "gen_corpus.py"),
+            str(pristine),
+            "--records",
+            str(w["records"]),
+            "--files",
+            str(w["files"]),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    info = json.loads(gen.stdout)
+    migrate = [sys.executable, "-m", "migrate"]
+    results = {}
+
+    def fresh() -> Path:
+        work = base / "work"
+        if work.exists():
+            shutil.rmtree(work)
+        shutil.copytree(pristine, work)
+        os.sync()
+        return work
+
+    work = fresh()
+    results["floor"] = run([sys.executable, "-c", FLOOR, str(work)])
+    work = fresh()
+    results["check"] = run([*migrate, "check", "-q", "--repo", str(work), *jobs_arg(jobs)])
+    results["up"] = run([*migrate, "up", "-q", "--repo", str(work), *jobs_arg(jobs)])
+    results["check v2"] = run([*migrate, "check", "-q", "--repo", str(work), *jobs_arg(jobs)])
+    results["down"] = run(
+        [*migrate, "down", "-q", "--to", "base", "--repo", str(work), *jobs_arg(jobs)]
+    )
+    same = (
+        subprocess.run(
+            ["diff", "-r", "-q", str(pristine / "data"), str(work / "data")], capture_output=True
+        ).returncode
+        == 0
+    )
+    if keep:
+        shutil.rmtree(keep, ignore_errors=True)
+        shutil.move(str(pristine), keep)
+    shutil.rmtree(base, ignore_errors=True)
+    floor = results["floor"][0]
+    print(
+        f"\n{name}: {w['what']}: {info['records']:,} records in {info['files']:,} failure files,"
+        f" {info['queue_entries']:,} queue entries; jobs={jobs}"
+    )
+    print(f"  {'pass':<9} {'wall s':>8} {'x floor':>8} {'records/s':>10} {'peak MB':>8}")
+    for key, (wall, rss, _code) in results.items():
+        print(
+            f"  {key:<9} {wall:8.2f} {wall / floor:8.2f} {info['records'] / wall:10,.0f} {rss:8d}"
+        )
+    print(f"  round trip up -> down byte-identical: {same}")
+    return {
+        "workload": name,
+        **info,
+        "jobs": jobs,
+        "round_trip_exact": same,
+        "results": {
+            k: {
+                "seconds": round(v[0], 3),
+                "x_floor": round(v[0] / floor, 2),
+                "peak_rss_mb": v[1],
+                "exit": v[2],
+            }
+            for k, v in results.items()
+        },
+    }
+
+
+def jobs_arg(jobs: int) -> list[str]:
+    return ["--jobs", str(jobs)] if jobs > 1 else []
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workload", choices=[*WORKLOADS, "both"], default="both")
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    ap.add_argument("--keep", metavar="DIR", help="keep the generated repo of the last workload")
+    a = ap.parse_args()
+    names = list(WORKLOADS) if a.workload == "both" else [a.workload]
+    out = [bench(n, a.jobs, Path(a.keep) if a.keep else None) for n in names]
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

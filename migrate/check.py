@@ -64,6 +64,8 @@ def _select(repo: DataRepo, paths: list[str] | None) -> tuple[list[str], list[st
     want_f, want_q = [], []
     for p in paths:
         full = Path(p) if Path(p).is_absolute() else Path.cwd() / p
+        if not full.exists() and not full.is_symlink():
+            raise UsageError(f"{p}: no such file")
         try:
             rel = full.resolve().relative_to(repo.root).as_posix()
         except ValueError:
@@ -103,6 +105,10 @@ def check_repo(repo: DataRepo, paths: list[str] | None = None, progress=None) ->
             report.files["unreadable"] += 1
             continue
         report.files["failures" if data else "empty"] += 1
+        if repo.path(rel).is_symlink():
+            report.problems.append(
+                Problem(rel, 0, "is a symlink: `migrate up` refuses to rewrite it (make it a file)")
+            )
         for pl in iter_failure_lines(rel, data):
             if pl.problems:
                 report.lines["bad"] += 1

@@ -300,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     dn.add_argument(
         "--force",
         action="store_true",
-        help="revert even files edited since the step (their edits are lost)",
+        help="revert files edited since the step too: each is converted down as it is now,"
+        " edits included (so not byte-exact); files deleted since stay deleted",
     )
     dn.set_defaults(func=cmd_down)
 

@@ -233,6 +233,21 @@ def _diff(rel: str, old: bytes, new: bytes) -> str:
 # ---------------------------------------------------------------------------- up
 
 
+def _load(repo: DataRepo, dry_run: bool) -> Ledger:
+    """The ledger, with a step whose run was killed inside ``Ledger.begin`` (ledger.json
+    written, detail file not yet) dropped: no data file had been replaced."""
+    ledger = Ledger.load(repo)
+    check_ledger_known(ledger)
+    half = ledger.unfinished
+    if half is not None and half.state == "applying" and ledger.detail_missing(half):
+        if not dry_run:
+            ledger.drop(half)
+            _clean_stages(repo)
+        else:
+            ledger.steps.remove(half)
+    return ledger
+
+
 def _up_step(
     repo: DataRepo,
     ledger: Ledger,
@@ -416,9 +431,8 @@ def up(
     ``jobs`` > 1 spreads each step's files over that many processes."""
     start = clock.monotonic()
     options = options or {}
-    with hold(repo, "up"):
-        ledger = Ledger.load(repo)
-        check_ledger_known(ledger)
+    with hold(repo, "up", dry_run=dry_run):
+        ledger = _load(repo, dry_run)
         resumed = None
         unfinished = ledger.unfinished
         if unfinished is not None:
@@ -435,14 +449,14 @@ def up(
                     0.0,
                 )
             resumed = _resume_up(repo, ledger, unfinished, after_each)
-        else:
+        elif not dry_run:
             _clean_stages(repo)
         the_plan = plan(ledger, "up", target)
-        problems = [p for step in the_plan.steps for p in step.preflight(repo)]
+        problems = list(dict.fromkeys(str(p) for s in the_plan.steps for p in s.preflight(repo)))
         if problems:
             raise BadInputError(
                 f"{len(problems)} problem(s) in the data; nothing was written",
-                [str(p) for p in problems],
+                problems,
                 hint="fix or remove these lines (see `migrate check`), then run again",
             )
         run = RunReport(the_plan, dry_run)
@@ -502,14 +516,27 @@ def _down_step(
             + ", ".join(changed[:5])
             + (" ..." if len(changed) > 5 else ""),
             hint="`migrate verify` lists them; commit or revert those edits"
-            " (or pass --force to overwrite them with the pre-step bytes)",
+            " (or pass --force to convert them down as they are now, edits included)",
         )
     todo: list[FileEntry] = []
     for fe in files:
-        cur = repo.read_bytes(fe.path)
+        if force and not repo.exists(fe.path):
+            if fe.restore is None:
+                report.notes.append(f"{fe.path}: deleted since step {entry.id}; left deleted")
+                continue
+            cur = b""
+        else:
+            cur = repo.read_bytes(fe.path)
         if sha256(cur) == fe.before:
             continue  # never replaced (interrupted up) or already reverted
-        old = fe.restore if fe.restore is not None else step.down(fe.path, cur, fe.patch)
+        try:
+            old = fe.restore if fe.restore is not None else step.down(fe.path, cur, fe.patch)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise DataChanged(
+                f"{fe.path}: cannot revert step {entry.id} on this file as it is now"
+                f" ({type(exc).__name__}: {exc})",
+                hint="restore the file from git (git checkout -- FILE), then run again",
+            ) from None
         if fe.restore is None and sha256(old) != fe.before and not force:
             raise DataChanged(f"{fe.path}: reverting does not give back the recorded bytes")
         report.changed_files += 1
@@ -523,7 +550,14 @@ def _down_step(
         if rel in recorded:
             continue
         cur = repo.read_bytes(rel)
-        old = step.down_unrecorded(rel, cur)
+        try:
+            old = step.down_unrecorded(rel, cur)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataChanged(
+                f"{rel}: written after step {entry.id} and not convertible down"
+                f" ({type(exc).__name__}: {exc})",
+                hint="fix the file (see `migrate check`) or remove it, then run again",
+            ) from None
         if old is not None and old != cur:
             report.changed_files += 1
             report.notes.append(f"{rel}: not written by {step.id}, converted down as well")
@@ -553,9 +587,8 @@ def down(
 ) -> RunReport:
     """Revert steps down to ``target`` (default: the last applied step only)."""
     start = clock.monotonic()
-    with hold(repo, "down"):
-        ledger = Ledger.load(repo)
-        check_ledger_known(ledger)
+    with hold(repo, "down", dry_run=dry_run):
+        ledger = _load(repo, dry_run)
         reports = []
         unfinished = ledger.unfinished
         if unfinished is not None:
@@ -578,7 +611,7 @@ def down(
                     reports,
                     clock.monotonic() - start,
                 )
-        else:
+        elif not dry_run:
             _clean_stages(repo)
         the_plan = plan(ledger, "down", target)
         run = RunReport(the_plan, dry_run, reports)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from migrate import clock, codec
 from migrate.errors import BadInputError, UsageError
 from migrate.evidence import EvidenceSet
@@ -87,7 +89,14 @@ def build_records(
             "timestamp": timestamp,
             "run": run,
         }
-        FailureRecordV2.model_validate(rec)
+        try:
+            FailureRecordV2.model_validate(rec)
+        except ValidationError as exc:
+            why = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            ev.problems.append(
+                f"{f.file}: [{f.line}] {f.recipe}: skipped, not a valid failure record ({why})"
+            )
+            continue
         records.append(rec)
     return records, ev.problems
 

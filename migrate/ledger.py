@@ -100,11 +100,8 @@ class Ledger:
     @classmethod
     def load(cls, repo: DataRepo) -> Ledger:
         if not repo.exists(LEDGER_FILE):
-            if repo.exists(LEDGER_DIR) and any(repo.path(LEDGER_DIR).iterdir()):
-                raise LedgerError(
-                    f"{LEDGER_DIR} exists but has no ledger.json",
-                    hint="restore it from git (git checkout -- data/.migrate)",
-                )
+            # Detail files without ledger.json are leftovers of a run killed while it
+            # dropped its last step (ledger.json goes first): the next write cleans them.
             return cls(repo, [])
         try:
             obj = codec.loads(repo.read_bytes(LEDGER_FILE))
@@ -160,9 +157,16 @@ class Ledger:
     def is_applied(self, step_id: str) -> bool:
         return step_id in self.applied_ids
 
+    def detail_missing(self, entry: StepEntry) -> bool:
+        return not self.repo.exists(entry.detail_file)
+
     def files(self, entry: StepEntry) -> list[FileEntry]:
-        if not self.repo.exists(entry.detail_file):
-            return []
+        if self.detail_missing(entry):
+            raise LedgerError(
+                f"{entry.detail_file} is missing: step {entry.id} cannot be checked or reverted",
+                hint="restore it from git (git checkout -- data/.migrate); never commit"
+                " data/.migrate in part",
+            )
         from migrate.reader import split_lines
 
         out = []
@@ -187,22 +191,28 @@ class Ledger:
         self.repo.write_atomic(entry.detail_file, body.encode("utf-8"))
 
     def begin(self, entry: StepEntry, files: list[FileEntry]) -> None:
-        self.write_files(entry, files)
+        """ledger.json first (state applying), then the detail file. A run killed between
+        the two has replaced no data file yet; the next run drops the entry."""
         self.steps.append(entry)
         self.save()
+        self.write_files(entry, files)
 
     def mark(self, entry: StepEntry, state: State) -> None:
         entry.state = state
         self.save()
 
     def drop(self, entry: StepEntry) -> None:
+        """ledger.json first, then the detail file (an orphan detail file is harmless)."""
         self.steps.remove(entry)
-        self.repo.remove(entry.detail_file)
         self.save()
+        if self.steps:
+            self.repo.remove(entry.detail_file)
 
     def remove_all(self) -> None:
+        """At base the folder does not exist: ledger.json goes first, then the rest."""
         folder = self.repo.path(LEDGER_DIR)
         if folder.exists():
+            self.repo.remove(LEDGER_FILE)
             for p in folder.iterdir():
                 p.unlink()
             folder.rmdir()

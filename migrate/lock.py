@@ -1,12 +1,15 @@
-"""One writer at a time: an exclusive lock file recording pid, host and start time.
+"""One writer at a time: a lock file recording pid, host, start time and command.
 
-``data/.migrate.lock`` is created with O_EXCL. A lock left by a dead process on this host
-is recognized as stale and taken over (with a notice); a live one, or one from another
-host, refuses the run with a message saying how to clear it.
+``data/.migrate.lock`` appears atomically with its content (written to a private temp
+file, then hard-linked into place, which fails if a lock exists), so no reader ever sees
+an empty lock. A lock left by a dead process on this host is stale: it is taken over by
+renaming it aside (only one contender can win that rename), then retrying. A live lock,
+or one from another host, refuses the run with a message saying how to clear it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -15,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from migrate import clock
-from migrate.errors import LockHeld
+from migrate.errors import LockHeld, RepoError
 from migrate.repo import LOCK_FILE, DataRepo
 
 
@@ -36,8 +39,16 @@ def _read(path) -> dict:
         return {}
 
 
+def _stale(held: dict, host: str) -> bool:
+    pid = held.get("pid")
+    return held.get("host") == host and isinstance(pid, int) and not _alive(pid)
+
+
 @contextmanager
-def hold(repo: DataRepo, command: str) -> Iterator[None]:
+def hold(repo: DataRepo, command: str, *, dry_run: bool = False) -> Iterator[None]:
+    """Hold the repo's lock for the block. A dry run that cannot create the lock (a
+    read-only checkout) goes on without it; one that finds a live lock is refused, since
+    it would read files another run is rewriting."""
     path = repo.path(LOCK_FILE)
     info = {
         "pid": os.getpid(),
@@ -45,36 +56,53 @@ def hold(repo: DataRepo, command: str) -> Iterator[None]:
         "started_at": clock.now_iso(),
         "command": command,
     }
-    for _attempt in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            held = _read(path)
-            pid, host = held.get("pid"), held.get("host")
-            if host == info["host"] and isinstance(pid, int) and not _alive(pid):
-                print(
-                    f"migrate: removing stale lock of dead process {pid}"
-                    f" (started {held.get('started_at')})",
-                    file=sys.stderr,
-                )
-                path.unlink(missing_ok=True)
-                continue
-            raise LockHeld(
-                f"another migrate run holds {LOCK_FILE}"
-                f" (pid {pid} on {host}, since {held.get('started_at')},"
-                f" running {held.get('command')!r})",
-                hint=f"wait for it to finish; if no run is active, delete {LOCK_FILE}",
-            ) from None
-        except OSError as exc:
-            raise LockHeld(f"cannot create {LOCK_FILE}: {exc.strerror}") from None
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(info, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        break
-    else:  # pragma: no cover - two stale takeovers in a row
-        raise LockHeld(f"could not take {LOCK_FILE}", hint=f"delete {LOCK_FILE} and retry")
+    tmp = path.with_name(f".migrate.lock.{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(info), encoding="utf-8")
+    except OSError as exc:
+        if dry_run:
+            yield
+            return
+        raise RepoError(f"cannot create {LOCK_FILE}: {exc.strerror}") from None
+    try:
+        for _attempt in range(3):
+            try:
+                os.link(tmp, path)
+                break
+            except FileExistsError:
+                held = _read(path)
+                if _stale(held, info["host"]):
+                    aside = path.with_name(f".migrate.lock.stale.{os.getpid()}")
+                    try:
+                        os.rename(path, aside)  # atomic: one contender wins
+                    except FileNotFoundError:
+                        continue  # somebody else took it over first: try again
+                    if _read(aside) == held:
+                        print(
+                            f"migrate: removed the stale lock of dead process {held.get('pid')}"
+                            f" (started {held.get('started_at')})",
+                            file=sys.stderr,
+                        )
+                        aside.unlink(missing_ok=True)
+                    else:  # it changed hands meanwhile: put the live lock back
+                        with contextlib.suppress(OSError):
+                            os.link(aside, path)
+                        aside.unlink(missing_ok=True)
+                    continue
+                raise LockHeld(
+                    f"another migrate run holds {LOCK_FILE}"
+                    f" (pid {held.get('pid')} on {held.get('host')},"
+                    f" since {held.get('started_at')}, running {held.get('command')!r})",
+                    hint=f"wait for it to finish; if no run is active, delete {LOCK_FILE}",
+                ) from None
+            except OSError as exc:
+                raise RepoError(f"cannot create {LOCK_FILE}: {exc.strerror}") from None
+        else:
+            raise LockHeld(f"could not take {LOCK_FILE}", hint=f"delete {LOCK_FILE} and retry")
+    finally:
+        tmp.unlink(missing_ok=True)
     try:
         yield
     finally:
-        path.unlink(missing_ok=True)
+        if _read(path).get("pid") == info["pid"]:
+            path.unlink(missing_ok=True)

@@ -11,12 +11,27 @@ from collections import defaultdict
 
 from migrate import codec
 from migrate.errors import MigrateError
-from migrate.reader import queue_kind
+from migrate.reader import Problem, parse_queue, queue_kind
 from migrate.repo import DataRepo
 
 
+def queue_problems(repo: DataRepo) -> list[Problem]:
+    """Problems of every priority queue (steps refuse to run on a broken queue: a queue
+    skipped silently would change which package a recipe name resolves to)."""
+    out: list[Problem] = []
+    for rel in repo.queue_files():
+        if rel.endswith("/batch-results.json"):
+            continue
+        try:
+            out.extend(parse_queue(rel, repo.read_bytes(rel)).problems)
+        except MigrateError as exc:
+            out.append(Problem(rel, 0, str(exc).removeprefix(rel + ": ")))
+    return out
+
+
 def load_queue_docs(repo: DataRepo) -> dict[str, dict]:
-    """{rel: decoded queue document} for the priority queues that decode cleanly."""
+    """{rel: decoded queue document} for the priority queues that decode cleanly
+    (callers that write run :func:`queue_problems` first, in their preflight)."""
     out = {}
     for rel in repo.queue_files():
         try:
@@ -30,7 +45,7 @@ def load_queue_docs(repo: DataRepo) -> dict[str, dict]:
 
 def entry_id(entry: dict) -> str:
     """The package id of a queue entry: legacy ``id``, unified ``source``."""
-    return entry["id"] if "id" in entry else entry["source"]
+    return entry.get("id") or entry.get("source") or ""
 
 
 def name_index(docs: dict[str, dict]) -> dict[str, str | None]:
@@ -42,7 +57,8 @@ def name_index(docs: dict[str, dict]) -> dict[str, str | None]:
     chosen = unified or [d for d in docs.values() if "packages" in d]
     ids: dict[str, set[str]] = defaultdict(set)
     for doc in chosen:
-        for e in doc.get("entries", doc.get("packages", [])):
-            if isinstance(e, dict) and "name" in e:
+        entries = doc.get("entries", doc.get("packages", []))
+        for e in entries if isinstance(entries, list) else []:
+            if isinstance(e, dict) and isinstance(e.get("name"), str) and entry_id(e):
                 ids[e["name"]].add(entry_id(e))
     return {name: (next(iter(s)) if len(s) == 1 else None) for name, s in ids.items()}

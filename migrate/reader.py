@@ -230,11 +230,10 @@ class ParsedQueue:
 
     @property
     def entries(self) -> list[dict[str, Any]]:
-        if self.kind == "legacy":
-            return self.obj["packages"]
-        if self.kind == "unified":
-            return self.obj["entries"]
-        return []
+        """The entries when the document has a list of them (else [], and problems say why)."""
+        key = {"legacy": "packages", "unified": "entries"}.get(self.kind or "")
+        value = self.obj.get(key) if key and isinstance(self.obj, dict) else None
+        return value if isinstance(value, list) else []
 
 
 def parse_queue(rel: str, data: bytes, expect_version: int | None = None) -> ParsedQueue:

@@ -173,7 +173,7 @@ def generate(out: Path, records: int, files: int, seed: int) -> dict:
             f"{e}-2026-03-0{i % 9 + 1}T00-00-00Z.jsonl" for i, (e, _) in enumerate(ECOSYSTEMS * 2)
         ][: files - 3]
         names += ["batch-2026-03-10T00-00-00Z.jsonl", "batch-2026-03-11T00-00-00Z.jsonl"]
-        handles = {n: open(fail / n, "w", encoding="utf-8") for n in names}
+        handles = {n: open(fail / n, "w", encoding="utf-8") for n in names}  # noqa: SIM115
         while written < records:
             t += timedelta(seconds=g.r.randint(5, 600))
             n = g.r.choice(names)
@@ -202,7 +202,7 @@ def generate(out: Path, records: int, files: int, seed: int) -> dict:
             h.close()
         nfiles = len(names)
     else:
-        mixed = open(fail / "homebrew.jsonl", "w", encoding="utf-8")
+        mixed = open(fail / "homebrew.jsonl", "w", encoding="utf-8")  # noqa: SIM115
         nfiles = 1
         zero = 0
         while written < records and nfiles < files:

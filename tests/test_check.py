@@ -117,8 +117,11 @@ def test_paths_restrict_the_check(fixture_repo, capsys, monkeypatch):
     monkeypatch.chdir(root)
     assert main(["check", "data/failures/homebrew.jsonl"]) == 0
     assert "checked 1 failure files" in capsys.readouterr().out
-    assert main(["check", "README.md"]) == 2
+    (root / "notes.txt").write_text("x")
+    assert main(["check", "notes.txt"]) == 2
     assert "not a failure file or queue" in capsys.readouterr().err
+    assert main(["check", "data/failures/nope.jsonl"]) == 2
+    assert "no such file" in capsys.readouterr().err
 
 
 def test_check_follows_the_recorded_version(fixture_repo, capsys):

@@ -25,6 +25,8 @@ def frozen_clock():
     """Runs compared byte for byte must see the same clock (queues record updated_at)."""
     with freeze_time("2026-03-04 05:06:07"):
         yield
+
+
 FIXTURE_REPOS = ["sample", "anomalies", "early-layout"]
 
 

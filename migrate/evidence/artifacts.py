@@ -162,5 +162,8 @@ def scan_dirs(dirs: list[str]) -> EvidenceSet:
         for p in paths:
             if p.name.startswith("."):
                 continue
-            scan_file(p, p.as_posix(), out)
+            # provenance names the file from the evidence folder's own name down, so no
+            # machine-specific absolute path ends up in committed records
+            shown = p.name if root.is_file() else (Path(root.name) / p.relative_to(root))
+            scan_file(p, Path(shown).as_posix(), out)
     return out

@@ -4,7 +4,8 @@ A package's section starts at one of the marker lines real messages show:
 
 * ``Creating recipe for NAME from ECO:ID...``   (package id known)
 * ``Generating plan for NAME@VERSION``
-* ``Checking runtime dependencies for NAME...``
+* ``Checking runtime dependencies for NAME...`` (only where no section is open: inside one
+  it names an eval-time dependency being checked, not the package)
 
 and runs until a marker names another package (the three markers of one package in a row
 are one section). Inside it, registry errors are read exactly as in a
@@ -22,15 +23,18 @@ from migrate.evidence.messages import blocker_names
 MARKERS = (
     re.compile(r"Creating recipe for (?P<name>\S+) from (?P<pid>[\w.\-]+:\S+?)\.\.\."),
     re.compile(r"Generating plan for (?P<name>[^@\s]+)@\S+"),
-    re.compile(r"Checking runtime dependencies for (?P<name>\S+?)\.\.\."),
 )
+#: Starts a section only outside one: inside a package's section it often names an
+#: eval-time dependency being checked (real records: npm:kew -> nodejs, rubygems:amp -> ruby).
+CHECKING = re.compile(r"Checking runtime dependencies for (?P<name>\S+?)\.\.\.")
 
 
 def scan_log(text: str, shown: str, run: str | None, out: EvidenceSet) -> bool:
     """Add one finding per package section that names blockers; True if it is a log."""
     sections: list[tuple[str, str | None, int, list[str]]] = []
     for lineno, line in enumerate(text.split("\n"), start=1):
-        for marker in MARKERS:
+        markers = MARKERS if sections else (*MARKERS, CHECKING)
+        for marker in markers:
             m = marker.search(line)
             if m:
                 name = m.group("name")

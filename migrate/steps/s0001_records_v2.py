@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from migrate import codec
 from migrate.models import FailureRecordV2
-from migrate.queues import load_queue_docs, name_index
+from migrate.queues import load_queue_docs, name_index, queue_problems
 from migrate.reader import Problem, iter_failure_lines, split_lines, validation_problems
 from migrate.records import (
     ConversionError,
@@ -39,6 +39,20 @@ class RecordsV2(Step):
 
     def files(self, repo: DataRepo) -> list[str]:
         return [f.rel for f in repo.failure_files()]
+
+    def preflight(self, repo: DataRepo) -> list[Problem]:
+        out = queue_problems(repo)
+        for ff in repo.failure_files():
+            if repo.path(ff.rel).is_symlink():
+                out.append(
+                    Problem(
+                        ff.rel,
+                        0,
+                        "is a symlink: migrate rewrites files in place and"
+                        " would replace the link with a file; make it a file",
+                    )
+                )
+        return out
 
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> dict[str, str | None]:
         return name_index(load_queue_docs(repo))
@@ -71,9 +85,13 @@ class RecordsV2(Step):
                     env = pl.model
                     recs = from_envelope(env, rel, pl.lineno, ff.run)
                     if res.exact:  # the line this run of records goes back to, on down
-                        back = {"schema_version": 1, "ecosystem": env.ecosystem,
-                                "environment": env.environment, "updated_at": env.updated_at,
-                                "failures": [to_envelope_item(r) for r in recs]}
+                        back = {
+                            "schema_version": 1,
+                            "ecosystem": env.ecosystem,
+                            "environment": env.environment,
+                            "updated_at": env.updated_at,
+                            "failures": [to_envelope_item(r) for r in recs],
+                        }
                         res.exact = codec.dumps_line(back).encode("utf-8") == pl.raw
                     layout.append(
                         {

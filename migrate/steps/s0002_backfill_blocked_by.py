@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrate import codec
+from migrate.errors import BadInputError
 from migrate.evidence import EvidenceSet, Finding
 from migrate.evidence.artifacts import scan_dirs
 from migrate.evidence.messages import blocker_names, true_not_found
 from migrate.evidence.names import merge
-from migrate.failures_index import ts_key
-from migrate.queues import load_queue_docs, name_index
-from migrate.reader import split_lines
+from migrate.failures_index import decode_v2, ts_key, v2_lines
+from migrate.queues import load_queue_docs, name_index, queue_problems
+from migrate.reader import Problem, split_lines
 from migrate.repo import DataRepo
 from migrate.steps.base import Step, UpResult
 
@@ -55,7 +56,8 @@ class Ref:
 class Context:
     evidence: EvidenceSet
     assigned: dict[tuple[str, int], list[Finding]] = field(default_factory=dict)
-    #: package_id -> [(ts_key, names, "file:line")] of package records that name blockers
+    #: package_id -> [(ts_key, names, "file:line")] of every package record of a package
+    #: that has a platform line needing a sibling, sorted by time
     package_names: dict[str, list[tuple[str, list[str], str]]] = field(default_factory=dict)
     unmatched: list[Finding] = field(default_factory=list)
 
@@ -81,6 +83,9 @@ class BackfillBlockedBy(Step):
 
     # ------------------------------------------------------------------ prepare
 
+    def preflight(self, repo: DataRepo) -> list[Problem]:
+        return queue_problems(repo)
+
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
         ctx = Context(scan_dirs(list(options.get("evidence") or [])))
         by_name = name_index(load_queue_docs(repo))
@@ -91,24 +96,41 @@ class BackfillBlockedBy(Step):
             if f.package_id:
                 wanted[f.package_id].append(f)
         candidates: dict[int, list[Ref]] = defaultdict(list)  # id(finding) -> refs
-        package_names: dict[str, list[tuple[str, list[str], str]]] = defaultdict(list)
-        # Only lines that can name a blocker or match a finding are decoded (the bytes of a
-        # v2 line are canonical JSON, so these substrings are exact filters).
-        keys_b = [json.dumps(k)[1:-1].encode() for k in wanted] if len(wanted) <= 64 else None
-        for rel in self.files(repo):
-            for lineno, raw in split_lines(repo.read_bytes(rel)):
-                if not raw.strip():
-                    continue
-                if (
-                    b"not found in registry" not in raw
-                    and b'"blocked_by":["' not in raw
-                    and not (wanted and (keys_b is None or any(k in raw for k in keys_b)))
+        problems: list[Problem] = []
+        files = self.files(repo)
+        # Pass 1, bytes only: which packages have a platform line that may need a sibling.
+        need_sibling: set[str] = set()
+        for rel in files:
+            for lineno, raw in v2_lines(rel, repo.read_bytes(rel), problems):
+                if b'"scope":"platform"' in raw and (
+                    b'"exit_code":8,' in raw or b'"category":"missing_dep"' in raw
                 ):
+                    rec = decode_v2(rel, lineno, raw, problems)
+                    if rec and rec["package_id"] and not rec["blocked_by"]:
+                        need_sibling.add(rec["package_id"])
+
+        # Pass 2: decode only the lines a finding or a sibling lookup can use (v2 lines are
+        # canonical JSON, so these substrings are exact filters).
+        def needles(keys) -> list[bytes] | None:
+            return [json.dumps(k)[1:-1].encode() for k in keys] if len(keys) <= 64 else None
+
+        want_b, sib_b = needles(wanted), needles(need_sibling)
+        history: dict[str, dict[str, tuple[str, list[str]]]] = defaultdict(dict)
+        for rel in files:
+            for lineno, raw in v2_lines(rel, repo.read_bytes(rel), []):
+                sib = (
+                    need_sibling
+                    and b'"scope":"package"' in raw
+                    and (sib_b is None or any(k in raw for k in sib_b))
+                )
+                hit = wanted and (want_b is None or any(k in raw for k in want_b))
+                if not (sib or hit):
                     continue
-                rec = codec.loads_own(raw)
+                rec = decode_v2(rel, lineno, raw, problems)
+                if rec is None:
+                    continue
                 ref = None
-                keys = {rec["name"], rec["package_id"]} - {None}
-                for key in keys:
+                for key in {rec["name"], rec["package_id"]} - {None}:
                     for f in wanted.get(key, ()):
                         if f.platform and f.platform != rec["platform"]:
                             continue
@@ -130,12 +152,19 @@ class BackfillBlockedBy(Step):
                         )
                         if ref not in candidates[id(f)]:
                             candidates[id(f)].append(ref)
-                if rec["scope"] == "package" and rec["package_id"] and not _skip(rec):
-                    names = merge(rec["blocked_by"] or [], _message_names(rec))
-                    if names:
-                        package_names[rec["package_id"]].append(
-                            (ts_key(rec["timestamp"]), names, f"{rel}:{lineno}")
-                        )
+                pid = rec["package_id"]
+                if rec["scope"] == "package" and pid in need_sibling:
+                    names = (
+                        [] if _skip(rec) else merge(rec["blocked_by"] or [], _message_names(rec))
+                    )
+                    history[pid][f"{rel}:{lineno}"] = (ts_key(rec["timestamp"]), names)
+        if problems:
+            raise BadInputError(
+                f"{len(problems)} failure line(s) are not v2 records; nothing was written",
+                [str(p) for p in problems],
+                hint="run `migrate check`; files added by the old CI writer need `migrate"
+                " down --to base` and `migrate up` again",
+            )
         for f in ctx.evidence.findings:
             refs = candidates.get(id(f), [])
             if not refs:
@@ -146,11 +175,16 @@ class BackfillBlockedBy(Step):
                 refs = [r for r in refs if r.ts == latest]
             for r in refs:
                 ctx.assigned.setdefault((r.rel, r.line), []).append(f)
-                if r.scope == "package" and r.package_id and f.names:
-                    package_names[r.package_id].append((r.ts, f.names, f"{r.rel}:{r.line}"))
-        for entries in package_names.values():
-            entries.sort(key=lambda e: e[0])
-        ctx.package_names = dict(package_names)
+                where = f"{r.rel}:{r.line}"
+                if r.scope == "package" and where in history.get(r.package_id or "", {}):
+                    ts, names = history[r.package_id][where]
+                    history[r.package_id][where] = (ts, merge(names, f.names))
+        ctx.package_names = {
+            pid: sorted(
+                ((ts, names, where) for where, (ts, names) in recs.items()), key=lambda e: e[0]
+            )
+            for pid, recs in history.items()
+        }
         return ctx
 
     # ------------------------------------------------------------------ up
@@ -163,7 +197,9 @@ class BackfillBlockedBy(Step):
             if not raw.strip() or not self._may_change(raw, rel, lineno, ctx):
                 out.append(raw)
                 continue
-            rec = codec.loads_own(raw)
+            rec = decode_v2(rel, lineno, raw, res.problems)
+            if rec is None:
+                continue
             before = {
                 "category": rec["category"],
                 "reclassified_from": rec["reclassified_from"],
@@ -209,6 +245,14 @@ class BackfillBlockedBy(Step):
         own = rec["blocked_by"] or []
         found: list[tuple[str, list[str], dict[str, Any]]] = []  # (source, names, evidence)
         msg_names = _message_names(rec) if rec["scope"] == "package" else []
+        if (
+            rec["scope"] == "package"
+            and rec["message"]
+            and "not found in registry" in rec["message"]
+        ):
+            rejected = blocker_names(rec["message"], rec["name"]).rejected
+            if rejected:
+                counts["names rejected (contain /, \\, .., < or >)"] += len(rejected)
         if msg_names:
             match = blocker_names(rec["message"], rec["name"])
             found.append(
@@ -284,13 +328,14 @@ class BackfillBlockedBy(Step):
 
     @staticmethod
     def _sibling(rec: dict[str, Any], ctx: Context) -> tuple[list[str], str] | None:
-        entries = ctx.package_names.get(rec["package_id"], [])
+        """The blockers of the same package's nearest earlier package record, if it names
+        any (a nearer record naming none means the miss is not proven: nothing)."""
         key = ts_key(rec["timestamp"])
         best = None
-        for ts, names, where in entries:
+        for ts, names, where in ctx.package_names.get(rec["package_id"], []):
             if ts <= key:
                 best = (names, where)
-        return best
+        return best if best and best[0] else None
 
     @staticmethod
     def _note_disagreement(rec, rel, lineno, own, found, counts, notes) -> None:

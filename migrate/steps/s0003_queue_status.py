@@ -18,6 +18,7 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from migrate import clock, codec
+from migrate.errors import BadInputError
 from migrate.failures_index import latest_package_failures
 from migrate.models import LegacyStatus, UnifiedStatus
 from migrate.queues import entry_id
@@ -70,7 +71,16 @@ class QueueStatus(Step):
 
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
         recipes = recipe_names(options["recipes"]) if options.get("recipes") else set()
-        return Context(latest_package_failures(repo), recipes, clock.now_iso())
+        problems: list[Problem] = []
+        latest = latest_package_failures(repo, problems)
+        if problems:
+            raise BadInputError(
+                f"{len(problems)} failure line(s) are not v2 records; nothing was written",
+                [str(p) for p in problems],
+                hint="run `migrate check`; files added by the old CI writer need `migrate"
+                " down` to base and `up` again, or removal",
+            )
+        return Context(latest, recipes, clock.now_iso())
 
     def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
         res = UpResult(data)

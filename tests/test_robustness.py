@@ -1,0 +1,246 @@
+"""Crash windows, broken inputs at later versions, and other cases a real repo meets."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from freezegun import freeze_time
+
+from migrate import codec, engine
+from migrate.check import check_repo
+from migrate.cli import main
+from migrate.errors import BadInputError, DataChanged, LedgerError
+from migrate.ingest import ingest
+from migrate.ledger import Ledger
+from migrate.repo import LEDGER_DIR, DataRepo
+from tests.helpers import data_only, snapshot
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock():
+    with freeze_time("2026-03-04 05:06:07"):
+        yield
+
+
+def test_a_run_killed_inside_ledger_begin_is_recovered(fixture_repo, monkeypatch):
+    clean = fixture_repo("sample")
+    original = snapshot(clean)
+    engine.up(DataRepo(clean))
+    expected = data_only(snapshot(clean))
+    engine.down(DataRepo(clean), "base")
+
+    def killed(self, entry, files):
+        raise SystemExit("killed between ledger.json and the detail file")
+
+    monkeypatch.setattr(Ledger, "write_files", killed)
+    with pytest.raises(SystemExit):
+        engine.up(DataRepo(clean))
+    monkeypatch.undo()
+    assert (clean / LEDGER_DIR / "ledger.json").exists()
+    left = {k: v for k, v in data_only(snapshot(clean)).items() if "migrate-stage" not in k}
+    assert left == data_only(original)  # nothing replaced yet, only staged
+    engine.up(DataRepo(clean))
+    assert data_only(snapshot(clean)) == expected
+    engine.down(DataRepo(clean), "base")
+    assert snapshot(clean) == original
+
+
+def test_a_missing_detail_file_is_a_ledger_error_not_a_silent_loss(fixture_repo):
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root), "0001")
+    (root / LEDGER_DIR / "0001-records-v2.jsonl").unlink()
+    with pytest.raises(LedgerError, match="0001-records-v2.jsonl is missing"):
+        engine.down(DataRepo(root), "base")
+    with pytest.raises(LedgerError):
+        engine.verify(DataRepo(root))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        b'{"schema_version":1,"recipe":"procs","platform":"linux-alpine-musl-x86_64",'
+        b'"exit_code":6,"category":"deterministic","timestamp":"2026-03-08T02:37:10Z"}\n',
+        b"<<<<<<< HEAD\n",
+        b'{"schema_version":2,\n',
+    ],
+    ids=["v1-line-from-the-old-ci-writer", "merge-conflict", "truncated-v2"],
+)
+def test_non_v2_lines_at_a_later_version_are_named_not_a_traceback(fixture_repo, extra):
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root), "0001")
+    f = root / "data" / "failures" / "batch-2026-03-08T02-37-10Z.jsonl"
+    f.write_bytes(extra)
+    before = snapshot(root)
+    with pytest.raises(BadInputError) as exc:
+        engine.up(DataRepo(root))
+    assert exc.value.problems[0].startswith("data/failures/batch-2026-03-08T02-37-10Z.jsonl:1:")
+    assert snapshot(root) == before
+
+
+@pytest.mark.parametrize(
+    "bad", [{"entries": 5}, {"entries": [{"name": ["x"]}]}, {"packages": None}]
+)
+def test_structurally_bad_queues_are_reported_and_refused(fixture_repo, bad):
+    root = fixture_repo("sample")
+    q = root / "data" / "queues" / "priority-queue.json"
+    doc = {"schema_version": 1, "updated_at": "2026-03-03T03:21:03Z", **bad}
+    q.write_text(json.dumps(doc, indent=2) + "\n")
+    report = check_repo(DataRepo(root))
+    assert not report.ok and all(
+        p.file == "data/queues/priority-queue.json" for p in report.problems
+    )
+    before = snapshot(root)
+    with pytest.raises(BadInputError):
+        engine.up(DataRepo(root))
+    assert snapshot(root) == before
+
+
+def test_a_broken_queue_refuses_the_run_instead_of_losing_ecosystems(fixture_repo):
+    root = fixture_repo("sample")
+    for q in (root / "data" / "queues").glob("priority-queue*.json"):
+        q.write_bytes(q.read_bytes() + b"x")
+    before = snapshot(root)
+    with pytest.raises(BadInputError) as exc:
+        engine.up(DataRepo(root))
+    assert any("priority-queue.json:1: invalid JSON" in p for p in exc.value.problems)
+    assert snapshot(root) == before
+
+
+def _env(pid, msg, ts, stamp):
+    return codec.dumps_line(
+        {
+            "schema_version": 1,
+            "ecosystem": "homebrew",
+            "environment": "linux-glibc-x86_64",
+            "updated_at": stamp,
+            "failures": [
+                {
+                    "package_id": pid,
+                    "category": "validation_failed",
+                    "message": msg,
+                    "timestamp": ts,
+                }
+            ],
+        }
+    )
+
+
+def test_sibling_is_the_nearest_earlier_record_even_when_it_names_nobody(tmp_path):
+    f = tmp_path / "data" / "failures"
+    f.mkdir(parents=True)
+    (f / "homebrew-2026-01-31T00-00-00Z.jsonl").write_text(
+        _env(
+            "homebrew:foo",
+            "recipe bar not found in registry",
+            "2026-01-31T00:00:00Z",
+            "2026-01-31T00-00-00Z",
+        )
+        + "\n"
+    )
+    (f / "homebrew-2026-02-05T00-00-00Z.jsonl").write_text(
+        _env(
+            "homebrew:foo", "Error: API rate limit", "2026-02-05T00:00:00Z", "2026-02-05T00-00-00Z"
+        )
+        + "\n"
+    )
+    (f / "homebrew-2026-03-06T00-00-00Z.jsonl").write_text(
+        codec.dumps_line(
+            {
+                "schema_version": 1,
+                "recipe": "foo",
+                "platform": "linux-alpine-musl-x86_64",
+                "exit_code": 8,
+                "category": "deterministic",
+                "timestamp": "2026-03-06T00:00:00Z",
+            }
+        )
+        + "\n"
+    )
+    engine.up(DataRepo(tmp_path))
+    line = (f / "homebrew-2026-03-06T00-00-00Z.jsonl").read_text()
+    rec = json.loads(line)
+    assert rec["blocked_by"] is None and rec["evidence"] == []
+
+
+def test_ingest_skips_entries_that_cannot_be_records(fixture_repo, tmp_path, capsys):
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root))
+    v = tmp_path / "validation-results-x.json"
+    v.write_text(
+        json.dumps(
+            [
+                {
+                    "recipe": "foo",
+                    "platform": "linux-alpine-musl-x86_64",
+                    "status": "fail",
+                    "attempts": 1,
+                    "blocked_by": [],
+                },
+                {
+                    "recipe": "bar",
+                    "platform": "Alpine Linux",
+                    "status": "fail",
+                    "exit_code": 6,
+                    "attempts": 1,
+                    "blocked_by": [],
+                },
+                {
+                    "recipe": "anyquery",
+                    "platform": "linux-alpine-musl-x86_64",
+                    "status": "fail",
+                    "exit_code": 6,
+                    "attempts": 1,
+                    "blocked_by": [],
+                },
+            ]
+        )
+    )
+    rel, n, problems = ingest(DataRepo(root), [str(v)])
+    assert n == 1 and len(problems) == 2
+    assert "foo: skipped" in problems[0] and "exit_code" in problems[0]
+    assert "bar: skipped" in problems[1] and "platform" in problems[1]
+    assert check_repo(DataRepo(root)).ok
+
+
+def test_checking_marker_inside_a_section_does_not_steal_its_names(tmp_path):
+    from migrate.evidence.artifacts import scan_dirs
+
+    (tmp_path / "run.log").write_text(
+        "Creating recipe for kew from npm:kew...\nInstalling eval-time dependencies: [nodejs]\n"
+        "Checking runtime dependencies for nodejs...\n"
+        "Error: registry: recipe gcc-libs not found in registry\n"
+    )
+    (f,) = scan_dirs([str(tmp_path)]).findings
+    assert (f.recipe, f.package_id, f.names) == ("kew", "npm:kew", ["gcc-libs"])
+    assert f.file == f"{tmp_path.name}/run.log"  # provenance: no absolute path
+
+
+def test_symlinked_failure_files_are_refused(fixture_repo):
+    root = fixture_repo("sample")
+    os.symlink("homebrew-2026-02-07T03-03-36Z.jsonl", root / "data" / "failures" / "zz-link.jsonl")
+    assert any("is a symlink" in str(p) for p in check_repo(DataRepo(root)).problems)
+    with pytest.raises(BadInputError, match="nothing was written"):
+        engine.up(DataRepo(root))
+
+
+def test_down_force_goes_on_past_a_deleted_file(fixture_repo, capsys):
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root), "0001")
+    victim = root / "data" / "failures" / "npm-2026-02-19T14-15-55Z.jsonl"
+    victim.unlink()
+    with pytest.raises(DataChanged):
+        engine.down(DataRepo(root), "base")
+    run = engine.down(DataRepo(root), "base", force=True)
+    assert any("deleted since step 0001; left deleted" in n for s in run.steps for n in s.notes)
+    assert not victim.exists() and check_repo(DataRepo(root)).ok
+
+
+def test_a_dry_run_writes_nothing_at_all(fixture_repo):
+    root = fixture_repo("sample")
+    stray = root / "data" / "failures" / ".homebrew.jsonl.migrate-stage"
+    stray.write_bytes(b"half")
+    before = snapshot(root)
+    assert main(["up", "--repo", str(root), "--dry-run"]) == 0
+    assert snapshot(root) == before and stray.exists()

@@ -15,6 +15,7 @@ from typing import Any
 
 from migrate.errors import MigrateError, UsageError
 from migrate.ledger import Ledger
+from migrate.parallel import map_files
 from migrate.reader import Problem, iter_failure_lines, parse_queue
 from migrate.repo import FAILURES_DIR, DataRepo
 
@@ -79,7 +80,48 @@ def _select(repo: DataRepo, paths: list[str] | None) -> tuple[list[str], list[st
     return want_f, want_q
 
 
-def check_repo(repo: DataRepo, paths: list[str] | None = None, progress=None) -> CheckReport:
+def _check_file(repo: DataRepo, rel: str, want: str | None, version: str) -> CheckReport:
+    """One failure file's counts and problems (files are independent: ``--jobs`` maps them)."""
+    part = CheckReport()
+    try:
+        data = repo.read_bytes(rel)
+    except MigrateError as exc:
+        part.problems.append(Problem(rel, 0, str(exc).removeprefix(rel + ": ")))
+        part.files["unreadable"] += 1
+        return part
+    part.files["failures" if data else "empty"] += 1
+    if repo.path(rel).is_symlink():
+        part.problems.append(
+            Problem(rel, 0, "is a symlink: `migrate up` refuses to rewrite it (make it a file)")
+        )
+    for pl in iter_failure_lines(rel, data):
+        if pl.problems:
+            part.lines["bad"] += 1
+            part.problems.extend(pl.problems)
+            continue
+        if pl.shape is None:
+            part.lines["blank"] += 1
+            continue
+        if (pl.shape == "v2") != (want == "v2"):
+            part.lines["bad"] += 1
+            expected = "schema_version 2" if want else "schema_version 1 (shape A or B)"
+            part.problems.append(
+                Problem(
+                    rel,
+                    pl.lineno,
+                    f"expected {expected} at this repo's version ({version})",
+                    "schema_version",
+                )
+            )
+            continue
+        part.lines[pl.shape] += 1
+        part.records[pl.shape] += len(pl.model.failures) if pl.shape == "A" else 1
+    return part
+
+
+def check_repo(
+    repo: DataRepo, paths: list[str] | None = None, progress=None, jobs: int = 1
+) -> CheckReport:
     """Validate failure files and queues; never raises for bad data, only collects problems."""
     ledger = Ledger.load(repo)
     report = CheckReport(version=ledger.current)
@@ -97,40 +139,14 @@ def check_repo(repo: DataRepo, paths: list[str] | None = None, progress=None) ->
         )
     failures, queues = _select(repo, paths)
     want = "v2" if report.failures_version == 2 else None
-    for rel in progress(failures) if progress else failures:
-        try:
-            data = repo.read_bytes(rel)
-        except MigrateError as exc:
-            report.problems.append(Problem(rel, 0, str(exc).removeprefix(rel + ": ")))
-            report.files["unreadable"] += 1
-            continue
-        report.files["failures" if data else "empty"] += 1
-        if repo.path(rel).is_symlink():
-            report.problems.append(
-                Problem(rel, 0, "is a symlink: `migrate up` refuses to rewrite it (make it a file)")
-            )
-        for pl in iter_failure_lines(rel, data):
-            if pl.problems:
-                report.lines["bad"] += 1
-                report.problems.extend(pl.problems)
-                continue
-            if pl.shape is None:
-                report.lines["blank"] += 1
-                continue
-            if (pl.shape == "v2") != (want == "v2"):
-                report.lines["bad"] += 1
-                expected = "schema_version 2" if want else "schema_version 1 (shape A or B)"
-                report.problems.append(
-                    Problem(
-                        rel,
-                        pl.lineno,
-                        f"expected {expected} at this repo's version ({report.version or 'base'})",
-                        "schema_version",
-                    )
-                )
-                continue
-            report.lines[pl.shape] += 1
-            report.records[pl.shape] += len(pl.model.failures) if pl.shape == "A" else 1
+    version = report.version or "base"
+    for part in map_files(
+        lambda rel: _check_file(repo, rel, want, version), failures, jobs, progress
+    ):
+        report.files.update(part.files)
+        report.lines.update(part.lines)
+        report.records.update(part.records)
+        report.problems.extend(part.problems)
     for rel in queues:
         try:
             data = repo.read_bytes(rel)

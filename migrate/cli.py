@@ -27,7 +27,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from migrate.progress import progress_for
 
     repo = _repo(args)
-    report = check_repo(repo, args.paths or None, progress=progress_for(args, "check"))
+    report = check_repo(
+        repo, args.paths or None, progress=progress_for(args, "check"), jobs=max(1, args.jobs)
+    )
     if args.format == "json":
         print(json.dumps(report.as_dict(), indent=2))
     elif args.format == "github":
@@ -126,7 +128,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     from migrate.engine import down
 
-    run = down(_repo(args), args.to, dry_run=args.dry_run, force=args.force)
+    run = down(_repo(args), args.to, dry_run=args.dry_run, force=args.force, jobs=max(1, args.jobs))
     _print_run(run)
     return 0
 
@@ -223,11 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--repo", metavar="DIR", help="data repo (default: current directory)")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    jobs = argparse.ArgumentParser(add_help=False)
+    jobs.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="spread files over N processes (default 1; pays on large repos)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     c = sub.add_parser(
         "check",
-        parents=[common],
+        parents=[common, jobs],
         help="validate data against the schema of the repo's recorded version (for CI)",
         description=(
             "Validate data/failures/*.jsonl and the queues against the schema of the version"
@@ -257,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser(
         "up",
-        parents=[common],
+        parents=[common, jobs],
         help="apply migration steps (default: all, to head)",
         description="Apply steps in order up to --to (default head). Each file is replaced"
         " atomically; a killed run is finished by the next `migrate up`.",
@@ -277,18 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument(
         "--recipes", metavar="DIR", help="recipes tree: a blocker with a recipe is resolved"
     )
-    u.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        metavar="N",
-        help="processes per step (default 1; pays on large repos and many cores)",
-    )
     u.set_defaults(func=cmd_up)
 
     dn = sub.add_parser(
         "down",
-        parents=[common],
+        parents=[common, jobs],
         help="revert migration steps (default: the last one)",
         description="Revert steps down to --to (default: undo the last applied step). On data"
         " that came from v1, `migrate down --to base` restores the original bytes exactly.",

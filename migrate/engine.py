@@ -29,6 +29,7 @@ from migrate import __version__, clock
 from migrate.errors import BadInputError, DataChanged, LedgerError, UsageError
 from migrate.ledger import FileEntry, Ledger, StepEntry
 from migrate.lock import hold
+from migrate.parallel import map_files
 from migrate.reader import Problem
 from migrate.repo import DataRepo, sha256, sync_dir
 from migrate.steps import STEPS, Step, by_id
@@ -314,7 +315,7 @@ def _up_step(
         "applying",
         clock.now_iso(),
         __version__,
-        _summary(report, {k: v for k, v in options.items() if v}),
+        _summary(report, {k: v for k, v in options.items() if v and k != "jobs"}),
     )
     os.sync()  # every staged file is durable before the ledger says "applying"
     ledger.begin(entry, entries)
@@ -430,7 +431,7 @@ def up(
     """Apply steps up to ``target``. ``after_each(i)`` is a test hook run after each rename;
     ``jobs`` > 1 spreads each step's files over that many processes."""
     start = clock.monotonic()
-    options = options or {}
+    options = {**(options or {}), "jobs": jobs}
     with hold(repo, "up", dry_run=dry_run):
         ledger = _load(repo, dry_run)
         resumed = None
@@ -484,18 +485,6 @@ def up(
 # ---------------------------------------------------------------------------- down
 
 
-def _verify_after(repo: DataRepo, files: list[FileEntry], allow_before: bool) -> list[str]:
-    bad = []
-    for fe in files:
-        try:
-            cur = sha256(repo.read_bytes(fe.path))
-        except Exception:
-            cur = None
-        if cur != fe.after and not (allow_before and cur == fe.before):
-            bad.append(fe.path)
-    return bad
-
-
 def _down_step(
     repo: DataRepo,
     ledger: Ledger,
@@ -504,68 +493,59 @@ def _down_step(
     dry_run: bool,
     force: bool,
     after_each: Callable[[int], None] | None,
+    jobs: int = 1,
 ) -> StepReport:
     step = by_id(entry.id)
     report = StepReport(step, "down")
     files = ledger.files(entry)
+    by_path = {fe.path: fe for fe in files}
+    rels = [fe.path for fe in files] + [r for r in step.files(repo) if r not in by_path]
+    dry = isinstance(repo, DryRunRepo)
     interrupted = entry.state != "applied"
-    changed = _verify_after(repo, files, allow_before=interrupted)
-    if changed and not force:
-        raise DataChanged(
-            f"{len(changed)} file(s) changed since step {entry.id} wrote them: "
-            + ", ".join(changed[:5])
-            + (" ..." if len(changed) > 5 else ""),
-            hint="`migrate verify` lists them; commit or revert those edits"
-            " (or pass --force to convert them down as they are now, edits included)",
+
+    def one(rel: str) -> tuple[str, Any, bytes | None]:
+        return _down_file(
+            step,
+            entry,
+            by_path.get(rel),
+            repo,
+            rel,
+            force=force,
+            interrupted=interrupted,
+            stage=not dry,
         )
+
     todo: list[FileEntry] = []
-    for fe in files:
-        if force and not repo.exists(fe.path):
-            if fe.restore is None:
-                report.notes.append(f"{fe.path}: deleted since step {entry.id}; left deleted")
-                continue
-            cur = b""
-        else:
-            cur = repo.read_bytes(fe.path)
-        if sha256(cur) == fe.before:
-            continue  # never replaced (interrupted up) or already reverted
-        try:
-            old = fe.restore if fe.restore is not None else step.down(fe.path, cur, fe.patch)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise DataChanged(
-                f"{fe.path}: cannot revert step {entry.id} on this file as it is now"
-                f" ({type(exc).__name__}: {exc})",
-                hint="restore the file from git (git checkout -- FILE), then run again",
-            ) from None
-        if fe.restore is None and sha256(old) != fe.before and not force:
-            raise DataChanged(f"{fe.path}: reverting does not give back the recorded bytes")
-        report.changed_files += 1
-        todo.append(fe)
-        if isinstance(repo, DryRunRepo):
-            repo.overlay[fe.path] = old
-        else:
-            _stage(repo, fe.path, old)
-    recorded = {fe.path for fe in files}
-    for rel in step.files(repo):
-        if rel in recorded:
-            continue
-        cur = repo.read_bytes(rel)
-        try:
-            old = step.down_unrecorded(rel, cur)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataChanged(
-                f"{rel}: written after step {entry.id} and not convertible down"
-                f" ({type(exc).__name__}: {exc})",
-                hint="fix the file (see `migrate check`) or remove it, then run again",
-            ) from None
-        if old is not None and old != cur:
+    changed: list[str] = []
+    errors: list[str] = []
+    for kind, value, old in map_files(one, rels, 1 if dry else jobs):
+        if kind == "changed":
+            changed.append(value)
+        elif kind == "error":
+            errors.append(value)
+        elif kind == "note":
+            report.notes.append(value)
+        elif kind in ("revert", "unrecorded"):
             report.changed_files += 1
-            report.notes.append(f"{rel}: not written by {step.id}, converted down as well")
-            todo.append(FileEntry(rel, sha256(old), sha256(cur)))
-            if isinstance(repo, DryRunRepo):
-                repo.overlay[rel] = old
-            else:
-                _stage(repo, rel, old)
+            todo.append(value)
+            if kind == "unrecorded":
+                report.notes.append(
+                    f"{value.path}: not written by {step.id}, converted down as well"
+                )
+            if dry:
+                repo.overlay[value.path] = old
+    if changed or errors:
+        if not dry:
+            _clean_stages(repo)
+        if changed:
+            raise DataChanged(
+                f"{len(changed)} file(s) changed since step {entry.id} wrote them: "
+                + ", ".join(changed[:5])
+                + (" ..." if len(changed) > 5 else ""),
+                hint="`migrate verify` lists them; commit or revert those edits"
+                " (or pass --force to convert them down as they are now, edits included)",
+            )
+        raise DataChanged(errors[0], hint="restore the file from git, then run again")
     report.files_read = len(files)
     if dry_run:
         return report
@@ -577,6 +557,65 @@ def _down_step(
     return report
 
 
+def _down_file(
+    step: Step,
+    entry: StepEntry,
+    fe: FileEntry | None,
+    repo: DataRepo,
+    rel: str,
+    *,
+    force: bool,
+    interrupted: bool,
+    stage: bool,
+) -> tuple[str, Any, bytes | None]:
+    """One file back through a step: ("skip"|"changed"|"error"|"note"|"revert"|"unrecorded",
+    value, old bytes for a dry run)."""
+    if fe is None:  # a file the step never wrote (e.g. added by `migrate ingest` since)
+        cur = repo.read_bytes(rel)
+        try:
+            old = step.down_unrecorded(rel, cur)
+        except (KeyError, TypeError, ValueError) as exc:
+            return (
+                "error",
+                f"{rel}: written after step {entry.id} and not convertible down"
+                f" ({type(exc).__name__}: {exc})",
+                None,
+            )
+        if old is None or old == cur:
+            return ("skip", None, None)
+        new = FileEntry(rel, sha256(old), sha256(cur))
+    else:
+        if not repo.exists(rel):
+            if force and fe.restore is None:
+                return ("note", f"{rel}: deleted since step {entry.id}; left deleted", None)
+            if not force:
+                return ("changed", rel, None)
+            cur = b""
+        else:
+            cur = repo.read_bytes(rel)
+        digest = sha256(cur)
+        if digest == fe.before:
+            return ("skip", None, None)  # never replaced (interrupted up) or already reverted
+        if digest != fe.after and not force:
+            return ("changed", rel, None)
+        try:
+            old = fe.restore if fe.restore is not None else step.down(rel, cur, fe.patch)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            return (
+                "error",
+                f"{rel}: cannot revert step {entry.id} on this file as it is now"
+                f" ({type(exc).__name__}: {exc})",
+                None,
+            )
+        if fe.restore is None and sha256(old) != fe.before and not force:
+            return ("error", f"{rel}: reverting does not give back the recorded bytes", None)
+        new = fe
+    if stage:
+        _stage(repo, rel, old)
+        return ("revert" if fe else "unrecorded", new, None)
+    return ("revert" if fe else "unrecorded", new, old)
+
+
 def down(
     repo: DataRepo,
     target: str | None = None,
@@ -584,6 +623,7 @@ def down(
     dry_run: bool = False,
     force: bool = False,
     after_each: Callable[[int], None] | None = None,
+    jobs: int = 1,
 ) -> RunReport:
     """Revert steps down to ``target`` (default: the last applied step only)."""
     start = clock.monotonic()
@@ -619,7 +659,15 @@ def down(
         for step in the_plan.steps:
             entry = next(e for e in ledger.steps if e.id == step.id)
             run.steps.append(
-                _down_step(view, ledger, entry, dry_run=dry_run, force=force, after_each=after_each)
+                _down_step(
+                    view,
+                    ledger,
+                    entry,
+                    dry_run=dry_run,
+                    force=force,
+                    after_each=after_each,
+                    jobs=jobs,
+                )
             )
         run.seconds = clock.monotonic() - start
         return run

@@ -12,6 +12,7 @@ from typing import Any
 
 from migrate import codec
 from migrate.models import FailureRecordV2
+from migrate.parallel import map_files
 from migrate.reader import Problem, split_lines
 from migrate.repo import DataRepo
 from migrate.status_rules import Latest
@@ -59,8 +60,30 @@ def ts_key(ts: str) -> str:
     return base.replace("-", "").replace(":", "") + frac.ljust(9, "0")
 
 
+def _latest_in_file(repo: DataRepo, rel: str) -> tuple[dict[str, Latest], list[Problem]]:
+    out: dict[str, Latest] = {}
+    problems: list[Problem] = []
+    for lineno, raw in v2_lines(rel, repo.read_bytes(rel), problems):
+        if b'"scope":"package"' not in raw:
+            continue
+        rec = decode_v2(rel, lineno, raw, problems)
+        if rec is None or rec["scope"] != "package" or not rec["package_id"]:
+            continue
+        pid, category, blocked, ts = (
+            rec["package_id"],
+            rec["category"],
+            rec["blocked_by"],
+            rec["timestamp"],
+        )
+        key = ts_key(ts)
+        cur = out.get(pid)
+        if cur is None or key >= cur.ts:
+            out[pid] = Latest(key, ts, category, blocked, f"{rel}:{lineno}")
+    return out, problems
+
+
 def latest_package_failures(
-    repo: DataRepo, problems: list[Problem] | None = None
+    repo: DataRepo, problems: list[Problem] | None = None, jobs: int = 1
 ) -> dict[str, Latest]:
     """package_id -> its latest package-scope failure (by timestamp; file order breaks ties).
 
@@ -70,21 +93,11 @@ def latest_package_failures(
     """
     out: dict[str, Latest] = {}
     problems = [] if problems is None else problems
-    for ff in repo.failure_files():
-        for lineno, raw in v2_lines(ff.rel, repo.read_bytes(ff.rel), problems):
-            if b'"scope":"package"' not in raw:
-                continue
-            rec = decode_v2(ff.rel, lineno, raw, problems)
-            if rec is None or rec["scope"] != "package" or not rec["package_id"]:
-                continue
-            key = ts_key(rec["timestamp"])
-            cur = out.get(rec["package_id"])
-            if cur is None or key >= cur.ts:
-                out[rec["package_id"]] = Latest(
-                    key,
-                    rec["timestamp"],
-                    rec["category"],
-                    rec["blocked_by"],
-                    f"{ff.rel}:{lineno}",
-                )
+    rels = [ff.rel for ff in repo.failure_files()]
+    for found, probs in map_files(lambda rel: _latest_in_file(repo, rel), rels, jobs):
+        problems.extend(probs)
+        for pid, latest in found.items():
+            cur = out.get(pid)
+            if cur is None or latest.ts >= cur.ts:
+                out[pid] = latest
     return out

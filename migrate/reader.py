@@ -8,6 +8,7 @@ Reading is per file; nothing holds the whole repo in memory.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -123,9 +124,35 @@ def detect_shape(obj: Any) -> Shape:
 _MODELS: dict[str, type[BaseModel]] = {"A": EnvelopeV1, "B": PlatformLineV1, "v2": FailureRecordV2}
 
 
+_V2_PREFIX = b'{"schema_version":2,'
+_KEY = re.compile(rb'"([a-z_]+)":')
+_V2_KEYS = len(FailureRecordV2.model_fields)
+_EVIDENCE_KEYS = 5  # source, names, detail, file, line
+
+
+def _fast_v2(raw: bytes) -> FailureRecordV2 | None:
+    """A canonical v2 line validated straight from its bytes (pydantic's JSON parser), or
+    None to take the strict path. pydantic keeps the last of duplicate keys, so each key
+    must occur exactly as often as the record has objects holding it; in canonical JSON an
+    unescaped ``"key":`` occurs only as a key."""
+    try:
+        model = FailureRecordV2.model_validate_json(raw)
+    except ValidationError:
+        return None
+    # every object validated, so each of its keys is there: one key too many is a duplicate
+    if len(_KEY.findall(raw)) != _V2_KEYS + _EVIDENCE_KEYS * len(model.evidence):
+        return None
+    return model
+
+
 def parse_line(file: str, lineno: int, raw: bytes) -> ParsedLine:
     """Decode and validate one non-blank line against the model of its own shape."""
     out = ParsedLine(lineno, raw)
+    if raw.startswith(_V2_PREFIX):
+        model = _fast_v2(raw)
+        if model is not None:
+            out.shape, out.model = "v2", model
+            return out
     try:
         obj = codec.loads(raw)
     except codec.DecodeError as exc:

@@ -15,6 +15,7 @@ from migrate.errors import DataChanged, LedgerError, LockHeld, UsageError
 from migrate.ledger import Ledger
 from migrate.repo import LEDGER_DIR, LOCK_FILE, DataRepo
 from migrate.steps import STEPS
+from tests.conftest import FIXTURES, copy_repo
 from tests.helpers import data_only, snapshot
 
 STEP_IDS = [s.id for s in STEPS]
@@ -297,3 +298,20 @@ def test_git_status_is_clean_after_up_then_down(corpus_repo):
     assert git("status", "--porcelain")
     engine.down(DataRepo(corpus_repo), "base")
     assert git("status", "--porcelain") == ""
+
+
+def test_jobs_give_the_same_bytes_as_a_serial_run(fixture_repo, tmp_path):
+    from migrate.check import check_repo
+
+    serial = fixture_repo("sample")
+    engine.up(DataRepo(serial))
+    expected = snapshot(serial)
+    parallel = copy_repo(FIXTURES / "sample", tmp_path / "p")
+    original = snapshot(parallel)
+    engine.up(DataRepo(parallel), jobs=2)
+    assert snapshot(parallel) == expected
+    assert (
+        check_repo(DataRepo(parallel), jobs=2).as_dict() == check_repo(DataRepo(serial)).as_dict()
+    )
+    engine.down(DataRepo(parallel), "base", jobs=2)
+    assert snapshot(parallel) == original

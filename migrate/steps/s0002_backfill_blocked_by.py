@@ -34,6 +34,7 @@ from migrate.evidence.artifacts import scan_dirs
 from migrate.evidence.messages import blocker_names, true_not_found
 from migrate.evidence.names import merge
 from migrate.failures_index import decode_v2, ts_key, v2_lines
+from migrate.parallel import map_files
 from migrate.queues import load_queue_docs, name_index, queue_problems
 from migrate.reader import Problem, split_lines
 from migrate.repo import DataRepo
@@ -98,16 +99,25 @@ class BackfillBlockedBy(Step):
         candidates: dict[int, list[Ref]] = defaultdict(list)  # id(finding) -> refs
         problems: list[Problem] = []
         files = self.files(repo)
-        # Pass 1, bytes only: which packages have a platform line that may need a sibling.
-        need_sibling: set[str] = set()
-        for rel in files:
-            for lineno, raw in v2_lines(rel, repo.read_bytes(rel), problems):
+        jobs = options.get("jobs", 1)
+
+        def pass1(rel: str) -> tuple[set[str], list[Problem]]:
+            """Which packages have a platform line that may need a sibling (bytes first)."""
+            pids: set[str] = set()
+            probs: list[Problem] = []
+            for lineno, raw in v2_lines(rel, repo.read_bytes(rel), probs):
                 if b'"scope":"platform"' in raw and (
                     b'"exit_code":8,' in raw or b'"category":"missing_dep"' in raw
                 ):
-                    rec = decode_v2(rel, lineno, raw, problems)
+                    rec = decode_v2(rel, lineno, raw, probs)
                     if rec and rec["package_id"] and not rec["blocked_by"]:
-                        need_sibling.add(rec["package_id"])
+                        pids.add(rec["package_id"])
+            return pids, probs
+
+        need_sibling: set[str] = set()
+        for pids, probs in map_files(pass1, files, jobs):
+            need_sibling |= pids
+            problems.extend(probs)
 
         # Pass 2: decode only the lines a finding or a sibling lookup can use (v2 lines are
         # canonical JSON, so these substrings are exact filters).
@@ -115,8 +125,11 @@ class BackfillBlockedBy(Step):
             return [json.dumps(k)[1:-1].encode() for k in keys] if len(keys) <= 64 else None
 
         want_b, sib_b = needles(wanted), needles(need_sibling)
-        history: dict[str, dict[str, tuple[str, list[str]]]] = defaultdict(dict)
-        for rel in files:
+        index_of = {id(f): i for i, f in enumerate(ctx.evidence.findings)}
+
+        def pass2(rel: str) -> tuple[list[tuple[int, Ref]], list[tuple[str, str, str, list]]]:
+            refs: list[tuple[int, Ref]] = []
+            hist: list[tuple[str, str, str, list[str]]] = []
             for lineno, raw in v2_lines(rel, repo.read_bytes(rel), []):
                 sib = (
                     need_sibling
@@ -126,7 +139,7 @@ class BackfillBlockedBy(Step):
                 hit = wanted and (want_b is None or any(k in raw for k in want_b))
                 if not (sib or hit):
                     continue
-                rec = decode_v2(rel, lineno, raw, problems)
+                rec = decode_v2(rel, lineno, raw, [])
                 if rec is None:
                     continue
                 ref = None
@@ -150,14 +163,24 @@ class BackfillBlockedBy(Step):
                             rec["run"],
                             ts_key(rec["timestamp"]),
                         )
-                        if ref not in candidates[id(f)]:
-                            candidates[id(f)].append(ref)
+                        refs.append((index_of[id(f)], ref))
                 pid = rec["package_id"]
                 if rec["scope"] == "package" and pid in need_sibling:
                     names = (
                         [] if _skip(rec) else merge(rec["blocked_by"] or [], _message_names(rec))
                     )
-                    history[pid][f"{rel}:{lineno}"] = (ts_key(rec["timestamp"]), names)
+                    hist.append((pid, f"{rel}:{lineno}", ts_key(rec["timestamp"]), names))
+            return refs, hist
+
+        history: dict[str, dict[str, tuple[str, list[str]]]] = defaultdict(dict)
+        findings = ctx.evidence.findings
+        if not problems and (wanted or need_sibling):
+            for refs, hist in map_files(pass2, files, jobs):
+                for i, ref in refs:
+                    if ref not in candidates[id(findings[i])]:
+                        candidates[id(findings[i])].append(ref)
+                for pid, where, ts, names in hist:
+                    history[pid][where] = (ts, names)
         if problems:
             raise BadInputError(
                 f"{len(problems)} failure line(s) are not v2 records; nothing was written",
@@ -244,17 +267,15 @@ class BackfillBlockedBy(Step):
             return False
         own = rec["blocked_by"] or []
         found: list[tuple[str, list[str], dict[str, Any]]] = []  # (source, names, evidence)
-        msg_names = _message_names(rec) if rec["scope"] == "package" else []
-        if (
-            rec["scope"] == "package"
-            and rec["message"]
-            and "not found in registry" in rec["message"]
-        ):
-            rejected = blocker_names(rec["message"], rec["name"]).rejected
-            if rejected:
-                counts["names rejected (contain /, \\, .., < or >)"] += len(rejected)
+        match = (
+            blocker_names(rec["message"], rec["name"])
+            if rec["scope"] == "package" and rec["message"]
+            else None
+        )
+        msg_names = match.names if match else []
+        if match and match.rejected:
+            counts["names rejected (contain /, \\, .., < or >)"] += len(match.rejected)
         if msg_names:
-            match = blocker_names(rec["message"], rec["name"])
             found.append(
                 (
                     "message",

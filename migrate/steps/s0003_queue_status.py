@@ -72,7 +72,7 @@ class QueueStatus(Step):
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
         recipes = recipe_names(options["recipes"]) if options.get("recipes") else set()
         problems: list[Problem] = []
-        latest = latest_package_failures(repo, problems)
+        latest = latest_package_failures(repo, problems, jobs=options.get("jobs", 1))
         if problems:
             raise BadInputError(
                 f"{len(problems)} failure line(s) are not v2 records; nothing was written",

@@ -117,7 +117,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         args.to,
         dry_run=args.dry_run,
         diff=args.diff,
-        options={"evidence": args.evidence or [], "recipes": args.recipes},
+        options={
+            "evidence": args.evidence or [],
+            "recipes": args.recipes,
+            "quarantine": args.quarantine,
+        },
         progress=progress_for(args, "up"),
         jobs=max(1, args.jobs),
     )
@@ -287,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     u.add_argument(
         "--recipes", metavar="DIR", help="recipes tree: a blocker with a recipe is resolved"
+    )
+    u.add_argument(
+        "--quarantine",
+        action="store_true",
+        help="move bad failure lines verbatim into the ledger and migrate the rest"
+        " (down puts them back where they were); default: refuse the run",
     )
     u.set_defaults(func=cmd_up)
 

@@ -102,6 +102,6 @@ def loads(data: bytes | str) -> Any:
     except DecodeError:
         raise
     except json.JSONDecodeError as exc:
-        raise DecodeError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        raise DecodeError(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
     except RecursionError:
         raise DecodeError("JSON nested too deeply") from None

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrate import __version__, clock
-from migrate.errors import BadInputError, DataChanged, LedgerError, UsageError
+from migrate.errors import BadInputError, DataChanged, LedgerError, RepoError, UsageError
 from migrate.ledger import FileEntry, Ledger, StepEntry
 from migrate.lock import hold
 from migrate.parallel import map_files
@@ -178,8 +178,14 @@ def _stage_path(repo: DataRepo, rel: str):
 def _stage(repo: DataRepo, rel: str, data: bytes) -> None:
     """Write the new bytes beside the target; made durable by one sync before the ledger
     marks the step ``applying`` (one sync for all files, not one fsync per file)."""
-    with open(_stage_path(repo, rel), "wb") as fh:
-        fh.write(data)
+    try:
+        with open(_stage_path(repo, rel), "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise RepoError(
+            f"{rel}: cannot write its new version ({exc.strerror}); nothing was replaced",
+            hint="free space or make the folder writable, then run the command again",
+        ) from None
 
 
 def _clean_stages(repo: DataRepo) -> None:
@@ -206,7 +212,14 @@ def _commit_stages(
         stage = _stage_path(repo, fe.path)
         goal = getattr(fe, want)
         if stage.exists():
-            os.replace(stage, target)
+            try:
+                os.replace(stage, target)
+            except OSError as exc:
+                raise RepoError(
+                    f"{fe.path}: cannot replace it ({exc.strerror}) after {i} of {len(files)}"
+                    " files; the ledger marks the step unfinished",
+                    hint="fix the cause, then `migrate up` finishes or `migrate down` undoes it",
+                ) from None
             folders.add(target.parent)
         elif not target.exists() or sha256(target.read_bytes()) != goal:
             raise DataChanged(

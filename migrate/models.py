@@ -51,6 +51,23 @@ LEGACY_CATEGORIES: dict[str, str] = {
     "network": "network_error",
 }
 
+#: Every category name in the real history: v1 as found accepts these and nothing else,
+#: so `check` refuses at v1 exactly what step 0001 could not map.
+CategoryV1 = Literal[
+    "recipe_not_found",
+    "network_error",
+    "install_failed",
+    "verify_failed",
+    "missing_dep",
+    "generation_failed",
+    "api_error",
+    "validation_failed",
+    "deterministic_insufficient",
+    "deterministic",
+    "timeout",
+    "network",
+]
+
 Scope = Literal["package", "platform"]
 LegacyStatus = Literal["pending", "in_progress", "success", "failed", "blocked", "skipped"]
 #: ``generated`` was written by mistake for a day upstream; v1 accepts it, v2 does not.
@@ -98,7 +115,7 @@ class FailureItemV1(_Strict):
     """One record inside a Shape A envelope."""
 
     package_id: NonEmpty
-    category: NonEmpty
+    category: CategoryV1
     subcategory: str | None = None
     blocked_by: list[NonEmpty] | None = None
     message: str
@@ -122,7 +139,7 @@ class PlatformLineV1(_Strict):
     recipe: NonEmpty
     platform: NonEmpty
     exit_code: int
-    category: NonEmpty
+    category: CategoryV1
     blocked_by: list[NonEmpty] | None = None
     timestamp: AnyTimestamp
 

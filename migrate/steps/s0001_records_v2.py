@@ -13,6 +13,8 @@ It is never assumed to be homebrew (the upstream dashboard's bug).
 
 from __future__ import annotations
 
+import base64
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +22,13 @@ from pydantic import ValidationError
 from migrate import codec
 from migrate.models import FailureRecordV2
 from migrate.queues import load_queue_docs, name_index, queue_problems
-from migrate.reader import Problem, iter_failure_lines, split_lines, validation_problems
+from migrate.reader import (
+    ParsedLine,
+    Problem,
+    iter_failure_lines,
+    split_lines,
+    validation_problems,
+)
 from migrate.records import (
     ConversionError,
     from_envelope,
@@ -30,6 +38,18 @@ from migrate.records import (
 )
 from migrate.repo import DataRepo, FailureFile
 from migrate.steps.base import Step, UpResult
+
+
+@dataclass(frozen=True)
+class Context:
+    names: dict[str, str | None]  # recipe name -> package id (None: ambiguous)
+    quarantine: bool = False  # move bad lines into the ledger instead of refusing
+
+
+class _Invalid(Exception):
+    def __init__(self, problems: list[Problem]):
+        super().__init__(problems)
+        self.problems = problems
 
 
 class RecordsV2(Step):
@@ -43,7 +63,9 @@ class RecordsV2(Step):
     def preflight(self, repo: DataRepo) -> list[Problem]:
         out = queue_problems(repo)
         for ff in repo.failure_files():
-            if repo.path(ff.rel).is_symlink():
+            if repo.path(ff.rel).is_dir():
+                out.append(Problem(ff.rel, 0, "is a directory, expected a file"))
+            elif repo.path(ff.rel).is_symlink():
                 out.append(
                     Problem(
                         ff.rel,
@@ -54,95 +76,111 @@ class RecordsV2(Step):
                 )
         return out
 
-    def prepare(self, repo: DataRepo, options: dict[str, Any]) -> dict[str, str | None]:
-        return name_index(load_queue_docs(repo))
+    def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
+        return Context(name_index(load_queue_docs(repo)), bool(options.get("quarantine")))
 
     # ------------------------------------------------------------------ up
 
-    def up(self, rel: str, data: bytes, ctx: dict[str, str | None]) -> UpResult:
+    def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
         ff = FailureFile.from_rel(rel)
         res = UpResult(b"", exact=not data or data.endswith(b"\n"))
         out: list[str] = []
         layout: list[dict[str, Any]] = []
 
         def run_of(kind: str) -> None:
-            if layout and kind in layout[-1] and kind != "A" and kind != "blank":
+            if layout and kind in layout[-1] and kind not in ("A", "blank", "q", "q64"):
                 layout[-1][kind] += 1
             else:
                 layout.append({kind: 1})
 
         for pl in iter_failure_lines(rel, data):
-            if pl.problems:
-                res.problems.extend(pl.problems)
-                continue
-            if pl.shape is None:
+            if pl.shape is None and not pl.problems:
                 layout.append({"blank": pl.raw.decode("utf-8", "replace")})
                 res.exact = res.exact and pl.raw.decode("utf-8", "replace").encode() == pl.raw
                 res.counts["blank lines"] += 1
                 continue
-            try:
-                if pl.shape == "A":
-                    env = pl.model
-                    recs = from_envelope(env, rel, pl.lineno, ff.run)
-                    if res.exact:  # the line this run of records goes back to, on down
-                        back = {
-                            "schema_version": 1,
-                            "ecosystem": env.ecosystem,
-                            "environment": env.environment,
-                            "updated_at": env.updated_at,
-                            "failures": [to_envelope_item(r) for r in recs],
-                        }
-                        res.exact = codec.dumps_line(back).encode("utf-8") == pl.raw
-                    layout.append(
-                        {
-                            "A": {
-                                "ecosystem": env.ecosystem,
-                                "environment": env.environment,
-                                "updated_at": env.updated_at,
-                            },
-                            "n": len(recs),
-                        }
-                    )
-                    res.counts["shape A records"] += len(recs)
-                elif pl.shape == "B":
-                    recs = [
-                        from_platform_line(
-                            pl.model,
-                            rel,
-                            pl.lineno,
-                            self._package_id(ff, pl.model.recipe, ctx),
-                            ff.run,
-                        )
-                    ]
-                    if res.exact:
-                        res.exact = codec.dumps_line(to_platform_line(recs[0])).encode() == pl.raw
-                    if recs[0]["ecosystem"] is None:
-                        res.counts["shape B, ecosystem unknown"] += 1
-                    run_of("B")
-                    res.counts["shape B lines"] += 1
-                else:
-                    out.append(pl.raw.decode("utf-8"))
-                    if res.exact:
-                        res.exact = codec.dumps_line(codec.loads_own(pl.raw)).encode() == pl.raw
-                    run_of("v2")
-                    res.counts["v2 lines kept"] += 1
-                    continue
-            except ConversionError as exc:
-                res.problems.append(Problem(rel, pl.lineno, str(exc), exc.field))
-                continue
-            for rec in recs:
-                for ev in rec["evidence"]:
-                    ev["line"] = len(out) + 1  # provenance points at the v2 line
+            problems = list(pl.problems)
+            lines: list[str] = []
+            if not problems:
                 try:
-                    FailureRecordV2.model_validate(rec)
-                except ValidationError as exc:
-                    res.problems.extend(validation_problems(rel, pl.lineno, exc))
+                    lines = self._convert(pl, rel, ff, ctx, res, len(out))
+                except ConversionError as exc:
+                    problems.append(Problem(rel, pl.lineno, str(exc), exc.field))
+                except _Invalid as exc:
+                    problems.extend(exc.problems)
+            if problems:
+                if not ctx.quarantine:
+                    res.problems.extend(problems)
                     continue
-                out.append(codec.dumps_line(rec))
+                try:  # moved verbatim into the ledger; down puts it back in place
+                    layout.append({"q": pl.raw.decode("utf-8")})
+                except UnicodeDecodeError:
+                    layout.append({"q64": base64.b64encode(pl.raw).decode("ascii")})
+                res.counts["lines quarantined"] += 1
+                res.notes.extend(f"quarantined {p}" for p in problems)
+                continue
+            if pl.shape == "A":
+                env = pl.model
+                header = {
+                    "ecosystem": env.ecosystem,
+                    "environment": env.environment,
+                    "updated_at": env.updated_at,
+                }
+                layout.append({"A": header, "n": len(lines)})
+                res.counts["shape A records"] += len(lines)
+            elif pl.shape == "B":
+                run_of("B")
+                res.counts["shape B lines"] += 1
+            else:
+                run_of("v2")
+                res.counts["v2 lines kept"] += 1
+            out.extend(lines)
         res.data = "".join(line + "\n" for line in out).encode("utf-8")
         res.patch = {"layout": layout}
         res.counts["v2 lines"] = len(out)
         return res
+
+    def _convert(
+        self, pl: ParsedLine, rel: str, ff: FailureFile, ctx: Context, res: UpResult, written: int
+    ) -> list[str]:
+        """The v2 lines of one valid v1 line (raises ConversionError/_Invalid), and whether
+        the v1 line comes back byte for byte from them (``res.exact``)."""
+        if pl.shape == "v2":
+            if res.exact:
+                res.exact = codec.dumps_line(codec.loads_own(pl.raw)).encode() == pl.raw
+            return [pl.raw.decode("utf-8")]
+        if pl.shape == "A":
+            env = pl.model
+            recs = from_envelope(env, rel, pl.lineno, ff.run)
+            back = {
+                "schema_version": 1,
+                "ecosystem": env.ecosystem,
+                "environment": env.environment,
+                "updated_at": env.updated_at,
+                "failures": [to_envelope_item(r) for r in recs],
+            }
+        else:
+            pid = self._package_id(ff, pl.model.recipe, ctx.names)
+            recs = [from_platform_line(pl.model, rel, pl.lineno, pid, ff.run)]
+            back = to_platform_line(recs[0])
+            if pid is None:
+                res.counts["shape B, ecosystem unknown"] += 1
+        problems: list[Problem] = []
+        lines = []
+        for rec in recs:
+            for ev in rec["evidence"]:
+                ev["line"] = written + len(lines) + 1  # provenance points at the v2 line
+            try:
+                FailureRecordV2.model_validate(rec)
+            except ValidationError as exc:
+                problems.extend(validation_problems(rel, pl.lineno, exc))
+                continue
+            lines.append(codec.dumps_line(rec))
+        if problems:
+            raise _Invalid(problems)
+        if res.exact:
+            res.exact = codec.dumps_line(back).encode("utf-8") == pl.raw
+        return lines
 
     @staticmethod
     def _package_id(ff: FailureFile, recipe: str, names: dict[str, str | None]) -> str | None:
@@ -177,23 +215,28 @@ class RecordsV2(Step):
 
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
         records = [codec.loads_own(raw) for _, raw in split_lines(data)]
-        lines: list[str] = []
+        lines: list[bytes] = []
         pos = 0
         for run in patch["layout"]:
             if "blank" in run:
-                lines.append(run["blank"])
+                lines.append(run["blank"].encode("utf-8"))
+            elif "q" in run:
+                lines.append(run["q"].encode("utf-8"))
+            elif "q64" in run:
+                lines.append(base64.b64decode(run["q64"]))
             elif "A" in run:
                 items = [to_envelope_item(r) for r in records[pos : pos + run["n"]]]
                 pos += run["n"]
-                lines.append(codec.dumps_line({"schema_version": 1, **run["A"], "failures": items}))
+                env = {"schema_version": 1, **run["A"], "failures": items}
+                lines.append(codec.dumps_line(env).encode("utf-8"))
             elif "B" in run:
                 for rec in records[pos : pos + run["B"]]:
-                    lines.append(codec.dumps_line(to_platform_line(rec)))
+                    lines.append(codec.dumps_line(to_platform_line(rec)).encode("utf-8"))
                 pos += run["B"]
             else:
                 for rec in records[pos : pos + run["v2"]]:
-                    lines.append(codec.dumps_line(rec))
+                    lines.append(codec.dumps_line(rec).encode("utf-8"))
                 pos += run["v2"]
         if pos != len(records):
             raise ValueError(f"{rel}: {len(records) - pos} v2 lines not covered by the layout")
-        return "".join(line + "\n" for line in lines).encode("utf-8")
+        return b"".join(line + b"\n" for line in lines)

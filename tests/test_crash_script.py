@@ -1,0 +1,29 @@
+"""The crash script itself runs: SIGKILL at random instants, then exact recovery (small)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_crash_script_recovers_exactly_from_random_kills():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "crash_test.py"),
+            "--records",
+            "300",
+            "--files",
+            "200",
+            "--kills",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all recoveries exact" in proc.stdout
+    assert proc.stdout.count("kills; where they landed") == 2

@@ -1,0 +1,220 @@
+"""Hostile and broken input: one decided outcome per kind (docs/INPUTS.md), crashes, races."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from freezegun import freeze_time
+
+from migrate import codec, engine
+from migrate.check import check_repo
+from migrate.cli import main
+from migrate.errors import RepoError
+from migrate.repo import DataRepo
+from tests.helpers import data_only, snapshot
+
+GOOD = codec.dumps_line(
+    {
+        "schema_version": 1,
+        "ecosystem": "homebrew",
+        "environment": "linux-glibc-x86_64",
+        "updated_at": "2026-02-07T03-03-36Z",
+        "failures": [
+            {
+                "package_id": "homebrew:node",
+                "category": "validation_failed",
+                "message": "Error: registry: recipe ada-url not found in registry",
+                "timestamp": "2026-02-07T03:03:36.69166035Z",
+            }
+        ],
+    }
+).encode()
+B = (
+    b'{"schema_version":1,"recipe":"procs","platform":"linux-alpine-musl-x86_64",'
+    b'"exit_code":6,"category":"deterministic","timestamp":"2026-02-08T02:37:10Z"}'
+)
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock():
+    with freeze_time("2026-03-04 05:06:07"):
+        yield
+
+
+def repo_with(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    (tmp_path / "data" / "failures").mkdir(parents=True)
+    for name, data in files.items():
+        (tmp_path / "data" / "failures" / name).write_bytes(data)
+    return tmp_path
+
+
+REFUSED = {
+    "invalid-json": (GOOD + b"\n{not json}\n", 2, "invalid JSON"),
+    "truncated-line": (GOOD + b"\n" + GOOD[:40] + b"\n", 2, "invalid JSON"),
+    "invalid-utf8": (GOOD + b"\n" + B.replace(b"procs", b"pr\xffcs") + b"\n", 2, "invalid UTF-8"),
+    "byte-order-mark": (b"\xef\xbb\xbf" + GOOD + b"\n", 1, "byte-order mark"),
+    "nul-byte": (
+        GOOD + b"\n" + B.replace(b"procs", b"pr\\u0000cs").replace(b"\\u0000", b"\x00") + b"\n",
+        2,
+        "NUL byte",
+    ),
+    "deep-nesting": (GOOD + b"\n" + b"[" * 50000 + b"]" * 50000 + b"\n", 2, "nested too deeply"),
+    "nan": (GOOD + b"\n" + B.replace(b":6,", b":NaN,") + b"\n", 2, "NaN is not valid JSON"),
+    "infinity": (GOOD + b"\n" + B.replace(b":6,", b":Infinity,") + b"\n", 2, "Infinity"),
+    "duplicate-keys": (
+        GOOD + b"\n" + B.replace(b'"exit_code":6,', b'"exit_code":6,"exit_code":8,') + b"\n",
+        2,
+        "duplicate key 'exit_code'",
+    ),
+    "wrong-types": (GOOD + b"\n" + B.replace(b":6,", b':"6",') + b"\n", 2, "valid integer"),
+    "unknown-shape": (GOOD + b'\n{"schema_version":1,"hello":"world"}\n', 2, "unknown shape"),
+    "future-version": (GOOD + b'\n{"schema_version":3,"recipe":"x"}\n', 2, "not supported"),
+    "unknown-category": (
+        GOOD + b"\n" + B.replace(b"deterministic", b"weird") + b"\n",
+        2,
+        "category: Input should be 'recipe_not_found'",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REFUSED))
+def test_broken_input_is_refused_with_file_and_line_and_nothing_written(tmp_path, kind, capsys):
+    data, line, reason = REFUSED[kind]
+    root = repo_with(tmp_path, {"homebrew.jsonl": data})
+    before = snapshot(root)
+    assert main(["up", "--repo", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert f"data/failures/homebrew.jsonl:{line}: " in err and reason in err, err
+    assert "Traceback" not in err
+    assert snapshot(root) == before
+    assert main(["check", "--repo", str(root)]) == 1
+
+
+@pytest.mark.parametrize("kind", ["directory", "symlink-out", "broken-queue"])
+def test_wrong_kinds_of_file_are_refused(tmp_path, kind, capsys):
+    root = repo_with(tmp_path, {"homebrew.jsonl": GOOD + b"\n"})
+    if kind == "directory":
+        (root / "data" / "failures" / "x.jsonl").mkdir()
+    elif kind == "symlink-out":
+        os.symlink("/etc/hostname", root / "data" / "failures" / "x.jsonl")
+    else:
+        (root / "data" / "queues").mkdir()
+        (root / "data" / "queues" / "priority-queue.json").write_text('{"schema_version": 1,')
+    before = snapshot(root)
+    assert main(["up", "--repo", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and ("x.jsonl" in err or "priority-queue.json:1:" in err)
+    assert snapshot(root) == before
+
+
+MIGRATED = {
+    "crlf": GOOD + b"\r\n" + B + b"\r\n",
+    "empty-file": b"",
+    "blank-lines": b"\n" + GOOD + b"\n\n  \n" + B + b"\n",
+    "no-final-newline": GOOD + b"\n" + B,
+    "several-mb-line": GOOD.replace(
+        b"ada-url not found in registry", b"ada-url not found in registry" + b"x" * 3_000_000
+    )
+    + b"\n",
+    "html-and-paths": GOOD.replace(b"homebrew:node", b"homebrew:../../etc/passwd").replace(
+        b"Error:", b"\\u003cscript\\u003ealert(1)\\u003c/script\\u003e Error:"
+    )
+    + b"\n",
+    "unicode-separators": GOOD.replace(b"Error:", b"\\u2028\xe2\x80\xa9 Error:") + b"\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MIGRATED))
+def test_odd_but_valid_input_migrates_and_round_trips(tmp_path, kind):
+    root = repo_with(tmp_path, {"homebrew.jsonl": MIGRATED[kind]})
+    before = snapshot(root)
+    engine.up(DataRepo(root))
+    assert check_repo(DataRepo(root)).ok
+    engine.down(DataRepo(root), "base")
+    assert snapshot(root) == before
+
+
+def test_quarantine_moves_bad_lines_into_the_ledger_and_back(fixture_repo, capsys):
+    root = fixture_repo("bad")
+    before = snapshot(root)
+    assert main(["up", "--repo", str(root), "--quarantine"]) == 0
+    out = capsys.readouterr().out
+    assert "lines quarantined: 8" in out
+    assert "quarantined data/failures/broken.jsonl:2: invalid JSON" in out
+    assert check_repo(DataRepo(root)).ok  # what is left is valid v2
+    detail = (root / "data" / ".migrate" / "0001-records-v2.jsonl").read_text()
+    assert '"q64"' in detail and '"q"' in detail  # verbatim, invalid UTF-8 included
+    engine.down(DataRepo(root), "base")
+    assert snapshot(root) == before
+
+
+def test_disk_full_while_staging_writes_nothing_and_a_rerun_works(fixture_repo, monkeypatch):
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    real_open = open
+    calls = {"n": 0}
+
+    def full_disk(path, mode="r", *a, **k):
+        if "migrate-stage" in str(path) and "w" in mode:
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(path, mode, *a, **k)
+
+    monkeypatch.setattr("builtins.open", full_disk)
+    with pytest.raises(RepoError, match="No space left on device.*nothing was replaced"):
+        engine.up(DataRepo(root))
+    monkeypatch.undo()
+    assert data_only({k: v for k, v in snapshot(root).items() if "stage" not in k}) == (
+        data_only(before)
+    )
+    engine.up(DataRepo(root))
+    assert check_repo(DataRepo(root)).ok
+    engine.down(DataRepo(root), "base")
+    assert snapshot(root) == before
+
+
+def test_read_only_folder_mid_commit_leaves_a_repo_up_or_down_can_settle(fixture_repo, monkeypatch):
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def read_only(src, dst, *a, **k):
+        if str(src).endswith(".migrate-stage"):
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise OSError(errno.EROFS, "Read-only file system")
+        return real_replace(src, dst, *a, **k)
+
+    monkeypatch.setattr("migrate.engine.os.replace", read_only)
+    with pytest.raises(RepoError, match="Read-only file system.*unfinished"):
+        engine.up(DataRepo(root))
+    monkeypatch.undo()
+    assert engine.status(DataRepo(root))["unfinished"]["state"] == "applying"
+    engine.down(DataRepo(root))  # undo the half-applied step
+    assert snapshot(root) == before
+
+
+def test_two_runs_started_together_one_refuses_and_data_is_one_run(fixture_repo, tmp_path):
+    root = fixture_repo("sample")
+    cmd = [sys.executable, "-m", "migrate", "up", "-q", "--repo", str(root)]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    codes = sorted(c for c, _ in results)
+    assert codes in ([0, 0], [0, 3]), results
+    if codes == [0, 3]:
+        assert any("another migrate run holds data/.migrate.lock" in e for _, e in results)
+    assert check_repo(DataRepo(root)).ok
+    ledger = json.loads((root / "data" / ".migrate" / "ledger.json").read_text())
+    assert [s["id"] for s in ledger["steps"]] == ["0001", "0002", "0003"]
+    assert not (root / "data" / ".migrate.lock").exists()

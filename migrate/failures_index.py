@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from migrate import codec
+from migrate.errors import BadInputError
 from migrate.models import FailureRecordV2
 from migrate.parallel import map_files
 from migrate.reader import Problem, split_lines
@@ -32,6 +33,17 @@ def v2_lines(rel: str, data: bytes, problems: list[Problem]) -> Iterator[tuple[i
             )
             continue
         yield lineno, raw
+
+
+def refuse_non_v2(problems: list[Problem]) -> None:
+    """Raise the one error a later step gives for lines that are not v2 records."""
+    if problems:
+        raise BadInputError(
+            f"{len(problems)} failure line(s) are not v2 records; nothing was written",
+            [str(p) for p in problems],
+            hint="run `migrate check`; files added by the old CI writer need `migrate down"
+            " --to base` and `migrate up` again",
+        )
 
 
 def decode_v2(rel: str, lineno: int, raw: bytes, problems: list[Problem]) -> dict[str, Any] | None:

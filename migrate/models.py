@@ -32,14 +32,7 @@ CANONICAL_CATEGORIES = (
     "missing_dep",
     "generation_failed",
 )
-Category = Literal[
-    "recipe_not_found",
-    "network_error",
-    "install_failed",
-    "verify_failed",
-    "missing_dep",
-    "generation_failed",
-]
+Category = Literal[CANONICAL_CATEGORIES]  # a tuple subscript spells out every value
 
 #: The upstream dashboard's own remap of legacy category names (formats.md section 3).
 LEGACY_CATEGORIES: dict[str, str] = {
@@ -53,20 +46,7 @@ LEGACY_CATEGORIES: dict[str, str] = {
 
 #: Every category name in the real history: v1 as found accepts these and nothing else,
 #: so `check` refuses at v1 exactly what step 0001 could not map.
-CategoryV1 = Literal[
-    "recipe_not_found",
-    "network_error",
-    "install_failed",
-    "verify_failed",
-    "missing_dep",
-    "generation_failed",
-    "api_error",
-    "validation_failed",
-    "deterministic_insufficient",
-    "deterministic",
-    "timeout",
-    "network",
-]
+CategoryV1 = Literal[CANONICAL_CATEGORIES + tuple(LEGACY_CATEGORIES)]
 
 Scope = Literal["package", "platform"]
 LegacyStatus = Literal["pending", "in_progress", "success", "failed", "blocked", "skipped"]

@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrate import codec
-from migrate.errors import BadInputError
 from migrate.evidence import EvidenceSet, Finding
 from migrate.evidence.artifacts import scan_dirs
 from migrate.evidence.messages import blocker_names, true_not_found
 from migrate.evidence.names import merge
-from migrate.failures_index import decode_v2, ts_key, v2_lines
+from migrate.failures_index import decode_v2, refuse_non_v2, ts_key, v2_lines
 from migrate.parallel import map_files
 from migrate.queues import load_queue_docs, name_index, queue_problems
 from migrate.reader import Problem, split_lines
@@ -181,13 +180,7 @@ class BackfillBlockedBy(Step):
                         candidates[id(findings[i])].append(ref)
                 for pid, where, ts, names in hist:
                     history[pid][where] = (ts, names)
-        if problems:
-            raise BadInputError(
-                f"{len(problems)} failure line(s) are not v2 records; nothing was written",
-                [str(p) for p in problems],
-                hint="run `migrate check`; files added by the old CI writer need `migrate"
-                " down --to base` and `migrate up` again",
-            )
+        refuse_non_v2(problems)
         for f in ctx.evidence.findings:
             refs = candidates.get(id(f), [])
             if not refs:

@@ -18,8 +18,7 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from migrate import clock, codec
-from migrate.errors import BadInputError
-from migrate.failures_index import latest_package_failures
+from migrate.failures_index import latest_package_failures, refuse_non_v2
 from migrate.models import LegacyStatus, UnifiedStatus
 from migrate.queues import entry_id
 from migrate.reader import QUEUE_MODELS, Problem, element_lines, parse_queue, queue_problems
@@ -73,13 +72,7 @@ class QueueStatus(Step):
         recipes = recipe_names(options["recipes"]) if options.get("recipes") else set()
         problems: list[Problem] = []
         latest = latest_package_failures(repo, problems, jobs=options.get("jobs", 1))
-        if problems:
-            raise BadInputError(
-                f"{len(problems)} failure line(s) are not v2 records; nothing was written",
-                [str(p) for p in problems],
-                hint="run `migrate check`; files added by the old CI writer need `migrate"
-                " down` to base and `up` again, or removal",
-            )
+        refuse_non_v2(problems)
         return Context(latest, recipes, clock.now_iso())
 
     def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:

@@ -52,7 +52,7 @@ def _print_run(run, out=None) -> None:
         if sr.resumed:
             print(f"{sr.step.id}: resumed an interrupted run", file=out)
         print(
-            f"{sr.step.id} {sr.step.name}: {verb} {sr.changed_files} of {len(sr.files)} files",
+            f"{sr.step.id} {sr.step.name}: {verb} {sr.changed_files} of {sr.files_read} files",
             file=out,
         )
         for key, n in sorted(sr.totals.items()):

@@ -62,7 +62,7 @@ def run_demo(keep: bool = False, out: TextIO | None = None) -> int:
         dry = engine.up(repo, dry_run=True)
         say(*dry.plan.describe())
         for sr in dry.steps:
-            say(f"  {sr.step.id}: would change {sr.changed_files} of {len(sr.files)} files")
+            say(f"  {sr.step.id}: would change {sr.changed_files} of {sr.files_read} files")
 
         say("", "$ migrate up")
         run = engine.up(repo)

@@ -559,7 +559,7 @@ def _down_step(
                 " (or pass --force to convert them down as they are now, edits included)",
             )
         raise DataChanged(errors[0], hint="restore the file from git, then run again")
-    report.files_read = len(files)
+    report.files_read = len(rels)
     if dry_run:
         return report
     os.sync()

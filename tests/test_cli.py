@@ -16,7 +16,11 @@ def test_status_json_and_check_exit_codes(fixture_repo, capsys):
     assert st == {"current": None, "head": st["head"], "pending": st["pending"]}
     assert st["pending"] and st["pending"][-1] == st["head"]
     assert main(["status", "--repo", root, "--check"]) == 2
+    capsys.readouterr()
     assert main(["up", "--repo", root, "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "0001 records-v2: changed 15 of 16 files" in out  # 1 zero-byte file stays as it is
+    assert "0003 queue-status: changed 2 of 2 files" in out
     assert main(["status", "--repo", root, "--check"]) == 0
     capsys.readouterr()
     assert main(["history", "--repo", root]) == 0

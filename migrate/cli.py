@@ -18,6 +18,13 @@ exit codes: 0 ok, 1 violations/edits found, 2 usage, I/O or bad input, 3 lock he
 """
 
 
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
+    return n
+
+
 def _repo(args: argparse.Namespace) -> DataRepo:
     return DataRepo(args.repo or os.getcwd())
 
@@ -186,7 +193,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif args.format == "html":
         from migrate.html_report import render
 
-        text = render(r)
+        text = render(r, top=args.top)
     else:
         text = rp.format_text(r, top=args.top) + "\n"
     if args.out:
@@ -355,7 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     rp.add_argument("--queue", metavar="FILE", help="report on this queue file")
-    rp.add_argument("--top", type=int, default=20, help="blockers shown in text (default 20)")
+    rp.add_argument(
+        "--top", type=_positive, default=20, help="blockers in the text table and HTML chart"
+    )
     rp.set_defaults(func=cmd_report)
 
     ig = sub.add_parser(

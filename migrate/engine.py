@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrate import __version__, clock
-from migrate.errors import BadInputError, DataChanged, LedgerError, RepoError, UsageError
+from migrate.errors import (
+    BadInputError,
+    DataChanged,
+    LedgerError,
+    MigrateError,
+    RepoError,
+    UsageError,
+)
 from migrate.ledger import FileEntry, Ledger, StepEntry
 from migrate.lock import hold
 from migrate.parallel import map_files
@@ -104,6 +111,8 @@ def plan(ledger: Ledger, direction: str, target: str | None = None) -> Plan:
 
 
 def check_ledger_known(ledger: Ledger) -> None:
+    """Every recorded step is known, and the steps are exactly the first N of the chain,
+    in order, with at most the last one unfinished (anything else was edited by hand)."""
     known = {s.id for s in STEPS}
     for entry in ledger.steps:
         if entry.id not in known:
@@ -112,6 +121,15 @@ def check_ledger_known(ledger: Ledger) -> None:
                 f" {__version__}; it was applied by migrate {entry.tool_version}",
                 hint=f"install migrate {entry.tool_version} or newer",
             )
+    ids = [e.id for e in ledger.steps]
+    unfinished = [e.id for e in ledger.steps if e.state != "applied"]
+    if ids != [s.id for s in STEPS[: len(ids)]] or unfinished not in ([], ids[-1:]):
+        raise LedgerError(
+            f"data/.migrate/ledger.json lists steps {ids} (unfinished: {unfinished or 'none'});"
+            f" a ledger holds the first steps of {[s.id for s in STEPS]} in order",
+            hint="the ledger was edited by hand: restore it from git (git checkout --"
+            " data/.migrate)",
+        )
 
 
 # ---------------------------------------------------------------------------- results
@@ -294,23 +312,30 @@ def _up_step(
             _up_file(step, ctx, repo, rel, stage=not dry, diff=diff)
             for rel in (progress(rels) if progress else rels)
         )
-    for out in outcomes:
-        report.files_read += 1
-        report.totals.update(out.counts)
-        report.notes.extend(out.notes)
-        if out.problems:
-            problems.extend(out.problems)
-            continue
-        if dry:
-            report.files.append(FileReport(out.rel, out.counts, out.entry is not None, out.diff))
-        if out.entry is None:
-            continue
-        report.changed_files += 1
-        if out.entry.restore is not None:
-            report.totals["files kept verbatim for down"] += 1
-        entries.append(out.entry)
-        if dry:
-            repo.overlay[out.rel] = out.data
+    try:
+        for out in outcomes:
+            report.files_read += 1
+            report.totals.update(out.counts)
+            report.notes.extend(out.notes)
+            if out.problems:
+                problems.extend(out.problems)
+                continue
+            if dry:
+                report.files.append(
+                    FileReport(out.rel, out.counts, out.entry is not None, out.diff)
+                )
+            if out.entry is None:
+                continue
+            report.changed_files += 1
+            if out.entry.restore is not None:
+                report.totals["files kept verbatim for down"] += 1
+            entries.append(out.entry)
+            if dry:
+                repo.overlay[out.rel] = out.data
+    except MigrateError:
+        if not dry:
+            _clean_stages(repo)  # e.g. a full disk: leave no staged copies behind
+        raise
     if problems:
         _clean_stages(repo)
         raise BadInputError(
@@ -445,6 +470,9 @@ def up(
     ``jobs`` > 1 spreads each step's files over that many processes."""
     start = clock.monotonic()
     options = {**(options or {}), "jobs": jobs}
+    for key in ("recipes",):  # checked before anything runs, not when step 0003 needs it
+        if options.get(key) and not os.path.isdir(options[key]):
+            raise UsageError(f"{options[key]}: not a directory (--{key} takes a folder)")
     with hold(repo, "up", dry_run=dry_run):
         ledger = _load(repo, dry_run)
         resumed = None

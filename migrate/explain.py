@@ -35,6 +35,9 @@ def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict
                     records.append({"file": ff.rel, "line": lineno, **rec})
     records.sort(key=lambda r: ts_key(r["timestamp"]), reverse=True)
     latest = latest_package_failures(repo).get(package_id)
+    if recipes is None:  # the recipes tree step 0003 was run with, as the ledger records it
+        step = next((s for s in ledger.steps if s.id == "0003"), None)
+        recipes = (step.summary.get("options") or {}).get("recipes") if step else None
     extra = recipe_names(recipes) if recipes else set()
     queues = []
     for rel, doc in load_queue_docs(repo).items():

@@ -20,6 +20,7 @@ At base (no step applied) the folder does not exist.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +29,10 @@ from migrate.errors import LedgerError
 from migrate.repo import LEDGER_DIR, DataRepo
 
 FORMAT = 1
+#: The only files a ledger entry may name: failure files and queues (no folders, no "..").
+OWNED_PATH = re.compile(
+    r"^data/(failures/[^/\\]+\.jsonl|queues/[^/\\]+\.json|priority-queue\.json)$"
+)
 LEDGER_FILE = f"{LEDGER_DIR}/ledger.json"
 State = Literal["applying", "applied", "reverting"]
 
@@ -53,6 +58,10 @@ class FileEntry:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> FileEntry:
+        if not isinstance(obj.get("path"), str) or not OWNED_PATH.match(obj["path"]):
+            # the ledger is committed data: a path outside the files migrate owns would let
+            # an edited ledger make `down` write anywhere
+            raise ValueError(f"path {obj.get('path')!r} is not a file migrate writes")
         restore = obj.get("restore")
         raw = None
         if restore is not None:

@@ -2,7 +2,9 @@
 
 * ``*V1`` models describe the data **as found** in tsuku's history: they accept every real
   line, anomalies included (legacy categories, dashed ``updated_at``, package ids outside
-  the published pattern), but still reject wrong types and unknown keys.
+  the published pattern), but reject wrong types, unknown keys and any value step 0001
+  could not carry into v2 (a platform, package id or blocker name v2 refuses), so
+  ``check`` at v1 and ``up`` agree.
 * ``*V2`` models are the strict target of the migration: enums, required fields, formats.
 
 The JSON Schemas in ``schemas/`` are generated from these classes (``migrate schemas``).
@@ -94,10 +96,10 @@ class _Strict(BaseModel):
 class FailureItemV1(_Strict):
     """One record inside a Shape A envelope."""
 
-    package_id: NonEmpty
+    package_id: PackageId
     category: CategoryV1
     subcategory: str | None = None
-    blocked_by: list[NonEmpty] | None = None
+    blocked_by: list[BlockerName] | None = None
     message: str
     timestamp: AnyTimestamp
 
@@ -106,8 +108,8 @@ class EnvelopeV1(_Strict):
     """Shape A: the Go orchestrator's batch envelope (one line, 1-44 records)."""
 
     schema_version: Literal[1]
-    ecosystem: NonEmpty
-    environment: NonEmpty
+    ecosystem: Ecosystem
+    environment: Platform
     updated_at: AnyTimestamp
     failures: list[FailureItemV1]
 
@@ -117,10 +119,10 @@ class PlatformLineV1(_Strict):
 
     schema_version: Literal[1]
     recipe: NonEmpty
-    platform: NonEmpty
+    platform: Platform
     exit_code: int
     category: CategoryV1
-    blocked_by: list[NonEmpty] | None = None
+    blocked_by: list[BlockerName] | None = None
     timestamp: AnyTimestamp
 
 

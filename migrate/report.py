@@ -178,7 +178,7 @@ def format_text(r: Report, top: int = 20) -> str:
     out.append(f"{'status':<{width}}  count")
     out += [f"{s:<{width}}  {n:>5}" for s, n in r.by_status.items()]
     out += ["", f"top blockers (of {len(r.blockers)}), by packages unblocked:"]
-    if r.blockers:
+    if r.blockers[:top]:
         nw = max(len(b["name"]) for b in r.blockers[:top])
         out.append(f"  {'blocker':<{nw}}  total  direct  own status       blocks")
         for b in r.blockers[:top]:

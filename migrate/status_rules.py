@@ -81,6 +81,10 @@ def recipe_names(recipes_dir: str | Path) -> set[str]:
     """
     import tomllib
 
+    from migrate.errors import UsageError
+
+    if not Path(recipes_dir).is_dir():
+        raise UsageError(f"{recipes_dir}: not a directory (--recipes takes the recipes tree)")
     names: set[str] = set()
     for path in sorted(Path(recipes_dir).rglob("*.toml")):
         names.add(path.stem)

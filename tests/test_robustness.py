@@ -244,3 +244,79 @@ def test_a_dry_run_writes_nothing_at_all(fixture_repo):
     before = snapshot(root)
     assert main(["up", "--repo", str(root), "--dry-run"]) == 0
     assert snapshot(root) == before and stray.exists()
+
+
+@pytest.mark.parametrize(
+    "path", ["../outside.txt", "/tmp/x", ".git/hooks/post-checkout", "data/failures/../../x.jsonl"]
+)
+def test_a_ledger_cannot_point_down_at_files_migrate_does_not_own(fixture_repo, path):
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root))
+    detail = root / LEDGER_DIR / "0003-queue-status.jsonl"
+    evil = {"path": path, "before": "sha256:0", "after": "sha256:1", "restore": {"text": "x"}}
+    detail.write_text(detail.read_text() + json.dumps(evil) + "\n")
+    with pytest.raises(LedgerError, match="not a file migrate writes"):
+        engine.down(DataRepo(root), "0002")
+
+
+@pytest.mark.parametrize("edit", ["drop-middle", "reverse", "duplicate"])
+def test_a_hand_edited_step_list_is_a_ledger_error(fixture_repo, edit):
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root))
+    path = root / LEDGER_DIR / "ledger.json"
+    doc = json.loads(path.read_text())
+    steps = doc["steps"]
+    doc["steps"] = {
+        "drop-middle": [steps[0], steps[2]],
+        "reverse": steps[::-1],
+        "duplicate": steps + [steps[-1]],
+    }[edit]
+    path.write_text(json.dumps(doc))
+    for call in (
+        lambda: engine.down(DataRepo(root), "base"),
+        lambda: engine.status(DataRepo(root)),
+    ):
+        with pytest.raises(LedgerError, match="edited by hand|in order"):
+            call()
+
+
+def test_check_at_v1_refuses_what_up_would_refuse(tmp_path):
+    f = tmp_path / "data" / "failures"
+    f.mkdir(parents=True)
+    line = _env("homebrew:foo", "x", "2026-01-31T00:00:00Z", "2026-01-31T00-00-00Z")
+    line = line.replace(
+        '"category":"validation_failed"',
+        '"category":"missing_dep","blocked_by":["\\u003cimg\\u003e"]',
+    )
+    b = (
+        '{"schema_version":1,"recipe":"x","platform":"p","exit_code":6,'
+        '"category":"deterministic","timestamp":"2026-02-08T02:37:10Z"}'
+    )
+    (f / "homebrew.jsonl").write_text(line + "\n" + b + "\n")
+    fields = sorted(p.field for p in check_repo(DataRepo(tmp_path)).problems)
+    assert fields == ["failures[0].blocked_by[0]", "platform"]
+    with pytest.raises(BadInputError):
+        engine.up(DataRepo(tmp_path))
+
+
+def test_dry_run_lists_blocked_by_changes_that_keep_the_status(fixture_repo, capsys):
+    root = fixture_repo("early-layout")  # node, ffmpeg, ... are already `blocked` there
+    assert main(["up", "--repo", str(root), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "homebrew:node stays blocked, blocked_by (none) -> ['ada-url']" in out
+
+
+def test_report_top_must_be_positive(fixture_repo, capsys):
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root))
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--top", "0", "--repo", str(root)])
+    assert exc.value.code == 2 and "must be 1 or more" in capsys.readouterr().err
+
+
+def test_recipes_must_be_a_folder(fixture_repo, capsys):
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    assert main(["up", "--recipes", "/nonexistent", "--repo", str(root)]) == 2
+    assert "/nonexistent: not a directory (--recipes takes a folder)" in capsys.readouterr().err
+    assert snapshot(root) == before

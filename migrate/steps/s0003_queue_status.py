@@ -99,6 +99,12 @@ class QueueStatus(Step):
                     res.notes.append(
                         f"{rel}: {entry_id(entry)} {entry['status']} -> {d.status}: {d.rule}"
                     )
+                else:  # same status, blockers added, changed or removed
+                    res.counts[f"{d.status}, blocked_by set"] += 1
+                    res.notes.append(
+                        f"{rel}: {entry_id(entry)} stays {d.status}, blocked_by"
+                        f" {entry.get('blocked_by', '(none)')} -> {d.blocked_by}: {d.rule}"
+                    )
                 entry["status"] = d.status
                 entry.pop("blocked_by", None)
                 if d.status == "blocked":

@@ -305,13 +305,12 @@ def _up_step(
     problems = []
     rels = step.files(repo)
     dry = isinstance(repo, DryRunRepo)
-    if jobs > 1 and not dry and len(rels) > 1:
-        outcomes = _parallel(step, ctx, repo, rels, jobs, progress)
-    else:
-        outcomes = (
-            _up_file(step, ctx, repo, rel, stage=not dry, diff=diff)
-            for rel in (progress(rels) if progress else rels)
-        )
+    outcomes = map_files(
+        lambda rel: _up_file(step, ctx, repo, rel, stage=not dry, diff=diff),
+        rels,
+        1 if dry else jobs,  # a dry run keeps new bytes in memory: one process
+        progress,
+    )
     try:
         for out in outcomes:
             report.files_read += 1
@@ -398,37 +397,6 @@ def _up_file(
     if diff:
         out.diff = _diff(rel, data, res.data)
     return out
-
-
-_WORKER: dict[str, Any] = {}
-
-
-def _worker_init(step_id: str, ctx: Any, root: str) -> None:
-    _WORKER.update(step=by_id(step_id), ctx=ctx, repo=DataRepo(root))
-
-
-def _worker_run(rel: str) -> FileOutcome:
-    return _up_file(_WORKER["step"], _WORKER["ctx"], _WORKER["repo"], rel, stage=True, diff=False)
-
-
-def _parallel(
-    step: Step, ctx: Any, repo: DataRepo, rels: list[str], jobs: int, progress: Progress
-) -> Iterable[FileOutcome]:
-    """``--jobs N``: files are independent within a step, so N processes share them.
-
-    Forked workers inherit the step's context without pickling it; each stages its own
-    files and sends back only the ledger entry and counts.
-    """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    mp = multiprocessing.get_context("fork")
-    chunk = max(1, min(256, len(rels) // (jobs * 8) or 1))
-    with ProcessPoolExecutor(
-        jobs, mp_context=mp, initializer=_worker_init, initargs=(step.id, ctx, str(repo.root))
-    ) as pool:
-        results = pool.map(_worker_run, rels, chunksize=chunk)
-        yield from (progress(results) if progress else results)
 
 
 def _summary(report: StepReport, options: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from freezegun import freeze_time
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -26,6 +27,13 @@ def copy_repo(src: Path, dest: Path) -> Path:
         if not p.is_symlink():
             p.chmod(p.stat().st_mode | 0o200)
     return target
+
+
+@pytest.fixture
+def frozen_clock():
+    """Runs compared byte for byte must see the same clock (ledgers and queues record it)."""
+    with freeze_time("2026-03-04 05:06:07"):
+        yield
 
 
 @pytest.fixture

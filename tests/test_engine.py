@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-from freezegun import freeze_time
 
 from migrate import engine
 from migrate.errors import DataChanged, LedgerError, LockHeld, UsageError
@@ -21,11 +20,7 @@ from tests.helpers import data_only, snapshot
 STEP_IDS = [s.id for s in STEPS]
 
 
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    """Runs compared byte for byte must see the same clock (queues record updated_at)."""
-    with freeze_time("2026-03-04 05:06:07"):
-        yield
+pytestmark = pytest.mark.usefixtures("frozen_clock")
 
 
 FIXTURE_REPOS = ["sample", "anomalies", "early-layout"]

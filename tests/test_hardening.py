@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from freezegun import freeze_time
 
 from migrate import codec, engine
 from migrate.check import check_repo
@@ -41,10 +40,7 @@ B = (
 )
 
 
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with freeze_time("2026-03-04 05:06:07"):
-        yield
+pytestmark = pytest.mark.usefixtures("frozen_clock")
 
 
 def repo_with(tmp_path: Path, files: dict[str, bytes]) -> Path:

@@ -6,7 +6,6 @@ import json
 import os
 
 import pytest
-from freezegun import freeze_time
 
 from migrate import codec, engine
 from migrate.check import check_repo
@@ -17,11 +16,7 @@ from migrate.ledger import Ledger
 from migrate.repo import LEDGER_DIR, DataRepo
 from tests.helpers import data_only, snapshot
 
-
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with freeze_time("2026-03-04 05:06:07"):
-        yield
+pytestmark = pytest.mark.usefixtures("frozen_clock")
 
 
 def test_a_run_killed_inside_ledger_begin_is_recovered(fixture_repo, monkeypatch):

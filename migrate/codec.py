@@ -12,6 +12,7 @@ rejected, because Go never writes them and accepting them would make a round tri
 from __future__ import annotations
 
 import json
+from json import encoder as _encoder
 from typing import Any
 
 _HTML_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"))
@@ -29,9 +30,27 @@ def _go_escape(text: str, escape_html: bool) -> str:
     return text
 
 
+def _default(obj: Any) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+#: One compact encoder built once: ``json.dumps`` builds a new one per call, which costs as
+#: much as encoding a short record. Same output as ``json.dumps(obj, separators=(",", ":"),
+#: ensure_ascii=False, allow_nan=False)`` (tests/test_codec.py compares them).
+_COMPACT = (
+    _encoder.c_make_encoder(
+        None, _default, _encoder.c_encode_basestring, None, ":", ",", False, False, False
+    )
+    if _encoder.c_make_encoder is not None and _encoder.c_encode_basestring is not None
+    else None
+)
+_COMPACT_PY = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps_line(obj: Any, escape_html: bool = True) -> str:
     """One compact JSON line (no newline), as Go's json.Marshal writes it."""
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # _COMPACT_PY: an interpreter without the C accelerator
+    text = "".join(_COMPACT(obj, 0)) if _COMPACT is not None else _COMPACT_PY.encode(obj)
     return _go_escape(text, escape_html)
 
 
@@ -78,10 +97,18 @@ def loads_own(data: bytes | str) -> Any:
     through the strict :func:`loads`; a v2 line edited by hand since is caught by the
     ledger checksums and by each step's round-trip verification.
     """
-    return _FAST.decode(data.decode("utf-8") if isinstance(data, bytes) else data)
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    try:  # the scanner straight away: these lines have no surrounding whitespace
+        obj, end = _SCAN(text, 0)
+    except StopIteration:
+        return _FAST.decode(text)  # raises the usual JSONDecodeError
+    if end != len(text):
+        return _FAST.decode(text)  # trailing whitespace is fine, anything else raises
+    return obj
 
 
 _FAST = json.JSONDecoder()
+_SCAN = _FAST.scan_once
 
 
 def loads(data: bytes | str) -> Any:

@@ -3,6 +3,12 @@
 Steps after 0001 read lines this tool wrote, with the fast decoder; a line that is not a
 v2 record any more (a v1 file added by the old CI writer, a hand edit, a merge conflict)
 becomes a named problem, never a traceback.
+
+Whole-repo passes read a few fields straight from the bytes instead of decoding every line:
+a v2 line is canonical JSON with its keys in a fixed order, and inside a JSON string every
+``"`` is escaped, so an unescaped ``"key":`` sequence occurs only as a key, and the record's
+own keys (``package_id``, ``scope``, ``timestamp``) occur nowhere else (evidence entries
+have other keys). A line whose field is not where canonical JSON puts it is decoded.
 """
 
 from __future__ import annotations
@@ -25,14 +31,16 @@ V2_KEYS = frozenset(FailureRecordV2.model_fields)
 def v2_lines(rel: str, data: bytes, problems: list[Problem]) -> Iterator[tuple[int, bytes]]:
     """(line number, bytes) of every non-blank line that starts like a v2 record."""
     for lineno, raw in split_lines(data):
-        if not raw.strip():
+        if raw.startswith(V2_PREFIX) and raw.endswith(b"}"):  # the usual line, no copies
+            yield lineno, raw
+        elif not raw or raw.isspace():
             continue
-        if not raw.startswith(V2_PREFIX) or not raw.rstrip().endswith(b"}"):
+        elif raw.startswith(V2_PREFIX) and raw.rstrip().endswith(b"}"):
+            yield lineno, raw
+        else:
             problems.append(
                 Problem(rel, lineno, "not a schema_version 2 record here (see `migrate check`)")
             )
-            continue
-        yield lineno, raw
 
 
 def refuse_non_v2(problems: list[Problem]) -> None:
@@ -72,26 +80,71 @@ def ts_key(ts: str) -> str:
     return base.replace("-", "").replace(":", "") + frac.ljust(9, "0")
 
 
+_PID_AT = len(V2_PREFIX)
+_PID_KEY = b'"package_id":"'
+_PID_NULL = b'"package_id":null,'
+_TS_KEY = b',"timestamp":"'
+UNKNOWN = b""  # a field not where canonical JSON puts it: decode the line
+
+
+def package_id_bytes(raw: bytes) -> bytes | None:
+    """The ``package_id`` of a v2 line, read from its bytes (None for null), or
+    :data:`UNKNOWN` when the line must be decoded to tell (not canonical, or escapes)."""
+    if raw.startswith(_PID_KEY, _PID_AT):
+        start = _PID_AT + len(_PID_KEY)
+        end = raw.find(b'"', start)
+        pid = raw[start:end]
+        return pid if end > start and b"\\" not in pid else UNKNOWN
+    return None if raw.startswith(_PID_NULL, _PID_AT) else UNKNOWN
+
+
 def _latest_in_file(repo: DataRepo, rel: str) -> tuple[dict[str, Latest], list[Problem]]:
-    out: dict[str, Latest] = {}
+    """The latest package record of each package in one file. The winner of each package
+    is chosen from the bytes (package id and timestamp) and only winners are decoded.
+    This loop reads every line of the repo, so it is written out flat."""
+    best: dict[bytes | str, tuple[bytes, int, bytes]] = {}  # package -> (ts, line, bytes)
     problems: list[Problem] = []
+    pid_start = _PID_AT + len(_PID_KEY)
+    ts_len = len(_TS_KEY)
     for lineno, raw in v2_lines(rel, repo.read_bytes(rel), problems):
         if b'"scope":"package"' not in raw:
             continue
+        pid: bytes | str | None = UNKNOWN
+        ts = UNKNOWN
+        if raw.startswith(_PID_KEY, _PID_AT):
+            end = raw.find(b'"', pid_start)
+            pid = raw[pid_start:end]
+            at = raw.rfind(_TS_KEY)
+            if at > 0:
+                end = raw.find(b'"', at + ts_len)
+                ts = raw[at + ts_len : end]
+        if not pid or not ts or b"\\" in pid or b"\\" in ts:  # not canonical: decode
+            rec = decode_v2(rel, lineno, raw, problems)
+            if rec is None or rec["scope"] != "package" or not rec["package_id"]:
+                continue
+            pid, ts = rec["package_id"], rec["timestamp"].encode()
+        cur = best.get(pid)
+        if cur is None or _not_earlier(ts, cur[0]):
+            best[pid] = (ts, lineno, raw)
+    out: dict[str, Latest] = {}
+    for _ts, lineno, raw in best.values():
         rec = decode_v2(rel, lineno, raw, problems)
         if rec is None or rec["scope"] != "package" or not rec["package_id"]:
             continue
-        pid, category, blocked, ts = (
-            rec["package_id"],
-            rec["category"],
-            rec["blocked_by"],
-            rec["timestamp"],
-        )
-        key = ts_key(ts)
-        cur = out.get(pid)
-        if cur is None or key >= cur.ts:
-            out[pid] = Latest(key, ts, category, blocked, f"{rel}:{lineno}")
+        pid, key = rec["package_id"], ts_key(rec["timestamp"])
+        if pid not in out or key >= out[pid].ts:  # (bytes on one line, decoded on another)
+            out[pid] = Latest(
+                key, rec["timestamp"], rec["category"], rec["blocked_by"], f"{rel}:{lineno}"
+            )
     return out, problems
+
+
+def _not_earlier(ts: bytes, than: bytes) -> bool:
+    """``ts`` >= ``than`` in time. Same length and the same time separators (``:`` or
+    ``-``, as far as position 16) compare as bytes; anything else through :func:`ts_key`."""
+    if len(ts) == len(than) and ts[13] == than[13] and ts[16] == than[16]:
+        return ts >= than
+    return ts_key(ts.decode("ascii")) >= ts_key(than.decode("ascii"))
 
 
 def latest_package_failures(

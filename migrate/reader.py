@@ -55,6 +55,9 @@ class ParsedLine:
     shape: Shape | None = None
     model: EnvelopeV1 | PlatformLineV1 | FailureRecordV2 | None = None
     problems: list[Problem] = field(default_factory=list)
+    #: parsed by pydantic's JSON parser, which keeps the last of duplicate keys: only
+    #: trusted once the line proves to be canonical bytes (see step 0001)
+    fast: bool = False
 
 
 def split_lines(data: bytes) -> Iterator[tuple[int, bytes]]:

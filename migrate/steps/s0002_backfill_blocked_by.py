@@ -32,12 +32,75 @@ from migrate.evidence import EvidenceSet, Finding
 from migrate.evidence.artifacts import scan_dirs
 from migrate.evidence.messages import blocker_names, true_not_found
 from migrate.evidence.names import merge
-from migrate.failures_index import decode_v2, refuse_non_v2, ts_key, v2_lines
+from migrate.failures_index import (
+    UNKNOWN,
+    decode_v2,
+    package_id_bytes,
+    refuse_non_v2,
+    ts_key,
+    v2_lines,
+)
 from migrate.parallel import map_files
 from migrate.queues import load_queue_docs, name_index, queue_problems
 from migrate.reader import Problem, split_lines
 from migrate.repo import DataRepo
 from migrate.steps.base import Step, UpResult
+
+#: The keys step 0002 may change, contiguous in a canonical v2 line (``category`` to
+#: ``evidence``). Changes are spliced into the line's bytes between ``,"category":"`` and
+#: ``,"message":`` (unescaped, those occur only as these keys), so the rest of the line,
+#: the long message above all, is neither re-encoded nor re-escaped.
+_SEGMENT = (
+    "category",
+    "category_legacy",
+    "reclassified_from",
+    "exit_code",
+    "blocked_by",
+    "evidence",
+)
+_SEG_START = b',"category":"'
+_SEG_END = b',"message":'
+
+
+def _segment(rec: dict[str, Any]) -> bytes:
+    return codec.dumps_line({k: rec[k] for k in _SEGMENT})[1:-1].encode("utf-8")
+
+
+def _bounds(raw: bytes) -> tuple[int, int] | None:
+    start = raw.find(_SEG_START)
+    end = raw.find(_SEG_END, start + 1) if start > 0 else -1
+    return (start + 1, end) if end > 0 else None
+
+
+def _spliced(raw: bytes, before: dict[str, Any], after: dict[str, Any]) -> bytes:
+    """The line with ``after``'s segment in place of ``before``'s; the whole record
+    re-encoded when the line does not hold ``before``'s canonical segment where expected."""
+    bounds = _bounds(raw)
+    if bounds and raw[bounds[0] : bounds[1]] == _segment(before):
+        return raw[: bounds[0]] + _segment(after) + raw[bounds[1] :]
+    return codec.dumps_line(after).encode("utf-8")
+
+
+def _down_line(raw: bytes, prior: dict[str, Any]) -> bytes:
+    """One line back to what it was before step 0002 (``prior`` from the ledger patch)."""
+    bounds = _bounds(raw)
+    try:
+        seg = codec.loads_own(b"{" + raw[bounds[0] : bounds[1]] + b"}") if bounds else None
+    except ValueError:
+        seg = None
+    if not isinstance(seg, dict) or list(seg) != list(_SEGMENT):
+        rec = codec.loads_own(raw)  # not a canonical line (edited, --force): re-encode it
+        _restore(rec, prior)
+        return codec.dumps_line(rec).encode("utf-8")
+    _restore(seg, prior)
+    return raw[: bounds[0]] + _segment(seg) + raw[bounds[1] :]
+
+
+def _restore(rec: dict[str, Any], prior: dict[str, Any]) -> None:
+    rec["category"] = prior["category"]
+    rec["reclassified_from"] = prior["reclassified_from"]
+    rec["blocked_by"] = prior["blocked_by"]
+    del rec["evidence"][prior["evidence"] :]
 
 
 @dataclass
@@ -123,7 +186,8 @@ class BackfillBlockedBy(Step):
         def needles(keys) -> list[bytes] | None:
             return [json.dumps(k)[1:-1].encode() for k in keys] if len(keys) <= 64 else None
 
-        want_b, sib_b = needles(wanted), needles(need_sibling)
+        want_b = needles(wanted)
+        sib_ids = {pid.encode("utf-8") for pid in need_sibling}
         index_of = {id(f): i for i, f in enumerate(ctx.evidence.findings)}
 
         def pass2(rel: str) -> tuple[list[tuple[int, Ref]], list[tuple[str, str, str, list]]]:
@@ -131,9 +195,9 @@ class BackfillBlockedBy(Step):
             hist: list[tuple[str, str, str, list[str]]] = []
             for lineno, raw in v2_lines(rel, repo.read_bytes(rel), []):
                 sib = (
-                    need_sibling
+                    sib_ids
                     and b'"scope":"package"' in raw
-                    and (sib_b is None or any(k in raw for k in sib_b))
+                    and ((pid_b := package_id_bytes(raw)) in sib_ids or pid_b == UNKNOWN)
                 )
                 hit = wanted and (want_b is None or any(k in raw for k in want_b))
                 if not (sib or hit):
@@ -206,7 +270,7 @@ class BackfillBlockedBy(Step):
     # ------------------------------------------------------------------ up
 
     def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
-        res = UpResult(b"")
+        res = UpResult(b"", exact=True)
         out: list[bytes] = []
         patch: dict[str, Any] = {}
         for lineno, raw in split_lines(data):
@@ -216,15 +280,20 @@ class BackfillBlockedBy(Step):
             rec = decode_v2(rel, lineno, raw, res.problems)
             if rec is None:
                 continue
-            before = {
-                "category": rec["category"],
-                "reclassified_from": rec["reclassified_from"],
-                "blocked_by": rec["blocked_by"],
-                "evidence": len(rec["evidence"]),
-            }
+            before = {k: rec[k] for k in _SEGMENT}
+            before["evidence"] = list(before["evidence"])
             if self._backfill(rec, rel, lineno, ctx, res.counts, res.notes):
-                patch[str(lineno)] = before
-                out.append(codec.dumps_line(rec).encode("utf-8"))
+                prior = {
+                    "category": before["category"],
+                    "reclassified_from": before["reclassified_from"],
+                    "blocked_by": before["blocked_by"],
+                    "evidence": len(before["evidence"]),
+                }
+                patch[str(lineno)] = prior
+                new = _spliced(raw, before, rec)
+                # the proof, line by line: down gives back these exact bytes
+                res.exact = res.exact and _down_line(new, prior) == raw
+                out.append(new)
             else:
                 out.append(raw)
             if rec["blocked_by"] is None and (
@@ -377,15 +446,7 @@ class BackfillBlockedBy(Step):
         out = []
         for lineno, raw in split_lines(data):
             prior = changes.get(str(lineno))
-            if prior is None:
-                out.append(raw)
-                continue
-            rec = codec.loads_own(raw)
-            rec["category"] = prior["category"]
-            rec["reclassified_from"] = prior["reclassified_from"]
-            rec["blocked_by"] = prior["blocked_by"]
-            del rec["evidence"][prior["evidence"] :]
-            out.append(codec.dumps_line(rec).encode("utf-8"))
+            out.append(raw if prior is None else _down_line(raw, prior))
         return b"".join(line + b"\n" for line in out)
 
     def summary(self, ctx: Context, totals: Counter[str]) -> list[str]:

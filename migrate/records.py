@@ -65,35 +65,50 @@ def record_evidence(rel: str, lineno: int, names: list[str]) -> list[dict[str, A
     ]
 
 
+#: v1 category name -> (canonical category, legacy name or None), for every name v1 allows
+_CATEGORY = {
+    **{name: (name, None) for name in CANONICAL_CATEGORIES},
+    **{name: (canon, name) for name, canon in LEGACY_CATEGORIES.items()},
+}
+
+
 def from_envelope(
     env: EnvelopeV1, rel: str, lineno: int, file_run: str | None
 ) -> list[dict[str, Any]]:
-    """One v2 record per item of a Shape A envelope, in order."""
+    """One v2 record per item of a Shape A envelope, in order. (Every v1 line of the
+    history goes through here: lookups are hoisted out of the loop.)"""
     out = []
     run = file_run or run_id(env.updated_at)
+    platform = env.environment
+    categories = _CATEGORY
     for i, item in enumerate(env.failures):
-        category, legacy = canonical_category(item.category, f"failures[{i}].category")
+        pair = categories.get(item.category)
+        if pair is None:
+            pair = canonical_category(item.category, f"failures[{i}].category")  # raises
         if item.subcategory is not None:
             raise ConversionError(f"failures[{i}].subcategory", "subcategory has no v2 field")
-        eco, sep, name = item.package_id.partition(":")
+        package_id = item.package_id
+        eco, sep, name = package_id.partition(":")
         if not sep or not eco or not name:
             raise ConversionError(f"failures[{i}].package_id", "package_id is not ECOSYSTEM:NAME")
+        blocked = item.blocked_by
+        message = item.message
         out.append(
             {
                 "schema_version": 2,
-                "package_id": item.package_id,
+                "package_id": package_id,
                 "ecosystem": eco,
                 "name": name,
                 "scope": "package",
-                "platform": env.environment,
-                "category": category,
-                "category_legacy": legacy,
+                "platform": platform,
+                "category": pair[0],
+                "category_legacy": pair[1],
                 "reclassified_from": None,
                 "exit_code": None,
-                "blocked_by": item.blocked_by,
-                "evidence": record_evidence(rel, lineno, item.blocked_by or []),
-                "message": item.message,
-                "message_truncated": is_truncated(item.message),
+                "blocked_by": blocked,
+                "evidence": record_evidence(rel, lineno, blocked) if blocked else [],
+                "message": message,
+                "message_truncated": message.endswith("...") and is_truncated(message),
                 "timestamp": item.timestamp,
                 "run": run,
             }

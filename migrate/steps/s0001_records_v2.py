@@ -96,7 +96,7 @@ class RecordsV2(Step):
     def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
         ff = FailureFile.from_rel(rel)
         res = UpResult(b"", exact=not data or data.endswith(b"\n"))
-        out: list[str] = []
+        out: list[bytes] = []
         layout: list[dict[str, Any]] = []
 
         def run_of(kind: str) -> None:
@@ -147,14 +147,14 @@ class RecordsV2(Step):
                 run_of("v2")
                 res.counts["v2 lines kept"] += 1
             out.extend(lines)
-        res.data = "".join(line + "\n" for line in out).encode("utf-8")
+        res.data = b"".join(line + b"\n" for line in out)
         res.patch = {"layout": layout}
         res.counts["v2 lines"] = len(out)
         return res
 
     def _convert(
         self, pl: ParsedLine, rel: str, ff: FailureFile, ctx: Context, res: UpResult, written: int
-    ) -> list[str]:
+    ) -> list[bytes]:
         """The v2 lines of one valid v1 line (raises ConversionError, or DecodeError for a
         line only the strict decoder refuses), and whether the v1 line comes back byte for
         byte from them (``res.exact``).
@@ -166,8 +166,8 @@ class RecordsV2(Step):
         """
         if pl.shape == "v2":
             if res.exact:
-                res.exact = codec.dumps_line(codec.loads_own(pl.raw)).encode() == pl.raw
-            return [pl.raw.decode("utf-8")]
+                res.exact = codec.dumps_bytes(codec.loads_own(pl.raw)) == pl.raw
+            return [pl.raw]
         if pl.shape == "A":
             env = pl.model
             recs = from_envelope(env, rel, pl.lineno, ff.run)
@@ -188,8 +188,8 @@ class RecordsV2(Step):
         for rec in recs:
             for ev in rec["evidence"]:
                 ev["line"] = written + len(lines) + 1  # provenance points at the v2 line
-            lines.append(codec.dumps_line(rec))
-        if codec.dumps_line(back).encode("utf-8") != pl.raw:
+            lines.append(codec.dumps_bytes(rec))
+        if codec.dumps_bytes(back) != pl.raw:
             # Not Go's canonical bytes (another writer, CRLF, ...): down keeps the file's
             # original bytes. A line parsed on the fast path is decoded strictly now, so
             # what the strict decoder refuses (duplicate keys, NaN, a BOM) is refused.
@@ -244,14 +244,14 @@ class RecordsV2(Step):
                 items = [to_envelope_item(r) for r in records[pos : pos + run["n"]]]
                 pos += run["n"]
                 env = {"schema_version": 1, **run["A"], "failures": items}
-                lines.append(codec.dumps_line(env).encode("utf-8"))
+                lines.append(codec.dumps_bytes(env))
             elif "B" in run:
                 for rec in records[pos : pos + run["B"]]:
-                    lines.append(codec.dumps_line(to_platform_line(rec)).encode("utf-8"))
+                    lines.append(codec.dumps_bytes(to_platform_line(rec)))
                 pos += run["B"]
             else:
                 for rec in records[pos : pos + run["v2"]]:
-                    lines.append(codec.dumps_line(rec).encode("utf-8"))
+                    lines.append(codec.dumps_bytes(rec))
                 pos += run["v2"]
         if pos != len(records):
             raise ValueError(f"{rel}: {len(records) - pos} v2 lines not covered by the layout")

@@ -63,7 +63,7 @@ _SEG_END = b',"message":'
 
 
 def _segment(rec: dict[str, Any]) -> bytes:
-    return codec.dumps_line({k: rec[k] for k in _SEGMENT})[1:-1].encode("utf-8")
+    return codec.dumps_bytes({k: rec[k] for k in _SEGMENT})[1:-1]
 
 
 def _bounds(raw: bytes) -> tuple[int, int] | None:
@@ -78,7 +78,7 @@ def _spliced(raw: bytes, before: dict[str, Any], after: dict[str, Any]) -> bytes
     bounds = _bounds(raw)
     if bounds and raw[bounds[0] : bounds[1]] == _segment(before):
         return raw[: bounds[0]] + _segment(after) + raw[bounds[1] :]
-    return codec.dumps_line(after).encode("utf-8")
+    return codec.dumps_bytes(after)
 
 
 def _down_line(raw: bytes, prior: dict[str, Any]) -> bytes:
@@ -91,7 +91,7 @@ def _down_line(raw: bytes, prior: dict[str, Any]) -> bytes:
     if not isinstance(seg, dict) or list(seg) != list(_SEGMENT):
         rec = codec.loads_own(raw)  # not a canonical line (edited, --force): re-encode it
         _restore(rec, prior)
-        return codec.dumps_line(rec).encode("utf-8")
+        return codec.dumps_bytes(rec)
     _restore(seg, prior)
     return raw[: bounds[0]] + _segment(seg) + raw[bounds[1] :]
 

@@ -73,6 +73,11 @@ def split_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
     yield from enumerate(parts, start=1)
 
 
+def join_lines(lines: list[bytes]) -> bytes:
+    """Lines (without ``\\n``) back into file bytes, each ending with a newline."""
+    return b"\n".join(lines) + b"\n" if lines else b""
+
+
 def field_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:

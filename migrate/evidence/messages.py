@@ -46,20 +46,21 @@ def blocker_names(message: str, package_name: str | None = None) -> MessageMatch
     rejected: list[str] = []
     if "not found in registry" not in message:
         return MessageMatch([], [], [])
-    for line in message.split("\n"):
-        found = False
-        for m in REGISTRY_ERROR.finditer(line):
-            name = m.group("name")
-            if not valid_name(name):
-                rejected.append(name)
-                continue
-            if name == package_name:
-                continue
-            found = True
-            if name not in names:
-                names.append(name)
-        if found:
-            lines.append(line.strip())
+    line_start = -1
+    for m in REGISTRY_ERROR.finditer(message):  # a name never spans lines (no whitespace)
+        name = m.group("name")
+        if not valid_name(name):
+            rejected.append(name)
+            continue
+        if name == package_name:
+            continue
+        if name not in names:
+            names.append(name)
+        start = message.rfind("\n", 0, m.start()) + 1
+        if start != line_start:  # each matched line once, in order
+            line_start = start
+            end = message.find("\n", m.end())
+            lines.append(message[start : end if end >= 0 else len(message)].strip())
     return MessageMatch(names, lines, rejected)
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-_FORBIDDEN = ("/", "\\", "..", "<", ">")
-
 
 def valid_name(name: str) -> bool:
     """Upstream rejects dependency names containing ``/``, ``\\``, ``..``, ``<`` or ``>``."""
-    return bool(name) and not any(bad in name for bad in _FORBIDDEN) and not name.isspace()
+    return (
+        bool(name)
+        and "/" not in name
+        and "\\" not in name
+        and ".." not in name
+        and "<" not in name
+        and ">" not in name
+        and not name.isspace()
+    )
 
 
 def merge(*lists: list[str]) -> list[str]:

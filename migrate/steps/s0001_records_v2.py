@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from migrate import codec
 from migrate.models import EnvelopeV1, PlatformLineV1
 from migrate.queues import load_queue_docs, name_index, queue_problems
-from migrate.reader import ParsedLine, Problem, parse_line, split_lines
+from migrate.reader import ParsedLine, Problem, join_lines, parse_line, split_lines
 from migrate.records import (
     ConversionError,
     from_envelope,
@@ -147,7 +147,7 @@ class RecordsV2(Step):
                 run_of("v2")
                 res.counts["v2 lines kept"] += 1
             out.extend(lines)
-        res.data = b"".join(line + b"\n" for line in out)
+        res.data = join_lines(out)
         res.patch = {"layout": layout}
         res.counts["v2 lines"] = len(out)
         return res
@@ -255,4 +255,4 @@ class RecordsV2(Step):
                 pos += run["v2"]
         if pos != len(records):
             raise ValueError(f"{rel}: {len(records) - pos} v2 lines not covered by the layout")
-        return b"".join(line + b"\n" for line in lines)
+        return join_lines(lines)

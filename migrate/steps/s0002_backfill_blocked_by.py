@@ -34,7 +34,9 @@ from migrate.evidence.messages import blocker_names, true_not_found
 from migrate.evidence.names import merge
 from migrate.failures_index import (
     UNKNOWN,
+    all_v2_lines,
     decode_v2,
+    lines_with,
     package_id_bytes,
     refuse_non_v2,
     ts_key,
@@ -42,7 +44,7 @@ from migrate.failures_index import (
 )
 from migrate.parallel import map_files
 from migrate.queues import load_queue_docs, name_index, queue_problems
-from migrate.reader import Problem, split_lines
+from migrate.reader import Problem, join_lines, split_lines
 from migrate.repo import DataRepo
 from migrate.steps.base import Step, UpResult
 
@@ -72,13 +74,22 @@ def _bounds(raw: bytes) -> tuple[int, int] | None:
     return (start + 1, end) if end > 0 else None
 
 
-def _spliced(raw: bytes, before: dict[str, Any], after: dict[str, Any]) -> bytes:
-    """The line with ``after``'s segment in place of ``before``'s; the whole record
-    re-encoded when the line does not hold ``before``'s canonical segment where expected."""
+def _spliced(raw: bytes, before: dict[str, Any], after: dict[str, Any]) -> bytes | None:
+    """The line with ``after``'s segment in place of ``before``'s, or None when the line
+    does not hold ``before``'s canonical segment where expected (the caller re-encodes).
+
+    Why restoring ``after``'s segment *as values* to ``before`` proves that
+    :func:`_down_line` gives back ``raw`` byte for byte: the new line is ``raw`` up to
+    the segment, ``after``'s encoding, then ``raw`` after the segment, and ``down``
+    finds the same bounds (the prefix is unchanged, and a segment holds no
+    ``,"message":``), decodes the segment (the codec round-trips JSON values exactly,
+    tests/test_codec.py), restores it and re-encodes it: that is ``before``'s encoding,
+    which was just checked to be the bytes ``raw`` held there.
+    """
     bounds = _bounds(raw)
     if bounds and raw[bounds[0] : bounds[1]] == _segment(before):
         return raw[: bounds[0]] + _segment(after) + raw[bounds[1] :]
-    return codec.dumps_bytes(after)
+    return None
 
 
 def _down_line(raw: bytes, prior: dict[str, Any]) -> bytes:
@@ -167,7 +178,13 @@ class BackfillBlockedBy(Step):
             """Which packages have a platform line that may need a sibling (bytes first)."""
             pids: set[str] = set()
             probs: list[Problem] = []
-            for lineno, raw in v2_lines(rel, repo.read_bytes(rel), probs):
+            data = repo.read_bytes(rel)
+            lines = (
+                lines_with(data, b'"scope":"platform"')
+                if all_v2_lines(data)
+                else v2_lines(rel, data, probs)  # names every line that is not v2
+            )
+            for lineno, raw in lines:
                 if b'"scope":"platform"' in raw and (
                     b'"exit_code":8,' in raw or b'"category":"missing_dep"' in raw
                 ):
@@ -274,7 +291,7 @@ class BackfillBlockedBy(Step):
         out: list[bytes] = []
         patch: dict[str, Any] = {}
         for lineno, raw in split_lines(data):
-            if not raw.strip() or not self._may_change(raw, rel, lineno, ctx):
+            if not raw or raw.isspace() or not self._may_change(raw, rel, lineno, ctx):
                 out.append(raw)
                 continue
             rec = decode_v2(rel, lineno, raw, res.problems)
@@ -291,8 +308,14 @@ class BackfillBlockedBy(Step):
                 }
                 patch[str(lineno)] = prior
                 new = _spliced(raw, before, rec)
-                # the proof, line by line: down gives back these exact bytes
-                res.exact = res.exact and _down_line(new, prior) == raw
+                if new is None:  # not a canonical line: re-encoded whole, proven in bytes
+                    new = codec.dumps_bytes(rec)
+                    res.exact = res.exact and _down_line(new, prior) == raw
+                else:  # spliced: proven on the segment (see _spliced)
+                    back = {k: rec[k] for k in _SEGMENT}
+                    back["evidence"] = list(back["evidence"])
+                    _restore(back, prior)
+                    res.exact = res.exact and back == before
                 out.append(new)
             else:
                 out.append(raw)
@@ -300,7 +323,7 @@ class BackfillBlockedBy(Step):
                 rec["category"] == "missing_dep" or rec["exit_code"] == 8
             ):
                 res.counts["unknown blockers left (null)"] += 1
-        res.data = b"".join(line + b"\n" for line in out)
+        res.data = join_lines(out)
         res.patch = {"lines": patch} if patch else None
         return res
 
@@ -447,7 +470,7 @@ class BackfillBlockedBy(Step):
         for lineno, raw in split_lines(data):
             prior = changes.get(str(lineno))
             out.append(raw if prior is None else _down_line(raw, prior))
-        return b"".join(line + b"\n" for line in out)
+        return join_lines(out)
 
     def summary(self, ctx: Context, totals: Counter[str]) -> list[str]:
         ev = ctx.evidence

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from migrate import clock, codec
 from migrate.failures_index import latest_package_failures, refuse_non_v2
 from migrate.models import LegacyStatus, UnifiedStatus
-from migrate.queues import entry_id
+from migrate.queues import checked_queue, entry_id
 from migrate.reader import QUEUE_MODELS, Problem, element_lines, parse_queue, queue_problems
 from migrate.repo import DataRepo
 from migrate.status_rules import Latest, decide, recipe_names
@@ -58,11 +58,12 @@ class QueueStatus(Step):
         out = []
         for rel in self.files(repo):
             data = repo.read_bytes(rel)
-            pq = parse_queue(rel, data)
-            out.extend(pq.problems)
-            if pq.kind in ("legacy", "unified") and not pq.problems:
-                key = "packages" if pq.kind == "legacy" else "entries"
-                bad = [i for i, e in enumerate(pq.entries) if e["status"] not in V2_STATUSES]
+            problems, kind = checked_queue(rel, data)
+            out.extend(problems)
+            if kind in ("legacy", "unified") and not problems:
+                key = "packages" if kind == "legacy" else "entries"
+                entries = codec.loads_own(data)[key]
+                bad = [i for i, e in enumerate(entries) if e["status"] not in V2_STATUSES]
                 if bad:
                     starts = element_lines(data.decode("utf-8"), key)
                     out.extend(_generated(rel, starts[i], f"{key}[{i}].status") for i in bad)
@@ -129,7 +130,7 @@ class QueueStatus(Step):
         return res
 
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
-        doc = codec.loads(data)
+        doc = codec.loads_own(data)  # bytes step 0003 wrote (checked against the ledger)
         entries = doc["packages"] if "packages" in doc else doc["entries"]
         for i, entry in enumerate(entries):
             entry.pop("blocked_by", None)

@@ -96,7 +96,10 @@ class RecordsV2(Step):
     def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
         ff = FailureFile.from_rel(rel)
         res = UpResult(b"", exact=not data or data.endswith(b"\n"))
-        out: list[bytes] = []
+        # one growing buffer, not a list of lines: each encoded line is freed as soon as it
+        # is copied in (orjson's results keep their whole working buffer allocated)
+        out = bytearray()
+        written = 0  # v2 lines so far
         layout: list[dict[str, Any]] = []
 
         def run_of(kind: str) -> None:
@@ -112,10 +115,10 @@ class RecordsV2(Step):
                 res.counts["blank lines"] += 1
                 continue
             problems = list(pl.problems)
-            lines: list[str] = []
+            lines: list[bytes] = []
             if not problems:
                 try:
-                    lines = self._convert(pl, rel, ff, ctx, res, len(out))
+                    lines = self._convert(pl, rel, ff, ctx, res, written)
                 except ConversionError as exc:
                     problems.append(Problem(rel, pl.lineno, str(exc), exc.field))
                 except codec.DecodeError as exc:  # found by the strict decoder, see _convert
@@ -146,10 +149,13 @@ class RecordsV2(Step):
             else:
                 run_of("v2")
                 res.counts["v2 lines kept"] += 1
-            out.extend(lines)
-        res.data = join_lines(out)
+            for line in lines:
+                out += line
+                out += b"\n"
+            written += len(lines)
+        res.data = bytes(out)
         res.patch = {"layout": layout}
-        res.counts["v2 lines"] = len(out)
+        res.counts["v2 lines"] = written
         return res
 
     def _convert(

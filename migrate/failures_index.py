@@ -152,13 +152,17 @@ def line_at(data: bytes, start: int) -> bytes:
     return data[start : end if end >= 0 else len(data)]
 
 
-def _latest_fast(rel: str, data: bytes) -> dict[str, Latest] | None:
+def _latest_fast(rel: str, data: bytes, only: set[bytes] | None) -> dict[str, Latest] | None:
     """:func:`_latest_in_file` with the scan in the regex engine, for a file that is all
     canonical v2 lines (every line starts like one, and every package-scope line matches
     :data:`_PACKAGE_LINE`); None for any other file, which takes the line-by-line path."""
     rows = package_lines(data)
     if rows is None:
         return None
+    if only is not None:
+        rows = [row for row in rows if row[0] in only]
+    if not rows:
+        return {}
     if len({(len(ts), ts[13:14], ts[16:17]) for _, ts, _ in rows}) == 1:
         rows.sort(key=itemgetter(1))  # one timestamp layout: bytes sort in time order
     else:
@@ -185,12 +189,14 @@ def _latest_fast(rel: str, data: bytes) -> dict[str, Latest] | None:
     return out
 
 
-def _latest_in_file(repo: DataRepo, rel: str) -> tuple[dict[str, Latest], list[Problem]]:
+def _latest_in_file(
+    repo: DataRepo, rel: str, only: set[bytes] | None = None
+) -> tuple[dict[str, Latest], list[Problem]]:
     """The latest package record of each package in one file. The winner of each package
     is chosen from the bytes (package id and timestamp) and only winners are decoded.
     This loop reads every line of the repo, so it is written out flat."""
     data = repo.read_bytes(rel)
-    fast = _latest_fast(rel, data)
+    fast = _latest_fast(rel, data, only)
     if fast is not None:
         return fast, []
     best: dict[bytes | str, tuple[bytes, int, bytes]] = {}  # package -> (ts, line, bytes)
@@ -214,6 +220,8 @@ def _latest_in_file(repo: DataRepo, rel: str) -> tuple[dict[str, Latest], list[P
             if rec is None or rec["scope"] != "package" or not rec["package_id"]:
                 continue
             pid, ts = rec["package_id"], rec["timestamp"].encode()
+        elif only is not None and pid not in only:
+            continue
         cur = best.get(pid)
         if cur is None or _not_earlier(ts, cur[0]):
             best[pid] = (ts, lineno, raw)
@@ -223,6 +231,8 @@ def _latest_in_file(repo: DataRepo, rel: str) -> tuple[dict[str, Latest], list[P
         if rec is None or rec["scope"] != "package" or not rec["package_id"]:
             continue
         pid, key = rec["package_id"], ts_key(rec["timestamp"])
+        if only is not None and pid.encode("utf-8") not in only:
+            continue
         if pid not in out or key >= out[pid].ts:  # (bytes on one line, decoded on another)
             out[pid] = Latest(
                 key, rec["timestamp"], rec["category"], rec["blocked_by"], f"{rel}:{lineno}"
@@ -239,18 +249,23 @@ def _not_earlier(ts: bytes, than: bytes) -> bool:
 
 
 def latest_package_failures(
-    repo: DataRepo, problems: list[Problem] | None = None, jobs: int = 1
+    repo: DataRepo,
+    problems: list[Problem] | None = None,
+    jobs: int = 1,
+    only: set[str] | None = None,
 ) -> dict[str, Latest]:
     """package_id -> its latest package-scope failure (by timestamp; file order breaks ties).
 
     Platform-scope records never count: a recipe that failed on one platform after it
     passed elsewhere is not a failed package. Lines that are not v2 records are added to
-    ``problems`` (and skipped).
+    ``problems`` (and skipped). ``only``: the packages wanted (e.g. the queue's), so that
+    no other package's record is decoded or sent between processes.
     """
     out: dict[str, Latest] = {}
     problems = [] if problems is None else problems
     rels = [ff.rel for ff in repo.failure_files()]
-    for found, probs in map_files(lambda rel: _latest_in_file(repo, rel), rels, jobs):
+    wanted = None if only is None else {pid.encode("utf-8") for pid in only}
+    for found, probs in map_files(lambda rel: _latest_in_file(repo, rel, wanted), rels, jobs):
         problems.extend(probs)
         for pid, latest in found.items():
             cur = out.get(pid)

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from migrate import clock, codec
 from migrate.failures_index import latest_package_failures, refuse_non_v2
 from migrate.models import LegacyStatus, UnifiedStatus
-from migrate.queues import checked_queue, entry_id
+from migrate.queues import checked_queue, entry_id, load_queue_docs
 from migrate.reader import QUEUE_MODELS, Problem, element_lines, parse_queue, queue_problems
 from migrate.repo import DataRepo
 from migrate.status_rules import Latest, decide, recipe_names
@@ -72,7 +72,12 @@ class QueueStatus(Step):
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
         recipes = recipe_names(options["recipes"]) if options.get("recipes") else set()
         problems: list[Problem] = []
-        latest = latest_package_failures(repo, problems, jobs=options.get("jobs", 1))
+        wanted = {
+            entry_id(entry)
+            for doc in load_queue_docs(repo).values()
+            for entry in doc.get("packages", doc.get("entries", []))
+        }
+        latest = latest_package_failures(repo, problems, jobs=options.get("jobs", 1), only=wanted)
         refuse_non_v2(problems)
         return Context(latest, recipes, clock.now_iso())
 

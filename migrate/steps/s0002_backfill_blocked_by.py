@@ -335,7 +335,7 @@ class BackfillBlockedBy(Step):
             b"not found in" in raw
             or b'"exit_code":8,' in raw
             or b'"category":"missing_dep"' in raw
-            or (rel, lineno) in ctx.assigned
+            or (bool(ctx.assigned) and (rel, lineno) in ctx.assigned)
         )
 
     def _backfill(
@@ -445,6 +445,8 @@ class BackfillBlockedBy(Step):
 
     @staticmethod
     def _note_disagreement(rec, rel, lineno, own, found, counts, notes) -> None:
+        if len(found) + bool(own) < 2:
+            return  # one source cannot disagree with itself
         sets = [(src, n) for src, n, _ in found]
         if own:
             sets.insert(0, ("record", own))

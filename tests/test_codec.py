@@ -74,3 +74,34 @@ def test_escapes_html_detects_the_legacy_writer():
 def test_strict_decode_names_the_problem(raw, reason):
     with pytest.raises(codec.DecodeError, match=reason):
         codec.loads(raw)
+
+
+# --- the fast paths (orjson) against the reference (the standard library) -------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",)) | st.sampled_from('<>&\u2028\u2029"\\\n\x00\x7f')
+)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON, st.booleans())
+def test_fast_encoder_writes_the_reference_bytes_and_reads_them_back(value, escape_html):
+    fast = codec.dumps_bytes(value, escape_html)
+    assert fast == codec.dumps_line_stdlib(value, escape_html).encode("utf-8")
+    assert codec.loads_own(fast) == value
+    assert codec.loads(fast) == value
+
+
+def test_values_orjson_refuses_go_through_the_reference_encoder():
+    big = {"n": 2**70, "s": "a<b"}
+    assert codec.dumps_bytes(big) == b'{"n":1180591620717411303424,"s":"a\\u003cb"}'
+    with pytest.raises(ValueError):
+        codec.dumps_bytes({"x": float("nan")} | {1: 2})  # non-str key: stdlib, then NaN

@@ -216,3 +216,42 @@ def test_acceptance_on_the_feb_8_snapshot(tmp_path):
             not named
         ):
             assert r["blocked_by"] is None
+
+
+def test_spliced_lines_are_what_a_full_encode_writes(sample_with_evidence):
+    """Step 0002 splices its fields into each line instead of re-encoding the record; every
+    line it writes must still be the canonical encoding of the record it holds."""
+    root, run = sample_with_evidence
+    assert any(s.changed_files for s in run.steps if s.step.id == "0002")
+    for name, lineno, rec in records(root):
+        raw = (root / "data" / "failures" / name).read_bytes().split(b"\n")
+        assert codec.dumps_bytes(rec) == raw[lineno - 1], f"{name}:{lineno}"
+
+
+def test_a_line_not_in_canonical_form_is_reencoded_and_still_comes_back(fixture_repo):
+    root = fixture_repo("sample")
+    repo = DataRepo(root)
+    engine.up(repo, "0001")
+    target = None
+    for f in sorted((root / "data" / "failures").glob("*.jsonl")):
+        lines = f.read_bytes().split(b"\n")
+        for i, line in enumerate(lines):
+            if b"not found in registry" in line:
+                # a hand edit's spacing inside the fields step 0002 changes: the splice finds
+                # no canonical segment here and the whole record is re-encoded
+                lines[i] = line.replace(b'"reclassified_from":null', b'"reclassified_from": null')
+                assert lines[i] != line
+                target = (f, i)
+                break
+        if target:
+            f.write_bytes(b"\n".join(lines))
+            break
+    assert target, "the sample has a registry error"
+    f, i = target
+    before = snapshot(root)
+    engine.up(repo, "0002", options={"jobs": 1})
+    new = f.read_bytes().split(b"\n")[i]
+    assert codec.dumps_bytes(codec.loads_own(new)) == new  # written canonical
+    assert codec.loads_own(new)["blocked_by"]  # and backfilled
+    engine.down(repo, "0001", force=True)  # the file was edited after 0001: --force
+    assert snapshot(root) == before

@@ -98,6 +98,7 @@ def test_fast_encoder_writes_the_reference_bytes_and_reads_them_back(value, esca
     assert fast == codec.dumps_line_stdlib(value, escape_html).encode("utf-8")
     assert codec.loads_own(fast) == value
     assert codec.loads(fast) == value
+    assert codec.dumps_queue(value, escape_html) == codec.dumps_queue_stdlib(value, escape_html)
 
 
 def test_values_orjson_refuses_go_through_the_reference_encoder():

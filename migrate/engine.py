@@ -193,12 +193,21 @@ def _stage_path(repo: DataRepo, rel: str):
     return p.with_name(f".{p.name}{STAGE_SUFFIX}")
 
 
+#: Staged files at least this big are fsynced by the worker that wrote them, while the
+#: other workers compute; smaller ones are left to the one ``os.sync()`` (an fsync per
+#: small file costs more than it overlaps).
+FSYNC_AT = 1 << 20
+
+
 def _stage(repo: DataRepo, rel: str, data: bytes) -> None:
-    """Write the new bytes beside the target; made durable by one sync before the ledger
-    marks the step ``applying`` (one sync for all files, not one fsync per file)."""
+    """Write the new bytes beside the target; made durable before the ledger marks the step
+    ``applying`` (big files here, the rest by one ``os.sync()`` for all files)."""
     try:
         with open(_stage_path(repo, rel), "wb") as fh:
             fh.write(data)
+            if len(data) >= FSYNC_AT:
+                fh.flush()
+                os.fsync(fh.fileno())
     except OSError as exc:
         raise RepoError(
             f"{rel}: cannot write its new version ({exc.strerror}); nothing was replaced",

@@ -155,6 +155,7 @@ class StepReport:
     resumed: bool = False
     files_read: int = 0
     changed_files: int = 0
+    written: dict[str, str] = field(default_factory=dict)  # path -> checksum written
 
 
 @dataclass
@@ -352,6 +353,7 @@ def _up_step(
             hint="fix or remove these lines (see `migrate check`), then run again",
         )
     report.notes.extend(step.summary(ctx, report.totals))
+    report.written = {fe.path: fe.after for fe in entries}
     if dry_run:
         return report
     entry = StepEntry(
@@ -361,7 +363,7 @@ def _up_step(
         "applying",
         clock.now_iso(),
         __version__,
-        _summary(report, {k: v for k, v in options.items() if v and k != "jobs"}),
+        _summary(report, {k: v for k, v in options.items() if v and k != "jobs" and k[0] != "_"}),
     )
     os.sync()  # every staged file is durable before the ledger says "applying"
     ledger.begin(entry, entries)
@@ -482,20 +484,21 @@ def up(
         if resumed:
             run.steps.append(resumed)
         view = DryRunRepo(repo) if dry_run else repo
+        written = latest_written(ledger) if the_plan.steps and ledger.steps else {}
         for step in the_plan.steps:
-            run.steps.append(
-                _up_step(
-                    view,
-                    ledger,
-                    step,
-                    dry_run=dry_run,
-                    diff=diff,
-                    options=options,
-                    progress=progress,
-                    after_each=after_each,
-                    jobs=jobs,
-                )
+            report = _up_step(
+                view,
+                ledger,
+                step,
+                dry_run=dry_run,
+                diff=diff,
+                options={**options, "_written": written},
+                progress=progress,
+                after_each=after_each,
+                jobs=jobs,
             )
+            written = {**written, **report.written}
+            run.steps.append(report)
         run.seconds = clock.monotonic() - start
         return run
 
@@ -706,6 +709,13 @@ def status(repo: DataRepo) -> dict[str, Any]:
 
 def history(repo: DataRepo) -> list[StepEntry]:
     return Ledger.load(repo).steps
+
+
+def latest_written(ledger: Ledger) -> dict[str, str]:
+    """path -> checksum of the bytes the last step that wrote it left there. A file whose
+    bytes still have that checksum holds only lines this tool wrote (canonical v2 lines),
+    which steps may read by byte offsets; any other file is read line by line."""
+    return {fe.path: fe.after for entry in ledger.steps for fe in ledger.files(entry)}
 
 
 def verify(repo: DataRepo) -> list[tuple[str, str]]:

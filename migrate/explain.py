@@ -30,7 +30,7 @@ def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict
     for ff in repo.failure_files():
         for lineno, raw in split_lines(repo.read_bytes(ff.rel)):
             if raw.strip() and package_id.encode() in raw:
-                rec = codec.loads_own(raw)
+                rec = codec.loads_record(raw)
                 if rec.get("package_id") == package_id:
                     records.append({"file": ff.rel, "line": lineno, **rec})
     records.sort(key=lambda r: ts_key(r["timestamp"]), reverse=True)

@@ -23,7 +23,7 @@ from migrate.errors import BadInputError
 from migrate.models import FailureRecordV2
 from migrate.parallel import map_files
 from migrate.reader import Problem, split_lines
-from migrate.repo import DataRepo
+from migrate.repo import DataRepo, sha256
 from migrate.status_rules import Latest
 
 V2_PREFIX = b'{"schema_version":2,'
@@ -58,7 +58,7 @@ def refuse_non_v2(problems: list[Problem]) -> None:
 
 def decode_v2(rel: str, lineno: int, raw: bytes, problems: list[Problem]) -> dict[str, Any] | None:
     try:
-        rec = codec.loads_own(raw)
+        rec = codec.loads_record(raw)
     except ValueError as exc:
         problems.append(Problem(rel, lineno, f"invalid JSON ({exc})"))
         return None
@@ -190,50 +190,32 @@ def _latest_fast(rel: str, data: bytes, only: set[bytes] | None) -> dict[str, La
 
 
 def _latest_in_file(
-    repo: DataRepo, rel: str, only: set[bytes] | None = None
+    repo: DataRepo, rel: str, only: set[bytes] | None = None, written: str | None = None
 ) -> tuple[dict[str, Latest], list[Problem]]:
-    """The latest package record of each package in one file. The winner of each package
-    is chosen from the bytes (package id and timestamp) and only winners are decoded.
-    This loop reads every line of the repo, so it is written out flat."""
+    """The latest package record of each package in one file (file order breaks ties).
+
+    A file that still has the checksum this tool left (``written``) holds only canonical
+    v2 lines: its package id and timestamp are read by one regex scan and only winners
+    are decoded. Any other file is decoded line by line, so a broken line is named."""
     data = repo.read_bytes(rel)
-    fast = _latest_fast(rel, data, only)
-    if fast is not None:
-        return fast, []
-    best: dict[bytes | str, tuple[bytes, int, bytes]] = {}  # package -> (ts, line, bytes)
+    if written is not None and written == sha256(data):
+        fast = _latest_fast(rel, data, only)
+        if fast is not None:
+            return fast, []
+    out: dict[str, Latest] = {}
     problems: list[Problem] = []
-    pid_start = _PID_AT + len(_PID_KEY)
-    ts_len = len(_TS_KEY)
     for lineno, raw in v2_lines(rel, data, problems):
         if b'"scope":"package"' not in raw:
             continue
-        pid: bytes | str | None = UNKNOWN
-        ts = UNKNOWN
-        if raw.startswith(_PID_KEY, _PID_AT):
-            end = raw.find(b'"', pid_start)
-            pid = raw[pid_start:end]
-            at = raw.rfind(_TS_KEY)
-            if at > 0:
-                end = raw.find(b'"', at + ts_len)
-                ts = raw[at + ts_len : end]
-        if not pid or not ts or b"\\" in pid or b"\\" in ts:  # not canonical: decode
-            rec = decode_v2(rel, lineno, raw, problems)
-            if rec is None or rec["scope"] != "package" or not rec["package_id"]:
-                continue
-            pid, ts = rec["package_id"], rec["timestamp"].encode()
-        elif only is not None and pid not in only:
-            continue
-        cur = best.get(pid)
-        if cur is None or _not_earlier(ts, cur[0]):
-            best[pid] = (ts, lineno, raw)
-    out: dict[str, Latest] = {}
-    for _ts, lineno, raw in best.values():
         rec = decode_v2(rel, lineno, raw, problems)
         if rec is None or rec["scope"] != "package" or not rec["package_id"]:
             continue
-        pid, key = rec["package_id"], ts_key(rec["timestamp"])
+        pid = rec["package_id"]
         if only is not None and pid.encode("utf-8") not in only:
             continue
-        if pid not in out or key >= out[pid].ts:  # (bytes on one line, decoded on another)
+        key = ts_key(rec["timestamp"])
+        cur = out.get(pid)
+        if cur is None or key >= cur.ts:
             out[pid] = Latest(
                 key, rec["timestamp"], rec["category"], rec["blocked_by"], f"{rel}:{lineno}"
             )
@@ -253,19 +235,26 @@ def latest_package_failures(
     problems: list[Problem] | None = None,
     jobs: int = 1,
     only: set[str] | None = None,
+    written: dict[str, str] | None = None,
 ) -> dict[str, Latest]:
     """package_id -> its latest package-scope failure (by timestamp; file order breaks ties).
 
     Platform-scope records never count: a recipe that failed on one platform after it
     passed elsewhere is not a failed package. Lines that are not v2 records are added to
     ``problems`` (and skipped). ``only``: the packages wanted (e.g. the queue's), so that
-    no other package's record is decoded or sent between processes.
+    no other package's record is decoded or sent between processes. ``written``: file ->
+    checksum this tool left there (``engine.latest_written``); such files are scanned fast.
     """
     out: dict[str, Latest] = {}
     problems = [] if problems is None else problems
     rels = [ff.rel for ff in repo.failure_files()]
     wanted = None if only is None else {pid.encode("utf-8") for pid in only}
-    for found, probs in map_files(lambda rel: _latest_in_file(repo, rel, wanted), rels, jobs):
+    written = written or {}
+
+    def one(rel: str) -> tuple[dict[str, Latest], list[Problem]]:
+        return _latest_in_file(repo, rel, wanted, written.get(rel))
+
+    for found, probs in map_files(one, rels, jobs):
         problems.extend(probs)
         for pid, latest in found.items():
             cur = out.get(pid)

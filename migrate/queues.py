@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from migrate import codec
 from migrate.errors import MigrateError
-from migrate.reader import Problem, parse_queue
+from migrate.reader import Problem, parse_queue, queue_kind
 from migrate.repo import DataRepo
 
 _CHECKED: dict[tuple[str, bytes], tuple[list[Problem], str | None]] = {}
@@ -50,16 +50,15 @@ def queue_problems(repo: DataRepo) -> list[Problem]:
 
 
 def load_queue_docs(repo: DataRepo) -> dict[str, dict]:
-    """{rel: decoded queue document} for the priority queues that are valid (callers that
-    write run :func:`queue_problems` first, in their preflight)."""
+    """{rel: decoded queue document} for the priority queues that decode cleanly
+    (callers that write run :func:`queue_problems` first, in their preflight)."""
     out = {}
     for rel in repo.queue_files():
         try:
-            data = repo.read_bytes(rel)
-            problems, kind = checked_queue(rel, data)
-            if not problems and kind in ("legacy", "unified"):
-                out[rel] = codec.loads_own(data)  # valid: the fast decoder gives the same
-        except (MigrateError, ValueError):
+            obj = codec.loads(repo.read_bytes(rel))
+            if queue_kind(obj) in ("legacy", "unified"):
+                out[rel] = obj
+        except (MigrateError, codec.DecodeError, ValueError):
             continue
     return out
 

@@ -43,7 +43,12 @@ class Step:
         return []
 
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Any:
-        """Whole-repo context computed once before ``up`` (read-only)."""
+        """Whole-repo context computed once before ``up`` (read-only).
+
+        ``options["_written"]`` maps each file an applied step wrote to the checksum it
+        left (see ``engine.latest_written``): a file that still has it holds only this
+        tool's canonical lines, which a step may read by byte offsets.
+        """
         return None
 
     def up(self, rel: str, data: bytes, ctx: Any) -> UpResult:

@@ -21,9 +21,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from migrate import codec
-from migrate.models import EnvelopeV1, PlatformLineV1
+from migrate.models import EnvelopeV1, FailureRecordV2, PlatformLineV1
 from migrate.queues import load_queue_docs, name_index, queue_problems
-from migrate.reader import ParsedLine, Problem, join_lines, parse_line, split_lines
+from migrate.reader import (
+    ParsedLine,
+    Problem,
+    join_lines,
+    parse_line,
+    split_lines,
+    validation_problems,
+)
 from migrate.records import (
     ConversionError,
     from_envelope,
@@ -34,13 +41,21 @@ from migrate.records import (
 from migrate.repo import DataRepo, FailureFile
 from migrate.steps.base import Step, UpResult
 
-_V2_PREFIX = b'{"schema_version":2,'
+#: The fast path takes only lines that start as the upstream writers start them; pydantic's
+#: ``Literal[1]`` would also take ``true`` or ``1.0``, which the strict path refuses.
+_V1_PREFIX = b'{"schema_version":1,'
 
 
 @dataclass(frozen=True)
 class Context:
     names: dict[str, str | None]  # recipe name -> package id (None: ambiguous)
     quarantine: bool = False  # move bad lines into the ledger instead of refusing
+
+
+class _Invalid(Exception):
+    def __init__(self, problems: list[Problem]):
+        super().__init__(problems)
+        self.problems = problems
 
 
 def _parse_lines(rel: str, data: bytes) -> Iterator[ParsedLine]:
@@ -54,7 +69,7 @@ def _parse_lines(rel: str, data: bytes) -> Iterator[ParsedLine]:
         if not raw.strip():
             yield ParsedLine(lineno, raw)
             continue
-        if not raw.startswith(_V2_PREFIX):
+        if raw.startswith(_V1_PREFIX):  # as Go and jq write it: an integer 1, first
             shape, model = ("A", EnvelopeV1) if b'"failures":' in raw else ("B", PlatformLineV1)
             try:
                 yield ParsedLine(lineno, raw, shape, model.model_validate_json(raw), fast=True)
@@ -123,6 +138,8 @@ class RecordsV2(Step):
                     problems.append(Problem(rel, pl.lineno, str(exc), exc.field))
                 except codec.DecodeError as exc:  # found by the strict decoder, see _convert
                     problems.append(Problem(rel, pl.lineno, str(exc)))
+                except _Invalid as exc:
+                    problems.extend(exc.problems)
             if problems:
                 if not ctx.quarantine:
                     res.problems.extend(problems)
@@ -165,14 +182,17 @@ class RecordsV2(Step):
         line only the strict decoder refuses), and whether the v1 line comes back byte for
         byte from them (``res.exact``).
 
-        A v2 record built from a validated v1 record is valid by construction (every v2
-        constraint is one the v1 models already checked, or a value the conversion
-        derives; tests/test_properties.py proves it over generated v1 lines), so records
-        are not validated a second time here; ``migrate check`` validates what is written.
+        Within an envelope, a record's own values were validated by the v1 model and the
+        values derived from them (ecosystem and name from a valid package id, canonical
+        category, truncation flag, evidence) are valid by construction
+        (tests/test_properties.py runs ``check`` after ``up`` on generated v1 files). What
+        a line's records take from outside themselves (the run from the file name or the
+        envelope, the platform, a Shape B line's package id from the file name or the
+        queue) is the same for all of them: the first record is validated in full.
         """
         if pl.shape == "v2":
             if res.exact:
-                res.exact = codec.dumps_bytes(codec.loads_own(pl.raw)) == pl.raw
+                res.exact = codec.dumps_bytes(codec.loads_record(pl.raw)) == pl.raw
             return [pl.raw]
         if pl.shape == "A":
             env = pl.model
@@ -195,6 +215,10 @@ class RecordsV2(Step):
             for ev in rec["evidence"]:
                 ev["line"] = written + len(lines) + 1  # provenance points at the v2 line
             lines.append(codec.dumps_bytes(rec))
+        try:  # what the line shares with all its records, from outside the record
+            FailureRecordV2.model_validate(recs[0])
+        except ValidationError as exc:
+            raise _Invalid(validation_problems(rel, pl.lineno, exc)) from None
         if codec.dumps_bytes(back) != pl.raw:
             # Not Go's canonical bytes (another writer, CRLF, ...): down keeps the file's
             # original bytes. A line parsed on the fast path is decoded strictly now, so
@@ -219,7 +243,7 @@ class RecordsV2(Step):
             return None
         lines = []
         for _, raw in split_lines(data):
-            rec = codec.loads_own(raw) if raw.strip() else None
+            rec = codec.loads_record(raw) if raw.strip() else None
             if not rec or rec.get("schema_version") != 2:
                 lines.append(raw.decode("utf-8"))
             elif rec["scope"] == "platform":
@@ -236,7 +260,7 @@ class RecordsV2(Step):
         return "".join(line + "\n" for line in lines).encode("utf-8")
 
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
-        records = [codec.loads_own(raw) for _, raw in split_lines(data)]
+        records = [codec.loads_record(raw) for _, raw in split_lines(data)]
         lines: list[bytes] = []
         pos = 0
         for run in patch["layout"]:

@@ -45,7 +45,7 @@ from migrate.failures_index import (
 from migrate.parallel import map_files
 from migrate.queues import load_queue_docs, name_index, queue_problems
 from migrate.reader import Problem, join_lines, split_lines
-from migrate.repo import DataRepo
+from migrate.repo import DataRepo, sha256
 from migrate.steps.base import Step, UpResult
 
 #: The keys step 0002 may change, contiguous in a canonical v2 line (``category`` to
@@ -96,11 +96,11 @@ def _down_line(raw: bytes, prior: dict[str, Any]) -> bytes:
     """One line back to what it was before step 0002 (``prior`` from the ledger patch)."""
     bounds = _bounds(raw)
     try:
-        seg = codec.loads_own(b"{" + raw[bounds[0] : bounds[1]] + b"}") if bounds else None
+        seg = codec.loads_record(b"{" + raw[bounds[0] : bounds[1]] + b"}") if bounds else None
     except ValueError:
         seg = None
     if not isinstance(seg, dict) or list(seg) != list(_SEGMENT):
-        rec = codec.loads_own(raw)  # not a canonical line (edited, --force): re-encode it
+        rec = codec.loads_record(raw)  # not a canonical line (edited, --force): re-encode it
         _restore(rec, prior)
         return codec.dumps_bytes(rec)
     _restore(seg, prior)
@@ -134,6 +134,8 @@ class Context:
     #: that has a platform line needing a sibling, sorted by time
     package_names: dict[str, list[tuple[str, list[str], str]]] = field(default_factory=dict)
     unmatched: list[Finding] = field(default_factory=list)
+    #: file -> checksum this tool left there (a file that still has it is canonical lines)
+    written: dict[str, str] = field(default_factory=dict)
 
 
 def _message_names(rec: dict[str, Any]) -> list[str]:
@@ -162,6 +164,7 @@ class BackfillBlockedBy(Step):
 
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
         ctx = Context(scan_dirs(list(options.get("evidence") or [])))
+        ctx.written = dict(options.get("_written") or {})
         by_name = name_index(load_queue_docs(repo))
         wanted: dict[str, list[Finding]] = defaultdict(list)
         for f in ctx.evidence.findings:
@@ -287,9 +290,14 @@ class BackfillBlockedBy(Step):
     # ------------------------------------------------------------------ up
 
     def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
-        res = UpResult(b"", exact=True)
+        # down writes every line with a final newline: a file without one comes back
+        # exactly only from the bytes the ledger keeps
+        res = UpResult(b"", exact=not data or data.endswith(b"\n"))
         out: list[bytes] = []
         patch: dict[str, Any] = {}
+        # splice only into lines this tool wrote as they are (the file's checksum proves
+        # it): elsewhere a changed line is re-encoded whole, so it comes out canonical
+        canonical = ctx.written.get(rel) == sha256(data)
         for lineno, raw in split_lines(data):
             if not raw or raw.isspace() or not self._may_change(raw, rel, lineno, ctx):
                 out.append(raw)
@@ -307,7 +315,7 @@ class BackfillBlockedBy(Step):
                     "evidence": len(before["evidence"]),
                 }
                 patch[str(lineno)] = prior
-                new = _spliced(raw, before, rec)
+                new = _spliced(raw, before, rec) if canonical else None
                 if new is None:  # not a canonical line: re-encoded whole, proven in bytes
                     new = codec.dumps_bytes(rec)
                     res.exact = res.exact and _down_line(new, prior) == raw

@@ -62,7 +62,7 @@ class QueueStatus(Step):
             out.extend(problems)
             if kind in ("legacy", "unified") and not problems:
                 key = "packages" if kind == "legacy" else "entries"
-                entries = codec.loads_own(data)[key]
+                entries = codec.loads(data)[key]
                 bad = [i for i, e in enumerate(entries) if e["status"] not in V2_STATUSES]
                 if bad:
                     starts = element_lines(data.decode("utf-8"), key)
@@ -77,7 +77,13 @@ class QueueStatus(Step):
             for doc in load_queue_docs(repo).values()
             for entry in doc.get("packages", doc.get("entries", []))
         }
-        latest = latest_package_failures(repo, problems, jobs=options.get("jobs", 1), only=wanted)
+        latest = latest_package_failures(
+            repo,
+            problems,
+            jobs=options.get("jobs", 1),
+            only=wanted,
+            written=options.get("_written"),
+        )
         refuse_non_v2(problems)
         return Context(latest, recipes, clock.now_iso())
 
@@ -135,7 +141,7 @@ class QueueStatus(Step):
         return res
 
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
-        doc = codec.loads_own(data)  # bytes step 0003 wrote (checked against the ledger)
+        doc = codec.loads(data)
         entries = doc["packages"] if "packages" in doc else doc["entries"]
         for i, entry in enumerate(entries):
             entry.pop("blocked_by", None)

@@ -713,8 +713,10 @@ def history(repo: DataRepo) -> list[StepEntry]:
 
 def latest_written(ledger: Ledger) -> dict[str, str]:
     """path -> checksum of the bytes the last step that wrote it left there. A file whose
-    bytes still have that checksum holds only lines this tool wrote (canonical v2 lines),
-    which steps may read by byte offsets; any other file is read line by line."""
+    bytes still have that checksum holds only lines this tool wrote, or validated and
+    passed through: steps may read it by byte offsets (each scan still falls back to
+    decoding when a line is not where canonical JSON puts its fields); any other file is
+    read line by line."""
     return {fe.path: fe.after for entry in ledger.steps for fe in ledger.files(entry)}
 
 

@@ -717,7 +717,12 @@ def latest_written(ledger: Ledger) -> dict[str, str]:
     passed through: steps may read it by byte offsets (each scan still falls back to
     decoding when a line is not where canonical JSON puts its fields); any other file is
     read line by line."""
-    return {fe.path: fe.after for entry in ledger.steps for fe in ledger.files(entry)}
+    out: dict[str, str] = {}
+    for entry in ledger.steps:
+        if ledger.detail_missing(entry):  # `up` still runs (line by line); `down` refuses
+            continue
+        out.update((fe.path, fe.after) for fe in ledger.files(entry))
+    return out
 
 
 def verify(repo: DataRepo) -> list[tuple[str, str]]:

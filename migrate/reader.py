@@ -138,11 +138,28 @@ _V2_KEYS = len(FailureRecordV2.model_fields)
 _EVIDENCE_KEYS = 5  # source, names, detail, file, line
 
 
+#: What lets a key escape the ``_KEY`` count: a letter, digit or underscore written as an
+#: escape (Go escapes only control characters, ``<``, ``>``, ``&``, U+2028 and U+2029), or
+#: blanks before its colon. A line with either takes the strict path.
+_ODD_ESCAPE = re.compile(rb"\\u00(?!26|3c|3e)[2-7][0-9a-fA-F]")
+_SPACED_KEY = re.compile(rb'"[ \t\r]+:')
+
+
+def _may_hide_a_key(raw: bytes) -> bool:
+    return bool(
+        (b"\\u00" in raw and _ODD_ESCAPE.search(raw))
+        or ((b'" ' in raw or b'"\t' in raw or b'"\r' in raw) and _SPACED_KEY.search(raw))
+    )
+
+
 def _fast_v2(raw: bytes) -> FailureRecordV2 | None:
     """A canonical v2 line validated straight from its bytes (pydantic's JSON parser), or
     None to take the strict path. pydantic keeps the last of duplicate keys, so each key
     must occur exactly as often as the record has objects holding it; in canonical JSON an
-    unescaped ``"key":`` occurs only as a key."""
+    unescaped ``"key":`` occurs only as a key, and no key can hide from that count
+    (:func:`_may_hide_a_key`)."""
+    if _may_hide_a_key(raw):
+        return None
     try:
         model = FailureRecordV2.model_validate_json(raw)
     except ValidationError:

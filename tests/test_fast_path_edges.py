@@ -154,3 +154,70 @@ def test_step_0002_on_lines_it_did_not_write_comes_out_canonical_and_back_exact(
     assert codec.dumps_bytes(codec.loads(new)) == new
     engine.down(repo, "0001")
     assert data_only(snapshot(root)) == data_only(before)
+
+
+def test_an_envelope_with_no_records_goes_up_and_back(fixture_repo):
+    root = fixture_repo("sample")
+    _add(
+        root,
+        "homebrew-2026-03-05T00-00-00Z.jsonl",
+        '{"schema_version":1,"ecosystem":"homebrew","environment":"linux-glibc-x86_64",'
+        '"updated_at":"2026-03-05T00-00-00Z","failures":[]}\n',
+    )
+    before = snapshot(root)
+    repo = DataRepo(root)
+    engine.up(repo)
+    engine.down(repo, "base")
+    assert snapshot(root) == before
+
+
+V2 = (
+    '{"schema_version":2,"package_id":"homebrew:tmux","ecosystem":"homebrew","name":"tmux",'
+    '"scope":"package","platform":"linux-glibc-x86_64","category":"install_failed",'
+    '"category_legacy":null,"reclassified_from":null,"exit_code":null,"blocked_by":null,'
+    '"evidence":[],"message":"MSG","message_truncated":false,'
+    '"timestamp":"2026-03-05T00:00:00Z","run":null}\n'
+)
+
+
+@pytest.mark.parametrize(
+    "hidden", ['"package_\\u0069d":"homebrew:zzzz",', '"package_id" :"homebrew:zzzz",']
+)
+def test_a_duplicate_key_hidden_by_an_escape_or_a_blank_is_refused(fixture_repo, hidden):
+    from migrate.check import check_repo
+
+    root = fixture_repo("sample")
+    line = V2.replace('"ecosystem"', hidden + '"ecosystem"').replace("MSG", "m")
+    _add(root, "homebrew-2026-03-05T00-00-00Z.jsonl", line)
+    report = check_repo(DataRepo(root))
+    assert any("duplicate key" in p.reason for p in report.problems), report.problems
+    before = snapshot(root)
+    with pytest.raises(BadInputError):
+        engine.up(DataRepo(root))
+    assert snapshot(root) == before
+
+
+def test_a_v2_line_passed_through_and_backfilled_comes_out_canonical(fixture_repo):
+    root = fixture_repo("sample")
+    msg = "caf\\u00e9 Error: registry: recipe libevent2 not found in registry"
+    name = "homebrew-2026-03-05T00-00-00Z.jsonl"
+    v1 = B_LINE % ("zlib", 6)
+    _add(root, name, v1 + V2.replace("MSG", msg))
+    before = snapshot(root)
+    repo = DataRepo(root)
+    engine.up(repo)
+    line = (root / "data" / "failures" / name).read_bytes().split(b"\n")[1]
+    rec = codec.loads(line)
+    assert rec["blocked_by"] == ["libevent2"] and "café" in rec["message"]
+    assert codec.dumps_bytes(rec) == line
+    engine.down(repo, "base")
+    assert snapshot(root) == before
+
+
+def test_up_runs_when_an_applied_steps_detail_file_is_missing(fixture_repo):
+    root = fixture_repo("sample")
+    repo = DataRepo(root)
+    engine.up(repo, "0001")
+    (root / "data" / ".migrate" / "0001-records-v2.jsonl").unlink()
+    engine.up(repo)  # reads those files line by line instead
+    assert engine.status(repo)["current"] == "0003"

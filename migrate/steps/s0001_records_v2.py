@@ -216,7 +216,8 @@ class RecordsV2(Step):
                 ev["line"] = written + len(lines) + 1  # provenance points at the v2 line
             lines.append(codec.dumps_bytes(rec))
         try:  # what the line shares with all its records, from outside the record
-            FailureRecordV2.model_validate(recs[0])
+            for rec in recs[:1]:  # (an envelope may hold no record at all)
+                FailureRecordV2.model_validate(rec)
         except ValidationError as exc:
             raise _Invalid(validation_problems(rel, pl.lineno, exc)) from None
         if codec.dumps_bytes(back) != pl.raw:

@@ -45,13 +45,13 @@ from migrate.failures_index import (
 from migrate.parallel import map_files
 from migrate.queues import load_queue_docs, name_index, queue_problems
 from migrate.reader import Problem, join_lines, split_lines
-from migrate.repo import DataRepo, sha256
+from migrate.repo import DataRepo
 from migrate.steps.base import Step, UpResult
 
 #: The keys step 0002 may change, contiguous in a canonical v2 line (``category`` to
-#: ``evidence``). Changes are spliced into the line's bytes between ``,"category":"`` and
-#: ``,"message":`` (unescaped, those occur only as these keys), so the rest of the line,
-#: the long message above all, is neither re-encoded nor re-escaped.
+#: ``evidence``). ``down`` splices the previous values into the line's bytes between
+#: ``,"category":"`` and ``,"message":`` (unescaped, those occur only as these keys), so
+#: the rest of the line, the long message above all, is neither decoded nor re-encoded.
 _SEGMENT = (
     "category",
     "category_legacy",
@@ -72,24 +72,6 @@ def _bounds(raw: bytes) -> tuple[int, int] | None:
     start = raw.find(_SEG_START)
     end = raw.find(_SEG_END, start + 1) if start > 0 else -1
     return (start + 1, end) if end > 0 else None
-
-
-def _spliced(raw: bytes, before: dict[str, Any], after: dict[str, Any]) -> bytes | None:
-    """The line with ``after``'s segment in place of ``before``'s, or None when the line
-    does not hold ``before``'s canonical segment where expected (the caller re-encodes).
-
-    Why restoring ``after``'s segment *as values* to ``before`` proves that
-    :func:`_down_line` gives back ``raw`` byte for byte: the new line is ``raw`` up to
-    the segment, ``after``'s encoding, then ``raw`` after the segment, and ``down``
-    finds the same bounds (the prefix is unchanged, and a segment holds no
-    ``,"message":``), decodes the segment (the codec round-trips JSON values exactly,
-    tests/test_codec.py), restores it and re-encodes it: that is ``before``'s encoding,
-    which was just checked to be the bytes ``raw`` held there.
-    """
-    bounds = _bounds(raw)
-    if bounds and raw[bounds[0] : bounds[1]] == _segment(before):
-        return raw[: bounds[0]] + _segment(after) + raw[bounds[1] :]
-    return None
 
 
 def _down_line(raw: bytes, prior: dict[str, Any]) -> bytes:
@@ -134,8 +116,6 @@ class Context:
     #: that has a platform line needing a sibling, sorted by time
     package_names: dict[str, list[tuple[str, list[str], str]]] = field(default_factory=dict)
     unmatched: list[Finding] = field(default_factory=list)
-    #: file -> checksum this tool left there (a file that still has it is canonical lines)
-    written: dict[str, str] = field(default_factory=dict)
 
 
 def _message_names(rec: dict[str, Any]) -> list[str]:
@@ -164,7 +144,6 @@ class BackfillBlockedBy(Step):
 
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
         ctx = Context(scan_dirs(list(options.get("evidence") or [])))
-        ctx.written = dict(options.get("_written") or {})
         by_name = name_index(load_queue_docs(repo))
         wanted: dict[str, list[Finding]] = defaultdict(list)
         for f in ctx.evidence.findings:
@@ -295,9 +274,6 @@ class BackfillBlockedBy(Step):
         res = UpResult(b"", exact=not data or data.endswith(b"\n"))
         out: list[bytes] = []
         patch: dict[str, Any] = {}
-        # splice only into lines this tool wrote as they are (the file's checksum proves
-        # it): elsewhere a changed line is re-encoded whole, so it comes out canonical
-        canonical = ctx.written.get(rel) == sha256(data)
         for lineno, raw in split_lines(data):
             if not raw or raw.isspace() or not self._may_change(raw, rel, lineno, ctx):
                 out.append(raw)
@@ -305,25 +281,18 @@ class BackfillBlockedBy(Step):
             rec = decode_v2(rel, lineno, raw, res.problems)
             if rec is None:
                 continue
-            before = {k: rec[k] for k in _SEGMENT}
-            before["evidence"] = list(before["evidence"])
+            prior = {
+                "category": rec["category"],
+                "reclassified_from": rec["reclassified_from"],
+                "blocked_by": rec["blocked_by"],
+                "evidence": len(rec["evidence"]),
+            }
             if self._backfill(rec, rel, lineno, ctx, res.counts, res.notes):
-                prior = {
-                    "category": before["category"],
-                    "reclassified_from": before["reclassified_from"],
-                    "blocked_by": before["blocked_by"],
-                    "evidence": len(before["evidence"]),
-                }
                 patch[str(lineno)] = prior
-                new = _spliced(raw, before, rec) if canonical else None
-                if new is None:  # not a canonical line: re-encoded whole, proven in bytes
-                    new = codec.dumps_bytes(rec)
-                    res.exact = res.exact and _down_line(new, prior) == raw
-                else:  # spliced: proven on the segment (see _spliced)
-                    back = {k: rec[k] for k in _SEGMENT}
-                    back["evidence"] = list(back["evidence"])
-                    _restore(back, prior)
-                    res.exact = res.exact and back == before
+                new = codec.dumps_bytes(rec)  # the whole record: canonical whatever came in
+                # the proof, line by line: down gives back these exact bytes (a line another
+                # writer spelled differently does not come back: the ledger keeps the file)
+                res.exact = res.exact and _down_line(new, prior) == raw
                 out.append(new)
             else:
                 out.append(raw)

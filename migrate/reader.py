@@ -146,10 +146,7 @@ _SPACED_KEY = re.compile(rb'"[ \t\r]+:')
 
 
 def _may_hide_a_key(raw: bytes) -> bool:
-    return bool(
-        (b"\\u00" in raw and _ODD_ESCAPE.search(raw))
-        or ((b'" ' in raw or b'"\t' in raw or b'"\r' in raw) and _SPACED_KEY.search(raw))
-    )
+    return bool((b"\\u00" in raw and _ODD_ESCAPE.search(raw)) or _SPACED_KEY.search(raw))
 
 
 def _fast_v2(raw: bytes) -> FailureRecordV2 | None:

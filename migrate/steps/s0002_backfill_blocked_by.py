@@ -272,11 +272,12 @@ class BackfillBlockedBy(Step):
         # down writes every line with a final newline: a file without one comes back
         # exactly only from the bytes the ledger keeps
         res = UpResult(b"", exact=not data or data.endswith(b"\n"))
-        out: list[bytes] = []
+        out = bytearray()  # not a list of lines: orjson's results keep their working buffer
         patch: dict[str, Any] = {}
         for lineno, raw in split_lines(data):
             if not raw or raw.isspace() or not self._may_change(raw, rel, lineno, ctx):
-                out.append(raw)
+                out += raw
+                out += b"\n"
                 continue
             rec = decode_v2(rel, lineno, raw, res.problems)
             if rec is None:
@@ -293,14 +294,15 @@ class BackfillBlockedBy(Step):
                 # the proof, line by line: down gives back these exact bytes (a line another
                 # writer spelled differently does not come back: the ledger keeps the file)
                 res.exact = res.exact and _down_line(new, prior) == raw
-                out.append(new)
+                out += new
             else:
-                out.append(raw)
+                out += raw
+            out += b"\n"
             if rec["blocked_by"] is None and (
                 rec["category"] == "missing_dep" or rec["exit_code"] == 8
             ):
                 res.counts["unknown blockers left (null)"] += 1
-        res.data = join_lines(out)
+        res.data = bytes(out)
         res.patch = {"lines": patch} if patch else None
         return res
 

@@ -17,3 +17,18 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 def data_only(snap: dict[str, bytes]) -> dict[str, bytes]:
     return {k: v for k, v in snap.items() if not k.startswith("data/.migrate")}
+
+
+def refused_up(root: Path):
+    """Run ``migrate up`` on ``root``, expect a refusal that wrote nothing; the error."""
+    import pytest
+
+    from migrate import engine
+    from migrate.errors import BadInputError
+    from migrate.repo import DataRepo
+
+    before = snapshot(root)
+    with pytest.raises(BadInputError) as exc:
+        engine.up(DataRepo(root))
+    assert snapshot(root) == before
+    return exc.value

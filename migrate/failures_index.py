@@ -85,7 +85,6 @@ def ts_key(ts: str) -> str:
 _PID_AT = len(V2_PREFIX)
 _PID_KEY = b'"package_id":"'
 _PID_NULL = b'"package_id":null,'
-_TS_KEY = b',"timestamp":"'
 UNKNOWN = b""  # a field not where canonical JSON puts it: decode the line
 
 
@@ -194,9 +193,10 @@ def _latest_in_file(
 ) -> tuple[dict[str, Latest], list[Problem]]:
     """The latest package record of each package in one file (file order breaks ties).
 
-    A file that still has the checksum this tool left (``written``) holds only canonical
-    v2 lines: its package id and timestamp are read by one regex scan and only winners
-    are decoded. Any other file is decoded line by line, so a broken line is named."""
+    A file that still has the checksum this tool left (``written``) holds only lines this
+    tool wrote or validated: package id and timestamp are read by one regex scan (when
+    every package line has the canonical layout) and only winners are decoded. Any other
+    file is decoded line by line, so a broken line is named."""
     data = repo.read_bytes(rel)
     if written is not None and written == sha256(data):
         fast = _latest_fast(rel, data, only)
@@ -220,14 +220,6 @@ def _latest_in_file(
                 key, rec["timestamp"], rec["category"], rec["blocked_by"], f"{rel}:{lineno}"
             )
     return out, problems
-
-
-def _not_earlier(ts: bytes, than: bytes) -> bool:
-    """``ts`` >= ``than`` in time. Same length and the same time separators (``:`` or
-    ``-``, as far as position 16) compare as bytes; anything else through :func:`ts_key`."""
-    if len(ts) == len(than) >= 17 and ts[13] == than[13] and ts[16] == than[16]:
-        return ts >= than
-    return ts_key(ts.decode("ascii")) >= ts_key(than.decode("ascii"))
 
 
 def latest_package_failures(

@@ -329,17 +329,16 @@ def _up_step(
             if out.problems:
                 problems.extend(out.problems)
                 continue
+            changed = out.entry is not None and out.entry.before != out.entry.after
             if dry:
-                report.files.append(
-                    FileReport(out.rel, out.counts, out.entry is not None, out.diff)
-                )
+                report.files.append(FileReport(out.rel, out.counts, changed, out.diff))
             if out.entry is None:
                 continue
-            report.changed_files += 1
+            report.changed_files += changed
             if out.entry.restore is not None:
                 report.totals["files kept verbatim for down"] += 1
             entries.append(out.entry)
-            if dry:
+            if dry and changed:
                 repo.overlay[out.rel] = out.data
     except MigrateError:
         if not dry:
@@ -394,7 +393,12 @@ def _up_file(
         why = f"step {step.id} cannot process this file ({type(exc).__name__}: {exc})"
         return FileOutcome(rel, None, Counter(), [], [Problem(rel, 0, why)])
     out = FileOutcome(rel, None, res.counts, res.notes, res.problems)
-    if res.problems or res.data == data:
+    if res.problems:
+        return out
+    if res.data == data:
+        if step.records_unchanged:
+            digest = sha256(data)
+            out.entry = FileEntry(rel, digest, digest)
         return out
     restore = None
     exact = res.exact if res.exact is not None else step.down(rel, res.data, res.patch) == data
@@ -591,6 +595,10 @@ def _down_file(
 ) -> tuple[str, Any, bytes | None]:
     """One file back through a step: ("skip"|"changed"|"error"|"note"|"revert"|"unrecorded",
     value, old bytes for a dry run)."""
+    if fe is not None and fe.before == fe.after:  # recorded as left unchanged by up
+        if repo.exists(rel) and sha256(repo.read_bytes(rel)) == fe.before:
+            return ("skip", None, None)
+        fe = None  # changed since (e.g. `migrate ingest`): like a file added later
     if fe is None:  # a file the step never wrote (e.g. added by `migrate ingest` since)
         cur = repo.read_bytes(rel)
         try:

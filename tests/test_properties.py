@@ -76,8 +76,40 @@ def platform_line(draw):
 
 
 @st.composite
+def v2_line(draw):
+    """A v2 record already in a v1 file (e.g. added by `migrate ingest`), spelled by this
+    tool or by another writer (ASCII escapes, raw <, >, &): step 0001 passes it through."""
+    eco = draw(st.sampled_from(["homebrew", "github"]))
+    name = draw(NAME)
+    blocked = draw(st.one_of(st.none(), st.lists(BLOCKER, max_size=2, unique=True)))
+    rec = {
+        "schema_version": 2,
+        "package_id": f"{eco}:{name}",
+        "ecosystem": eco,
+        "name": name,
+        "scope": "package",
+        "platform": draw(st.sampled_from(PLATFORMS)),
+        "category": draw(st.sampled_from(["install_failed", "missing_dep", "network_error"])),
+        "category_legacy": None,
+        "reclassified_from": None,
+        "exit_code": None,
+        "blocked_by": blocked,
+        "evidence": [],
+        "message": draw(MESSAGE),
+        "message_truncated": False,
+        "timestamp": draw(timestamp()),
+        "run": None,
+    }
+    if draw(st.booleans()):
+        return codec.dumps_line(rec)
+    return json.dumps(rec, separators=(",", ":"), ensure_ascii=True)
+
+
+@st.composite
 def failure_file(draw):
-    lines = draw(st.lists(st.one_of(envelope(), platform_line(), st.just("")), max_size=6))
+    lines = draw(
+        st.lists(st.one_of(envelope(), platform_line(), v2_line(), st.just("")), max_size=6)
+    )
     if draw(st.booleans()):  # a writer other than Go's: other spacing and escaping
         lines = [json.dumps(json.loads(x)) if x else x for x in lines]
     body = ("\r\n" if draw(st.integers(0, 5)) == 0 else "\n").join(lines)

@@ -186,3 +186,41 @@ def test_unknown_category_is_refused_not_guessed(tmp_path):
         "data/failures/homebrew.jsonl:1: category: Input should be 'recipe_not_found',"
     )
     assert problem.endswith("(got 'weird')")
+
+
+def _ingested_v2_line(spaced: bool) -> str:
+    rec = {
+        "schema_version": 2,
+        "package_id": "homebrew:jq",
+        "ecosystem": "homebrew",
+        "name": "jq",
+        "scope": "package",
+        "platform": "linux-glibc-x86_64",
+        "category": "install_failed",
+        "category_legacy": None,
+        "reclassified_from": None,
+        "exit_code": None,
+        "blocked_by": None,
+        "evidence": [],
+        "message": "tsuku create jq --from <ecosystem>",
+        "message_truncated": False,
+        "timestamp": "2026-03-05T00:00:00Z",
+        "run": None,
+    }
+    return json.dumps(rec) if spaced else codec.dumps_line(rec)
+
+
+@pytest.mark.parametrize("spaced", [False, True], ids=["as-migrate-writes", "another-writer"])
+def test_a_file_already_v2_at_base_comes_back_exactly(fixture_repo, spaced):
+    """A file that is v2 before any step (ingested early, or written by hand) is written
+    canonical by step 0001 and recorded, so `down` gives back exactly what was there."""
+    root = fixture_repo("sample")
+    f = root / "data" / "failures" / "homebrew-2026-03-05T00-00-00Z.jsonl"
+    f.write_text(_ingested_v2_line(spaced) + "\n")
+    before = snapshot(root)
+    repo = DataRepo(root)
+    engine.up(repo)
+    line = f.read_bytes().rstrip(b"\n")
+    assert line == codec.dumps_bytes(codec.loads(line))  # canonical, so later steps read it
+    engine.down(repo, "base")
+    assert snapshot(root) == before

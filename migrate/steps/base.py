@@ -29,6 +29,9 @@ class UpResult:
 
 
 class Step:
+    #: record files ``up`` leaves unchanged in the ledger (before == after), for a step whose
+    #: ``down_unrecorded`` converts files it has no record of
+    records_unchanged: bool = False
     id: str = ""
     name: str = ""
     description: str = ""

@@ -596,7 +596,9 @@ def _down_file(
     """One file back through a step: ("skip"|"changed"|"error"|"note"|"revert"|"unrecorded",
     value, old bytes for a dry run)."""
     if fe is not None and fe.before == fe.after:  # recorded as left unchanged by up
-        if repo.exists(rel) and sha256(repo.read_bytes(rel)) == fe.before:
+        if not repo.exists(rel):
+            return ("note", f"{rel}: deleted since step {entry.id}; left deleted", None)
+        if sha256(repo.read_bytes(rel)) == fe.before:
             return ("skip", None, None)
         fe = None  # changed since (e.g. `migrate ingest`): like a file added later
     if fe is None:  # a file the step never wrote (e.g. added by `migrate ingest` since)
@@ -739,7 +741,8 @@ def verify(repo: DataRepo) -> list[tuple[str, str]]:
     latest: dict[str, tuple[str, str]] = {}
     for entry in ledger.steps:
         for fe in ledger.files(entry):
-            latest[fe.path] = (entry.id, fe.after)
+            if fe.before != fe.after:  # (files a step only recorded are not its writing)
+                latest[fe.path] = (entry.id, fe.after)
     out = []
     for path, (step_id, after) in sorted(latest.items()):
         if not repo.exists(path):

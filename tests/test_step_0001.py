@@ -224,3 +224,16 @@ def test_a_file_already_v2_at_base_comes_back_exactly(fixture_repo, spaced):
     assert line == codec.dumps_bytes(codec.loads(line))  # canonical, so later steps read it
     engine.down(repo, "base")
     assert snapshot(root) == before
+
+
+def test_a_file_already_v2_and_changed_later_is_converted_down_not_refused(fixture_repo):
+    root = fixture_repo("sample")
+    f = root / "data" / "failures" / "homebrew-2026-03-05T00-00-00Z.jsonl"
+    f.write_text(_ingested_v2_line(False) + "\n")
+    repo = DataRepo(root)
+    engine.up(repo)
+    assert engine.verify(repo) == []
+    f.write_text(f.read_text() + f.read_text())  # e.g. `migrate ingest` appended a record
+    assert engine.verify(repo) == []  # step 0001 did not write it: nothing to report
+    engine.down(repo, "base")
+    assert all(json.loads(line)["schema_version"] == 1 for line in f.read_text().splitlines())

@@ -4,8 +4,9 @@ Steps after 0001 read lines this tool wrote, with the fast decoder; a line that 
 v2 record any more (a v1 file added by the old CI writer, a hand edit, a merge conflict)
 becomes a named problem, never a traceback.
 
-Whole-repo passes read a few fields straight from the bytes instead of decoding every line:
-a v2 line is canonical JSON with its keys in a fixed order, and inside a JSON string every
+Whole-repo passes read a few fields straight from the bytes instead of decoding every line,
+in files the ledger's checksum shows this tool wrote (``engine.latest_written``): such a
+line is canonical JSON with its keys in a fixed order, and inside a JSON string every
 ``"`` is escaped, so an unescaped ``"key":`` sequence occurs only as a key, and the record's
 own keys (``package_id``, ``scope``, ``timestamp``) occur nowhere else (evidence entries
 have other keys). A line whose field is not where canonical JSON puts it is decoded.

@@ -218,9 +218,9 @@ def test_acceptance_on_the_feb_8_snapshot(tmp_path):
             assert r["blocked_by"] is None
 
 
-def test_spliced_lines_are_what_a_full_encode_writes(sample_with_evidence):
-    """Step 0002 splices its fields into each line instead of re-encoding the record; every
-    line it writes must still be the canonical encoding of the record it holds."""
+def test_written_lines_are_what_a_full_encode_writes(sample_with_evidence):
+    """Every line step 0002 leaves (changed or passed through) is the canonical encoding of
+    the record it holds."""
     root, run = sample_with_evidence
     assert any(s.changed_files for s in run.steps if s.step.id == "0002")
     for name, lineno, rec in records(root):
@@ -237,8 +237,8 @@ def test_a_line_not_in_canonical_form_is_reencoded_and_still_comes_back(fixture_
         lines = f.read_bytes().split(b"\n")
         for i, line in enumerate(lines):
             if b"not found in registry" in line:
-                # a hand edit's spacing inside the fields step 0002 changes: the splice finds
-                # no canonical segment here and the whole record is re-encoded
+                # a hand edit's spacing inside the fields step 0002 changes: the line comes
+                # out canonical, and down gives the hand-edited bytes back
                 lines[i] = line.replace(b'"reclassified_from":null', b'"reclassified_from": null')
                 assert lines[i] != line
                 target = (f, i)

@@ -49,17 +49,36 @@ def queue_problems(repo: DataRepo) -> list[Problem]:
     return out
 
 
+_DOCS: dict[tuple[str, bytes], dict | None] = {}
+
+
+def queue_doc(rel: str, data: bytes) -> dict | None:
+    """The decoded priority queue (legacy or unified) in ``data``, or None when it is not
+    one or does not decode. Decoded once per content in a process (each step's prepare and
+    preflight asks, and a 4 MB queue takes a tenth of a second to decode strictly): the
+    document is shared, so callers read it and never change it."""
+    key = (rel, hashlib.sha256(data).digest())
+    if key not in _DOCS:
+        try:
+            obj = codec.loads(data)
+            doc = obj if queue_kind(obj) in ("legacy", "unified") else None
+        except (MigrateError, codec.DecodeError, ValueError):
+            doc = None
+        if len(_DOCS) > 64:
+            _DOCS.clear()
+        _DOCS[key] = doc
+    return _DOCS[key]
+
+
 def load_queue_docs(repo: DataRepo) -> dict[str, dict]:
     """{rel: decoded queue document} for the priority queues that decode cleanly
-    (callers that write run :func:`queue_problems` first, in their preflight)."""
+    (callers that write run :func:`queue_problems` first, in their preflight). The
+    documents are shared (:func:`queue_doc`): read them, do not change them."""
     out = {}
     for rel in repo.queue_files():
-        try:
-            obj = codec.loads(repo.read_bytes(rel))
-            if queue_kind(obj) in ("legacy", "unified"):
-                out[rel] = obj
-        except (MigrateError, codec.DecodeError, ValueError):
-            continue
+        doc = queue_doc(rel, repo.read_bytes(rel))
+        if doc is not None:
+            out[rel] = doc
     return out
 
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from migrate import clock, codec
 from migrate.failures_index import latest_package_failures, refuse_non_v2
 from migrate.models import LegacyStatus, UnifiedStatus
-from migrate.queues import checked_queue, entry_id, load_queue_docs
+from migrate.queues import checked_queue, entry_id, load_queue_docs, queue_doc
 from migrate.reader import QUEUE_MODELS, Problem, element_lines, parse_queue, queue_problems
 from migrate.repo import DataRepo
 from migrate.status_rules import Latest, decide, recipe_names
@@ -62,7 +62,7 @@ class QueueStatus(Step):
             out.extend(problems)
             if kind in ("legacy", "unified") and not problems:
                 key = "packages" if kind == "legacy" else "entries"
-                entries = codec.loads(data)[key]
+                entries = (queue_doc(rel, data) or {}).get(key, [])
                 bad = [i for i, e in enumerate(entries) if e["status"] not in V2_STATUSES]
                 if bad:
                     starts = element_lines(data.decode("utf-8"), key)

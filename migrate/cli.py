@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from migrate import __version__
+from migrate.allocator import keep_freed_memory
 from migrate.errors import BadInputError, MigrateError
 from migrate.repo import DataRepo
 
@@ -393,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()
     try:
         return args.func(args)
     except BadInputError as exc:

@@ -156,6 +156,8 @@ class StepReport:
     files_read: int = 0
     changed_files: int = 0
     written: dict[str, str] = field(default_factory=dict)  # path -> checksum written
+    #: path -> (checksum, carry): what ``up`` said about the bytes it left (UpResult.carry)
+    carry: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -315,8 +317,9 @@ def _up_step(
     problems = []
     rels = step.files(repo)
     dry = isinstance(repo, DryRunRepo)
+    carried = options.get("_carry") or {}
     outcomes = map_files(
-        lambda rel: _up_file(step, ctx, repo, rel, stage=not dry, diff=diff),
+        lambda rel: _up_file(step, ctx, repo, rel, stage=not dry, diff=diff, carried=carried),
         rels,
         1 if dry else jobs,  # a dry run keeps new bytes in memory: one process
         progress,
@@ -325,6 +328,8 @@ def _up_step(
         for out in outcomes:
             report.files_read += 1
             report.totals.update(out.counts)
+            if out.carry is not None:
+                report.carry[out.rel] = out.carry
             report.notes.extend(out.notes)
             if out.problems:
                 problems.extend(out.problems)
@@ -380,15 +385,31 @@ class FileOutcome:
     problems: list[Problem]
     diff: str = ""
     data: bytes | None = None  # the new bytes, kept only for dry runs
+    carry: tuple[str, Any] | None = None  # (checksum of the bytes left, UpResult.carry)
 
 
 def _up_file(
-    step: Step, ctx: Any, repo: DataRepo, rel: str, *, stage: bool, diff: bool
+    step: Step,
+    ctx: Any,
+    repo: DataRepo,
+    rel: str,
+    *,
+    stage: bool,
+    diff: bool,
+    carried: dict[str, tuple[str, Any]] | None = None,
 ) -> FileOutcome:
-    """One file through a step: new bytes, round-trip verification, staging."""
+    """One file through a step: new bytes, round-trip verification, staging. ``carried``:
+    the previous step's (checksum, carry) per file; a carry reaches the step only for
+    bytes with that checksum."""
     data = repo.read_bytes(rel)
+    digest = None
     try:
-        res = step.up(rel, data, ctx)
+        if step.takes_carry:
+            prev = (carried or {}).get(rel)
+            digest = sha256(data) if prev is not None else None
+            res = step.up(rel, data, ctx, prev[1] if prev and prev[0] == digest else None)
+        else:
+            res = step.up(rel, data, ctx)
     except (KeyError, TypeError, ValueError) as exc:
         why = f"step {step.id} cannot process this file ({type(exc).__name__}: {exc})"
         return FileOutcome(rel, None, Counter(), [], [Problem(rel, 0, why)])
@@ -396,15 +417,20 @@ def _up_file(
     if res.problems:
         return out
     if res.data == data:
+        if step.records_unchanged or res.carry is not None:
+            digest = digest or sha256(data)
         if step.records_unchanged:
-            digest = sha256(data)
             out.entry = FileEntry(rel, digest, digest)
+        if res.carry is not None:
+            out.carry = (digest, res.carry)
         return out
     restore = None
     exact = res.exact if res.exact is not None else step.down(rel, res.data, res.patch) == data
     if not exact:
         restore = data  # down cannot rebuild these exact bytes: keep them in the ledger
-    out.entry = FileEntry(rel, sha256(data), sha256(res.data), restore, res.patch)
+    out.entry = FileEntry(rel, digest or sha256(data), sha256(res.data), restore, res.patch)
+    if res.carry is not None:
+        out.carry = (out.entry.after, res.carry)
     if stage:
         _stage(repo, rel, res.data)
     else:
@@ -489,6 +515,7 @@ def up(
             run.steps.append(resumed)
         view = DryRunRepo(repo) if dry_run else repo
         written = latest_written(ledger) if the_plan.steps and ledger.steps else {}
+        carry: dict[str, tuple[str, Any]] = {}
         for step in the_plan.steps:
             report = _up_step(
                 view,
@@ -496,12 +523,14 @@ def up(
                 step,
                 dry_run=dry_run,
                 diff=diff,
-                options={**options, "_written": written},
+                options={**options, "_written": written, "_carry": carry},
                 progress=progress,
                 after_each=after_each,
                 jobs=jobs,
             )
             written = {**written, **report.written}
+            carry = report.carry
+            report.carry = {}  # the next step has it; the run report does not keep it
             run.steps.append(report)
         run.seconds = clock.monotonic() - start
         return run

@@ -189,6 +189,31 @@ def _latest_fast(rel: str, data: bytes, only: set[bytes] | None) -> dict[str, La
     return out
 
 
+class FileLatest:
+    """What :func:`_latest_in_file` reads from a file, built instead by the step that
+    writes the file's records, from the records themselves (fed in file order): the latest
+    package-scope record of each package in ``only``. A step hands it on as its
+    ``UpResult.carry``, so the next step need not scan the file again."""
+
+    def __init__(self, rel: str, only: frozenset[str], fingerprint: str):
+        self.rel, self.only, self.fingerprint = rel, only, fingerprint
+        self.best: dict[str, tuple[str, int, str, str, list[str] | None]] = {}
+
+    def add(self, lineno: int, rec: dict[str, Any]) -> None:
+        pid = rec["package_id"]
+        if pid in self.only and rec["scope"] == "package":
+            key = ts_key(rec["timestamp"])
+            cur = self.best.get(pid)
+            if cur is None or key >= cur[0]:  # of equal times the later line wins
+                self.best[pid] = (key, lineno, rec["timestamp"], rec["category"], rec["blocked_by"])
+
+    def carry(self) -> tuple[str, dict[str, Latest]]:
+        return self.fingerprint, {
+            pid: Latest(key, timestamp, category, blocked, f"{self.rel}:{lineno}")
+            for pid, (key, lineno, timestamp, category, blocked) in self.best.items()
+        }
+
+
 def _latest_in_file(
     repo: DataRepo, rel: str, only: set[bytes] | None = None, written: str | None = None
 ) -> tuple[dict[str, Latest], list[Problem]]:
@@ -229,6 +254,7 @@ def latest_package_failures(
     jobs: int = 1,
     only: set[str] | None = None,
     written: dict[str, str] | None = None,
+    carried: dict[str, tuple[str, dict[str, Latest]]] | None = None,
 ) -> dict[str, Latest]:
     """package_id -> its latest package-scope failure (by timestamp; file order breaks ties).
 
@@ -237,19 +263,24 @@ def latest_package_failures(
     ``problems`` (and skipped). ``only``: the packages wanted (e.g. the queue's), so that
     no other package's record is decoded or sent between processes. ``written``: file ->
     checksum this tool left there (``engine.latest_written``); such files are scanned fast.
+    ``carried``: file -> (checksum, its :class:`FileLatest` result for the same ``only``),
+    from the step that wrote it in this run; used for a file that still has that checksum.
     """
     out: dict[str, Latest] = {}
     problems = [] if problems is None else problems
     rels = [ff.rel for ff in repo.failure_files()]
     wanted = None if only is None else {pid.encode("utf-8") for pid in only}
     written = written or {}
+    carried = carried or {}
 
-    def one(rel: str) -> tuple[dict[str, Latest], list[Problem]]:
+    def one(rel: str) -> tuple[dict[str, Latest] | None, list[Problem]]:
+        if rel in carried and sha256(repo.read_bytes(rel)) == carried[rel][0]:
+            return None, []  # the writer's own account of these bytes: nothing to send back
         return _latest_in_file(repo, rel, wanted, written.get(rel))
 
-    for found, probs in map_files(one, rels, jobs):
+    for rel, (found, probs) in zip(rels, map_files(one, rels, jobs), strict=True):
         problems.extend(probs)
-        for pid, latest in found.items():
+        for pid, latest in (carried[rel][1] if found is None else found).items():
             cur = out.get(pid)
             if cur is None or latest.ts >= cur.ts:
                 out[pid] = latest

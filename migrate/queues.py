@@ -82,6 +82,17 @@ def load_queue_docs(repo: DataRepo) -> dict[str, dict]:
     return out
 
 
+def queue_ids(repo: DataRepo) -> tuple[frozenset[str], str]:
+    """The package id of every entry of every priority queue, and a fingerprint of that
+    set (steps compare fingerprints to tell they were given the same packages)."""
+    ids = frozenset(
+        entry_id(entry)
+        for doc in load_queue_docs(repo).values()
+        for entry in doc.get("packages", doc.get("entries", []))
+    )
+    return ids, hashlib.sha256(codec.dumps_bytes(sorted(ids))).hexdigest()
+
+
 def entry_id(entry: dict) -> str:
     """The package id of a queue entry: legacy ``id``, unified ``source``."""
     return entry.get("id") or entry.get("source") or ""

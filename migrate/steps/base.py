@@ -26,12 +26,20 @@ class UpResult:
     #: True/False when the step itself proved, line by line, whether ``down`` rebuilds the
     #: exact input; None lets the engine run ``down`` on the whole file to find out.
     exact: bool | None = None
+    #: What the step knows about its output bytes (``data``) that the next step of the same
+    #: run would otherwise read them again to learn; the engine hands it on with the
+    #: checksum of those bytes, and the next step uses it only for a file that still has
+    #: them (see ``Step.takes_carry``).
+    carry: Any = None
 
 
 class Step:
     #: record files ``up`` leaves unchanged in the ledger (before == after), for a step whose
     #: ``down_unrecorded`` converts files it has no record of
     records_unchanged: bool = False
+    #: ``up`` takes a fourth argument: the previous step's ``carry`` for this file, passed
+    #: only when the bytes the step is given are the very bytes it describes (else None)
+    takes_carry: bool = False
     id: str = ""
     name: str = ""
     description: str = ""
@@ -51,6 +59,8 @@ class Step:
         ``options["_written"]`` maps each file an applied step wrote to the checksum it
         left (see ``engine.latest_written``): a file that still has it holds only this
         tool's canonical lines, which a step may read by byte offsets.
+        ``options["_carry"]`` maps each file to (checksum, carry) from the previous step of
+        this run (``UpResult.carry``): valid for a file whose bytes have that checksum.
         """
         return None
 

@@ -21,8 +21,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from migrate import codec
+from migrate.failures_index import FileLatest
 from migrate.models import EnvelopeV1, FailureRecordV2, PlatformLineV1
-from migrate.queues import load_queue_docs, name_index, queue_problems
+from migrate.queues import load_queue_docs, name_index, queue_ids, queue_problems
 from migrate.reader import (
     ParsedLine,
     Problem,
@@ -50,6 +51,9 @@ _V1_PREFIX = b'{"schema_version":1,'
 class Context:
     names: dict[str, str | None]  # recipe name -> package id (None: ambiguous)
     quarantine: bool = False  # move bad lines into the ledger instead of refusing
+    #: the queues' package ids and their fingerprint: each file's latest record of each
+    #: is handed on (``UpResult.carry``) for step 0003, which then need not scan the file
+    queue_ids: tuple[frozenset[str], str] = (frozenset(), "")
 
 
 class _Invalid(Exception):
@@ -107,7 +111,9 @@ class RecordsV2(Step):
         return out
 
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
-        return Context(name_index(load_queue_docs(repo)), bool(options.get("quarantine")))
+        return Context(
+            name_index(load_queue_docs(repo)), bool(options.get("quarantine")), queue_ids(repo)
+        )
 
     # ------------------------------------------------------------------ up
 
@@ -119,6 +125,7 @@ class RecordsV2(Step):
         out = bytearray()
         written = 0  # v2 lines so far
         layout: list[dict[str, Any]] = []
+        latest = FileLatest(rel, *ctx.queue_ids)
 
         def run_of(kind: str) -> None:
             if layout and kind in layout[-1] and kind not in ("A", "blank", "q", "q64"):
@@ -134,9 +141,10 @@ class RecordsV2(Step):
                 continue
             problems = list(pl.problems)
             lines: list[bytes] = []
+            recs: list[dict[str, Any]] = []
             if not problems:
                 try:
-                    lines = self._convert(pl, rel, ff, ctx, res, written)
+                    lines, recs = self._convert(pl, rel, ff, ctx, res, written)
                 except ConversionError as exc:
                     problems.append(Problem(rel, pl.lineno, str(exc), exc.field))
                 except codec.DecodeError as exc:  # found by the strict decoder, see _convert
@@ -172,18 +180,21 @@ class RecordsV2(Step):
             for line in lines:
                 out += line
                 out += b"\n"
+            for i, rec in enumerate(recs, start=written + 1):
+                latest.add(i, rec)
             written += len(lines)
         res.data = bytes(out)
         res.patch = {"layout": layout}
         res.counts["v2 lines"] = written
+        res.carry = latest.carry()
         return res
 
     def _convert(
         self, pl: ParsedLine, rel: str, ff: FailureFile, ctx: Context, res: UpResult, written: int
-    ) -> list[bytes]:
-        """The v2 lines of one valid v1 line (raises ConversionError, or DecodeError for a
-        line only the strict decoder refuses), and whether the v1 line comes back byte for
-        byte from them (``res.exact``).
+    ) -> tuple[list[bytes], list[dict[str, Any]]]:
+        """The v2 lines of one valid v1 line and their records (raises ConversionError, or
+        DecodeError for a line only the strict decoder refuses), and whether the v1 line
+        comes back byte for byte from them (``res.exact``).
 
         Within an envelope, a record's own values were validated by the v1 model and the
         values derived from them (ecosystem and name from a valid package id, canonical
@@ -195,9 +206,10 @@ class RecordsV2(Step):
         """
         if pl.shape == "v2":  # already v2 (e.g. `migrate ingest`): written canonical; a
             # line another writer spelled differently comes back from the ledger's copy
-            line = codec.dumps_bytes(codec.loads(pl.raw))
+            rec = codec.loads(pl.raw)
+            line = codec.dumps_bytes(rec)
             res.exact = res.exact and line == pl.raw
-            return [line]
+            return [line], [rec]
         if pl.shape == "A":
             env = pl.model
             recs = from_envelope(env, rel, pl.lineno, ff.run)
@@ -231,7 +243,7 @@ class RecordsV2(Step):
             res.exact = False
             if pl.fast:
                 codec.loads(pl.raw)
-        return lines
+        return lines, recs
 
     @staticmethod
     def _package_id(ff: FailureFile, recipe: str, names: dict[str, str | None]) -> str | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from migrate import codec
@@ -130,6 +130,10 @@ def _skip(rec: dict[str, Any]) -> bool:
 
 
 class BackfillBlockedBy(Step):
+    #: step 0001's account of each file's latest record per queue package: this step moves
+    #: no line and changes no package id, scope or timestamp, so the same records stay the
+    #: latest; their category and blockers are updated here and handed on to step 0003
+    takes_carry = True
     id = "0002"
     name = "backfill-blocked-by"
     description = "fill blocked_by from messages, CI artifacts, logs and sibling records"
@@ -268,10 +272,12 @@ class BackfillBlockedBy(Step):
 
     # ------------------------------------------------------------------ up
 
-    def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
+    def up(self, rel: str, data: bytes, ctx: Context, carry: Any = None) -> UpResult:
         # down writes every line with a final newline: a file without one comes back
         # exactly only from the bytes the ledger keeps
         res = UpResult(b"", exact=not data or data.endswith(b"\n"))
+        fingerprint, latest = carry if carry is not None else (None, {})
+        latest_at = {int(x.where.rpartition(":")[2]): pid for pid, x in latest.items()}
         out = bytearray()  # not a list of lines: orjson's results keep their working buffer
         patch: dict[str, Any] = {}
         for lineno, raw in split_lines(data):
@@ -302,8 +308,14 @@ class BackfillBlockedBy(Step):
                 rec["category"] == "missing_dep" or rec["exit_code"] == 8
             ):
                 res.counts["unknown blockers left (null)"] += 1
+            if lineno in latest_at:
+                pid = latest_at[lineno]
+                latest[pid] = replace(
+                    latest[pid], category=rec["category"], blocked_by=rec["blocked_by"]
+                )
         res.data = bytes(out)
         res.patch = {"lines": patch} if patch else None
+        res.carry = (fingerprint, latest) if carry is not None else None
         return res
 
     @staticmethod

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from migrate import clock, codec
 from migrate.failures_index import latest_package_failures, refuse_non_v2
 from migrate.models import LegacyStatus, UnifiedStatus
-from migrate.queues import checked_queue, entry_id, load_queue_docs, queue_doc
+from migrate.queues import checked_queue, entry_id, queue_doc, queue_ids
 from migrate.reader import QUEUE_MODELS, Problem, element_lines, parse_queue, queue_problems
 from migrate.repo import DataRepo
 from migrate.status_rules import Latest, decide, recipe_names
@@ -72,17 +72,19 @@ class QueueStatus(Step):
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
         recipes = recipe_names(options["recipes"]) if options.get("recipes") else set()
         problems: list[Problem] = []
-        wanted = {
-            entry_id(entry)
-            for doc in load_queue_docs(repo).values()
-            for entry in doc.get("packages", doc.get("entries", []))
+        wanted, fingerprint = queue_ids(repo)
+        carried = {  # the previous step's account of the files it left, for these packages
+            rel: (digest, latest)
+            for rel, (digest, (fp, latest)) in (options.get("_carry") or {}).items()
+            if fp == fingerprint
         }
         latest = latest_package_failures(
             repo,
             problems,
             jobs=options.get("jobs", 1),
-            only=wanted,
+            only=set(wanted),
             written=options.get("_written"),
+            carried=carried,
         )
         refuse_non_v2(problems)
         return Context(latest, recipes, clock.now_iso())

@@ -1,0 +1,100 @@
+"""What a step hands the next step of the same run (``UpResult.carry``) equals what that
+step would read from the files, and is used only for the very bytes it describes."""
+
+from __future__ import annotations
+
+from migrate import engine
+from migrate.failures_index import latest_package_failures
+from migrate.queues import queue_ids
+from migrate.repo import DataRepo, sha256
+from migrate.status_rules import Latest
+from migrate.steps import STEPS
+from migrate.steps.s0003_queue_status import QueueStatus
+
+
+def _run_capturing_0003(repo: DataRepo, monkeypatch) -> list[tuple[dict, object]]:
+    """`up` to head, keeping step 0003's options and the context it built from them."""
+    seen = []
+    prepare = QueueStatus.prepare
+
+    def spy(self, repo_, options):
+        ctx = prepare(self, repo_, options)
+        seen.append((options, ctx))
+        return ctx
+
+    monkeypatch.setattr(QueueStatus, "prepare", spy)
+    engine.up(repo)
+    return seen
+
+
+def _check_carry_agrees_with_a_scan(repo: DataRepo, monkeypatch) -> int:
+    [(options, ctx)] = _run_capturing_0003(repo, monkeypatch)
+    carried = options["_carry"]
+    assert set(carried) == {ff.rel for ff in repo.failure_files()}  # every file, both steps
+    for rel, (digest, _) in carried.items():
+        assert digest == sha256(repo.read_bytes(rel))  # describes the bytes on disk
+    wanted, _ = queue_ids(repo)
+    scanned = latest_package_failures(repo, only=set(wanted))  # no carry, no checksums
+    assert ctx.latest == scanned
+    return len(scanned)
+
+
+def test_step_0003_gets_from_the_carry_what_a_scan_of_the_files_reads(fixture_repo, monkeypatch):
+    packages = _check_carry_agrees_with_a_scan(DataRepo(fixture_repo("anomalies")), monkeypatch)
+    assert packages  # the queue's packages have failure records: the comparison bites
+
+
+def test_the_same_on_the_real_corpus(corpus_repo, monkeypatch):
+    assert _check_carry_agrees_with_a_scan(DataRepo(corpus_repo), monkeypatch) > 50
+
+
+def test_a_carry_counts_only_for_a_file_that_still_has_its_checksum(fixture_repo):
+    repo = DataRepo(fixture_repo("anomalies"))
+    engine.up(repo)
+    wanted, _ = queue_ids(repo)
+    scanned = latest_package_failures(repo, only=set(wanted))
+    rel = next(ff.rel for ff in repo.failure_files())
+    pid = next(iter(scanned))
+    fake = {pid: Latest("99999999999999999999999", "2099-01-01T00:00:00Z", "x", ["y"], "f:1")}
+    right = {rel: (sha256(repo.read_bytes(rel)), fake)}
+    wrong = {rel: ("0" * 64, fake)}
+    assert latest_package_failures(repo, only=set(wanted), carried=right)[pid] == fake[pid]
+    assert latest_package_failures(repo, only=set(wanted), carried=wrong) == scanned
+
+
+def test_step_0002_takes_the_carry_only_for_the_bytes_it_describes(fixture_repo):
+    repo = DataRepo(fixture_repo("anomalies"))
+    engine.up(repo, "0001")
+    s0002 = next(s for s in STEPS if s.id == "0002")
+    ctx = s0002.prepare(repo, {})
+    rel = next(ff.rel for ff in repo.failure_files())
+    carry = ("fp", {})
+    digest = sha256(repo.read_bytes(rel))
+    kw = {"stage": False, "diff": False}
+    good = engine._up_file(s0002, ctx, repo, rel, carried={rel: (digest, carry)}, **kw)
+    stale = engine._up_file(s0002, ctx, repo, rel, carried={rel: ("0" * 64, carry)}, **kw)
+    assert good.carry is not None and good.carry[1][0] == "fp"
+    assert stale.carry is None  # handed nothing, it hands nothing on
+
+
+def test_file_latest_breaks_ties_and_orders_times_as_the_scan_does(tmp_path):
+    from migrate import codec
+    from migrate.failures_index import FileLatest
+    from tests.test_failures_index import _line, _slow
+
+    lines = [
+        _line("homebrew:a", "2026-02-07T03:03:36.5Z", blocked=["x"]),
+        _line("homebrew:a", "2026-02-07T03:03:36.49Z"),  # earlier, though it sorts later
+        _line("homebrew:b", "2026-02-07T03-03-36Z", "recipe_not_found"),  # dashed layout
+        _line("homebrew:b", "2026-02-07T03:03:36Z", "network_error"),  # same instant: later wins
+        _line("homebrew:c", "2026-02-07T03:03:35Z"),
+    ]
+    (tmp_path / "data" / "failures").mkdir(parents=True)
+    rel = "data/failures/homebrew.jsonl"
+    (tmp_path / rel).write_bytes(b"\n".join(lines) + b"\n")
+    latest = FileLatest(rel, frozenset({"homebrew:a", "homebrew:b"}), "fp")
+    for lineno, raw in enumerate(lines, start=1):
+        latest.add(lineno, codec.loads(raw))
+    fp, found = latest.carry()
+    assert fp == "fp" and found == _slow(DataRepo(tmp_path), rel, {b"homebrew:a", b"homebrew:b"})[0]
+    assert found["homebrew:b"].where == f"{rel}:4" and set(found) == {"homebrew:a", "homebrew:b"}

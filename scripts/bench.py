@@ -8,6 +8,7 @@ reported, with the ratio to the floor and records per second.
 
     python scripts/bench.py                      # both workloads
     python scripts/bench.py --workload small --jobs 2
+    python scripts/bench.py --workload large --jobs 2 --repeat 5   # medians, shared host
 
 Targets (issue 7): up <= 3x floor, check <= 2x floor, peak RSS <= 300 MB and flat in the
 number of records.
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,7 +65,7 @@ def run(cmd: list[str]) -> tuple[float, int, int]:
     return wall, usage.ru_maxrss // 1024, code
 
 
-def bench(name: str, jobs: int, keep: Path | None) -> dict:
+def bench(name: str, jobs: int, keep: Path | None, repeat: int = 1) -> dict:
     w = WORKLOADS[name]
     base = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     pristine = base / "pristine"
@@ -93,21 +95,36 @@ def bench(name: str, jobs: int, keep: Path | None) -> dict:
         os.sync()
         return work
 
-    work = fresh()
-    results["floor"] = run([sys.executable, "-c", FLOOR, str(work)])
-    work = fresh()
-    results["check"] = run([*migrate, "check", "-q", "--repo", str(work), *jobs_arg(jobs)])
-    results["up"] = run([*migrate, "up", "-q", "--repo", str(work), *jobs_arg(jobs)])
-    results["check v2"] = run([*migrate, "check", "-q", "--repo", str(work), *jobs_arg(jobs)])
-    results["down"] = run(
-        [*migrate, "down", "-q", "--to", "base", "--repo", str(work), *jobs_arg(jobs)]
-    )
-    same = (
-        subprocess.run(
-            ["diff", "-r", "-q", str(pristine / "data"), str(work / "data")], capture_output=True
-        ).returncode
-        == 0
-    )
+    runs: dict[str, list[tuple[float, int, int]]] = {}
+    same = True
+    for _ in range(repeat):  # interleaved, so that a slow spell of the host hits every pass
+        work = fresh()
+        runs.setdefault("floor", []).append(run([sys.executable, "-c", FLOOR, str(work)]))
+        work = fresh()
+        for key, args in (
+            ("check", ["check"]),
+            ("up", ["up"]),
+            ("check v2", ["check"]),
+            ("down", ["down", "--to", "base"]),
+        ):
+            cmd = [*migrate, *args, "-q", "--repo", str(work), *jobs_arg(jobs)]
+            runs.setdefault(key, []).append(run(cmd))
+        same = same and (
+            subprocess.run(
+                ["diff", "-r", "-q", str(pristine / "data"), str(work / "data")],
+                capture_output=True,
+            ).returncode
+            == 0
+        )
+    # the median run of each pass (wall time), with the largest peak RSS of all its runs
+    results = {
+        key: (
+            statistics.median(r[0] for r in rs),
+            max(r[1] for r in rs),
+            max(r[2] for r in rs),
+        )
+        for key, rs in runs.items()
+    }
     if keep:
         shutil.rmtree(keep, ignore_errors=True)
         shutil.move(str(pristine), keep)
@@ -122,11 +139,17 @@ def bench(name: str, jobs: int, keep: Path | None) -> dict:
         print(
             f"  {key:<9} {wall:8.2f} {wall / floor:8.2f} {info['records'] / wall:10,.0f} {rss:8d}"
         )
+    if repeat > 1:
+        print(f"  (median of {repeat} runs; x floor from the medians; all walls below)")
+        for key, rs in runs.items():
+            walls = sorted(r[0] for r in rs)
+            print(f"  {key:<9} " + " ".join(f"{w:.2f}" for w in walls))
     print(f"  round trip up -> down byte-identical: {same}")
     return {
         "workload": name,
         **info,
         "jobs": jobs,
+        "repeat": repeat,
         "round_trip_exact": same,
         "results": {
             k: {
@@ -134,6 +157,7 @@ def bench(name: str, jobs: int, keep: Path | None) -> dict:
                 "x_floor": round(v[0] / floor, 2),
                 "peak_rss_mb": v[1],
                 "exit": v[2],
+                "all_seconds": [round(r[0], 3) for r in runs[k]],
             }
             for k, v in results.items()
         },
@@ -150,9 +174,16 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     ap.add_argument("--keep", metavar="DIR", help="keep the generated repo of the last workload")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every pass N times, interleaved, and report medians (for a shared host)",
+    )
     a = ap.parse_args()
     names = list(WORKLOADS) if a.workload == "both" else [a.workload]
-    out = [bench(n, a.jobs, Path(a.keep) if a.keep else None) for n in names]
+    out = [bench(n, a.jobs, Path(a.keep) if a.keep else None, max(1, a.repeat)) for n in names]
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0

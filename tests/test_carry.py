@@ -55,10 +55,12 @@ def test_a_carry_counts_only_for_a_file_that_still_has_its_checksum(fixture_repo
     scanned = latest_package_failures(repo, only=set(wanted))
     rel = next(ff.rel for ff in repo.failure_files())
     pid = next(iter(scanned))
-    fake = {pid: Latest("99999999999999999999999", "2099-01-01T00:00:00Z", "x", ["y"], "f:1")}
+    fake = {pid: ("99999999999999999999999", "2099-01-01T00:00:00Z", "x", ["y"], 7)}
     right = {rel: (sha256(repo.read_bytes(rel)), fake)}
     wrong = {rel: ("0" * 64, fake)}
-    assert latest_package_failures(repo, only=set(wanted), carried=right)[pid] == fake[pid]
+    assert latest_package_failures(repo, only=set(wanted), carried=right)[pid] == Latest(
+        *fake[pid][:4], f"{rel}:7"
+    )
     assert latest_package_failures(repo, only=set(wanted), carried=wrong) == scanned
 
 
@@ -96,5 +98,8 @@ def test_file_latest_breaks_ties_and_orders_times_as_the_scan_does(tmp_path):
     for lineno, raw in enumerate(lines, start=1):
         latest.add(lineno, codec.loads(raw))
     fp, found = latest.carry()
-    assert fp == "fp" and found == _slow(DataRepo(tmp_path), rel, {b"homebrew:a", b"homebrew:b"})[0]
-    assert found["homebrew:b"].where == f"{rel}:4" and set(found) == {"homebrew:a", "homebrew:b"}
+    slow = _slow(DataRepo(tmp_path), rel, {b"homebrew:a", b"homebrew:b"})[0]
+    assert fp == "fp" and set(found) == set(slow) == {"homebrew:a", "homebrew:b"}
+    for pid, (key, timestamp, category, blocked, lineno) in found.items():
+        assert Latest(key, timestamp, category, blocked, f"{rel}:{lineno}") == slow[pid]
+    assert found["homebrew:b"][4] == 4

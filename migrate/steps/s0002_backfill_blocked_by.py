@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from migrate import codec
@@ -277,7 +277,7 @@ class BackfillBlockedBy(Step):
         # exactly only from the bytes the ledger keeps
         res = UpResult(b"", exact=not data or data.endswith(b"\n"))
         fingerprint, latest = carry if carry is not None else (None, {})
-        latest_at = {int(x.where.rpartition(":")[2]): pid for pid, x in latest.items()}
+        latest_at = {entry[4]: pid for pid, entry in latest.items()}
         out = bytearray()  # not a list of lines: orjson's results keep their working buffer
         patch: dict[str, Any] = {}
         for lineno, raw in split_lines(data):
@@ -308,11 +308,10 @@ class BackfillBlockedBy(Step):
                 rec["category"] == "missing_dep" or rec["exit_code"] == 8
             ):
                 res.counts["unknown blockers left (null)"] += 1
-            if lineno in latest_at:
+            if lineno in latest_at:  # (ts key, timestamp, category, blocked_by, line)
                 pid = latest_at[lineno]
-                latest[pid] = replace(
-                    latest[pid], category=rec["category"], blocked_by=rec["blocked_by"]
-                )
+                key, timestamp, _, _, _ = latest[pid]
+                latest[pid] = (key, timestamp, rec["category"], rec["blocked_by"], lineno)
         res.data = bytes(out)
         res.patch = {"lines": patch} if patch else None
         res.carry = (fingerprint, latest) if carry is not None else None

@@ -516,14 +516,15 @@ def up(
         view = DryRunRepo(repo) if dry_run else repo
         written = latest_written(ledger) if the_plan.steps and ledger.steps else {}
         carry: dict[str, tuple[str, Any]] = {}
-        for step in the_plan.steps:
+        for i, step in enumerate(the_plan.steps):
+            then = tuple(s.id for s in the_plan.steps[i + 1 :])  # what a carry may serve
             report = _up_step(
                 view,
                 ledger,
                 step,
                 dry_run=dry_run,
                 diff=diff,
-                options={**options, "_written": written, "_carry": carry},
+                options={**options, "_written": written, "_carry": carry, "_then": then},
                 progress=progress,
                 after_each=after_each,
                 jobs=jobs,

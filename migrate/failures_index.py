@@ -21,6 +21,8 @@ from typing import Any
 
 from migrate import codec
 from migrate.errors import BadInputError
+from migrate.evidence.messages import blocker_names, true_not_found
+from migrate.evidence.names import merge
 from migrate.models import FailureRecordV2
 from migrate.parallel import map_files
 from migrate.reader import Problem, split_lines
@@ -218,6 +220,51 @@ class FileLatest:
             pid: (key, timestamp, category, blocked, lineno)
             for pid, (key, lineno, timestamp, category, blocked) in self.best.items()
         }
+
+
+def package_record_names(rec: dict[str, Any]) -> list[str]:
+    """The blocker names a package record proves by itself, as step 0002 reads them for a
+    sibling lookup: none for a true not-found (``package 'X' not found in homebrew``),
+    else its ``blocked_by`` and the names its message proves, merged."""
+    msg = rec.get("message")
+    if msg and true_not_found(msg) is not None:
+        return []
+    return merge(rec["blocked_by"] or [], blocker_names(msg, rec["name"]).names if msg else [])
+
+
+class SiblingFacts:
+    """What step 0002's prepare reads from a file to find sibling records (its passes 1
+    and 2), built instead by step 0001 from the records it writes there: the packages with
+    a platform record that may take a sibling's blockers (``need``), and the package
+    records of the packages in ``candidates`` — every package with a platform line,
+    gathered before step 0001 ran (:meth:`carry` says whether ``need`` stayed inside it)."""
+
+    def __init__(self, candidates: frozenset[str], fingerprint: str):
+        self.candidates, self.fingerprint = candidates, fingerprint
+        self.need: set[str] = set()
+        self.history: list[tuple[str, int, str, list[str]]] = []
+
+    def add(self, lineno: int, rec: dict[str, Any]) -> None:
+        pid = rec["package_id"]
+        if not pid:
+            return
+        if rec["scope"] == "platform":
+            if not rec["blocked_by"] and (
+                rec["exit_code"] == 8 or rec["category"] == "missing_dep"
+            ):
+                self.need.add(pid)
+        elif pid in self.candidates:
+            self.history.append((pid, lineno, ts_key(rec["timestamp"]), package_record_names(rec)))
+
+    def carry(self) -> tuple[str, bool, list[str], list[tuple[str, int, str, list[str]]]]:
+        """(fingerprint of ``candidates``, whether ``need`` is inside them, ``need``, the
+        package records of candidates as (package id, line, ts key, names))."""
+        return (
+            self.fingerprint,
+            self.need <= self.candidates,
+            sorted(self.need),
+            self.history,
+        )
 
 
 def _latest_in_file(

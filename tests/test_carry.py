@@ -3,6 +3,11 @@ step would read from the files, and is used only for the very bytes it describes
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 from migrate import engine
 from migrate.failures_index import latest_package_failures
 from migrate.queues import queue_ids
@@ -10,6 +15,7 @@ from migrate.repo import DataRepo, sha256
 from migrate.status_rules import Latest
 from migrate.steps import STEPS
 from migrate.steps.s0003_queue_status import QueueStatus
+from tests.conftest import ROOT
 
 
 def _run_capturing_0003(repo: DataRepo, monkeypatch) -> list[tuple[dict, object]]:
@@ -70,7 +76,7 @@ def test_step_0002_takes_the_carry_only_for_the_bytes_it_describes(fixture_repo)
     s0002 = next(s for s in STEPS if s.id == "0002")
     ctx = s0002.prepare(repo, {})
     rel = next(ff.rel for ff in repo.failure_files())
-    carry = ("fp", {})
+    carry = (("fp", {}), None)  # step 0001's: (FileLatest carry, SiblingFacts carry)
     digest = sha256(repo.read_bytes(rel))
     kw = {"stage": False, "diff": False}
     good = engine._up_file(s0002, ctx, repo, rel, carried={rel: (digest, carry)}, **kw)
@@ -103,3 +109,56 @@ def test_file_latest_breaks_ties_and_orders_times_as_the_scan_does(tmp_path):
     for pid, (key, timestamp, category, blocked, lineno) in found.items():
         assert Latest(key, timestamp, category, blocked, f"{rel}:{lineno}") == slow[pid]
     assert found["homebrew:b"][4] == 4
+
+
+def _check_sibling_facts_agree_with_the_passes(repo: DataRepo, monkeypatch) -> int:
+    from migrate.steps.s0002_backfill_blocked_by import BackfillBlockedBy
+
+    seen = []
+    prepare = BackfillBlockedBy.prepare
+
+    def spy(self, repo_, options):
+        ctx = prepare(self, repo_, options)
+        slow = prepare(self, repo_, {k: v for k, v in options.items() if k != "_carry"})
+        seen.append((ctx, slow))
+        return ctx
+
+    monkeypatch.setattr(BackfillBlockedBy, "prepare", spy)
+    engine.up(repo)
+    [(ctx, slow)] = seen
+    assert ctx.from_carry and not slow.from_carry  # the carry was taken, and it bites
+    assert ctx.package_names == slow.package_names
+    return sum(len(v) for v in slow.package_names.values())
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """A generated repo (scripts/gen_corpus.py): exit-8 platform lines whose package has
+    earlier records naming blockers, few large files and a queue, as in the benchmark."""
+    root = tmp_path_factory.mktemp("gen") / "repo"
+    cmd = [sys.executable, str(ROOT / "scripts" / "gen_corpus.py"), str(root)]
+    subprocess.run([*cmd, "--records", "6000", "--files", "6"], check=True, capture_output=True)
+    return root
+
+
+def test_step_0002_gets_from_the_carry_what_its_passes_read(generated, tmp_path, monkeypatch):
+    from tests.conftest import copy_repo
+
+    repo = DataRepo(copy_repo(generated, tmp_path))
+    assert _check_sibling_facts_agree_with_the_passes(repo, monkeypatch) > 20
+
+
+@pytest.mark.parametrize("name", ["sample", "anomalies"])
+def test_the_same_on_fixtures(fixture_repo, monkeypatch, name):
+    _check_sibling_facts_agree_with_the_passes(DataRepo(fixture_repo(name)), monkeypatch)
+
+
+def test_step_0003_carry_on_a_generated_repo(generated, tmp_path, monkeypatch):
+    from tests.conftest import copy_repo
+
+    repo = DataRepo(copy_repo(generated, tmp_path))
+    assert _check_carry_agrees_with_a_scan(repo, monkeypatch) > 100
+
+
+def test_sibling_facts_on_the_real_corpus(corpus_repo, monkeypatch):
+    _check_sibling_facts_agree_with_the_passes(DataRepo(corpus_repo), monkeypatch)

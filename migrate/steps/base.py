@@ -61,6 +61,8 @@ class Step:
         tool's canonical lines, which a step may read by byte offsets.
         ``options["_carry"]`` maps each file to (checksum, carry) from the previous step of
         this run (``UpResult.carry``): valid for a file whose bytes have that checksum.
+        ``options["_then"]``: the ids of the steps this run applies after this one (a
+        carry is worth building only for a step that will run).
         """
         return None
 

@@ -14,6 +14,7 @@ It is never assumed to be homebrew (the upstream dashboard's bug).
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +22,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from migrate import codec
-from migrate.failures_index import FileLatest
+from migrate.failures_index import FileLatest, SiblingFacts
 from migrate.models import EnvelopeV1, FailureRecordV2, PlatformLineV1
+from migrate.parallel import map_files
 from migrate.queues import load_queue_docs, name_index, queue_ids, queue_problems
 from migrate.reader import (
     ParsedLine,
@@ -53,7 +55,10 @@ class Context:
     quarantine: bool = False  # move bad lines into the ledger instead of refusing
     #: the queues' package ids and their fingerprint: each file's latest record of each
     #: is handed on (``UpResult.carry``) for step 0003, which then need not scan the file
-    queue_ids: tuple[frozenset[str], str] = (frozenset(), "")
+    queue_ids: tuple[frozenset[str], str] | None = None
+    #: every package with a platform line, and their fingerprint: each file's facts for
+    #: step 0002's sibling lookups are handed on (``SiblingFacts``)
+    platform_ids: tuple[frozenset[str], str] | None = None
 
 
 class _Invalid(Exception):
@@ -111,9 +116,52 @@ class RecordsV2(Step):
         return out
 
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
+        names = name_index(load_queue_docs(repo))
+        then = options.get("_then", ())
+        platform = None
+        if "0002" in then:  # step 0002 runs next: gather what its prepare would read
+            pids: set[str] = set()
+            for found in map_files(
+                lambda rel: self._platform_ids(repo, rel, names),
+                self.files(repo),
+                options.get("jobs", 1),
+            ):
+                pids |= found
+            digest = hashlib.sha256(codec.dumps_bytes(sorted(pids))).hexdigest()
+            platform = (frozenset(pids), digest)
         return Context(
-            name_index(load_queue_docs(repo)), bool(options.get("quarantine")), queue_ids(repo)
+            names,
+            bool(options.get("quarantine")),
+            queue_ids(repo) if "0003" in then else None,
+            platform,
         )
+
+    def _platform_ids(self, repo: DataRepo, rel: str, names: dict[str, str | None]) -> set[str]:
+        """The package id of every platform line of a file (Shape B, or v2 platform scope),
+        before conversion: a superset of the packages step 0002 looks up siblings for.
+        (A line this misses only costs speed: step 0002 then reads the files itself.)"""
+        data = repo.read_bytes(rel)
+        out: set[str] = set()
+        if b'"recipe"' not in data and b'"platform"' not in data:
+            return out
+        ff = FailureFile.from_rel(rel)
+        for _, raw in split_lines(data):
+            if b'"failures"' in raw or not raw.strip():
+                continue  # an envelope: package records only
+            try:
+                obj = codec.loads_record(raw)
+            except ValueError:
+                continue  # step 0001 names it
+            if not isinstance(obj, dict):
+                continue
+            if obj.get("schema_version") == 2:
+                pid = obj.get("package_id") if obj.get("scope") == "platform" else None
+            else:
+                recipe = obj.get("recipe")
+                pid = self._package_id(ff, recipe, names) if isinstance(recipe, str) else None
+            if isinstance(pid, str):
+                out.add(pid)
+        return out
 
     # ------------------------------------------------------------------ up
 
@@ -125,7 +173,8 @@ class RecordsV2(Step):
         out = bytearray()
         written = 0  # v2 lines so far
         layout: list[dict[str, Any]] = []
-        latest = FileLatest(rel, *ctx.queue_ids)
+        latest = FileLatest(rel, *ctx.queue_ids) if ctx.queue_ids else None
+        siblings = SiblingFacts(*ctx.platform_ids) if ctx.platform_ids else None
 
         def run_of(kind: str) -> None:
             if layout and kind in layout[-1] and kind not in ("A", "blank", "q", "q64"):
@@ -181,12 +230,19 @@ class RecordsV2(Step):
                 out += line
                 out += b"\n"
             for i, rec in enumerate(recs, start=written + 1):
-                latest.add(i, rec)
+                if latest:
+                    latest.add(i, rec)
+                if siblings:
+                    siblings.add(i, rec)
             written += len(lines)
         res.data = bytes(out)
         res.patch = {"layout": layout}
         res.counts["v2 lines"] = written
-        res.carry = latest.carry()
+        if latest or siblings:
+            res.carry = (
+                latest.carry() if latest else None,
+                siblings.carry() if siblings else None,
+            )
         return res
 
     def _convert(

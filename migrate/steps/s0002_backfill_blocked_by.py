@@ -116,6 +116,9 @@ class Context:
     #: that has a platform line needing a sibling, sorted by time
     package_names: dict[str, list[tuple[str, list[str], str]]] = field(default_factory=dict)
     unmatched: list[Finding] = field(default_factory=list)
+    #: built from step 0001's account of the files it wrote in this run (SiblingFacts):
+    #: a file whose bytes are no longer those is refused
+    from_carry: bool = False
 
 
 def _message_names(rec: dict[str, Any]) -> list[str]:
@@ -130,9 +133,11 @@ def _skip(rec: dict[str, Any]) -> bool:
 
 
 class BackfillBlockedBy(Step):
-    #: step 0001's account of each file's latest record per queue package: this step moves
-    #: no line and changes no package id, scope or timestamp, so the same records stay the
-    #: latest; their category and blockers are updated here and handed on to step 0003
+    #: step 0001's account of the files it wrote in this run: what the sibling lookups need
+    #: (read in ``prepare`` instead of the files), and each file's latest record per queue
+    #: package (this step moves no line and changes no package id, scope or timestamp, so
+    #: the same records stay the latest; their category and blockers are updated here and
+    #: handed on to step 0003)
     takes_carry = True
     id = "0002"
     name = "backfill-blocked-by"
@@ -159,6 +164,8 @@ class BackfillBlockedBy(Step):
         problems: list[Problem] = []
         files = self.files(repo)
         jobs = options.get("jobs", 1)
+        if not wanted and self._from_carry(ctx, files, options.get("_carry") or {}):
+            return ctx
 
         def pass1(rel: str) -> tuple[set[str], list[Problem]]:
             """Which packages have a platform line that may need a sibling (bytes first)."""
@@ -270,13 +277,46 @@ class BackfillBlockedBy(Step):
         }
         return ctx
 
+    @staticmethod
+    def _from_carry(ctx: Context, files: list[str], carried: dict[str, tuple[str, Any]]) -> bool:
+        """Fill ``ctx.package_names`` from step 0001's SiblingFacts of every file (what passes
+        1 and 2 below read), when each file has them and every package needing a sibling
+        was among the candidates step 0001 gathered; False leaves ``ctx`` as it was."""
+        facts = []
+        for rel in files:
+            carry = carried.get(rel)  # (checksum, (FileLatest carry, SiblingFacts carry))
+            sib = carry[1][1] if carry is not None and carry[1] is not None else None
+            if sib is None or not sib[1]:  # none, or a package outside the candidates
+                return False
+            if facts and sib[0] != facts[0][0]:  # gathered for other candidates
+                return False
+            facts.append(sib)
+        need = {pid for _, _, pids, _ in facts for pid in pids}
+        history: dict[str, list[tuple[str, list[str], str]]] = defaultdict(list)
+        for rel, (_, _, _, records) in zip(files, facts, strict=True):
+            for pid, lineno, ts, names in records:
+                if pid in need:
+                    history[pid].append((ts, names, f"{rel}:{lineno}"))
+        # sorted by time; the sort is stable, so file and line order break ties as above
+        ctx.package_names = {pid: sorted(recs, key=lambda e: e[0]) for pid, recs in history.items()}
+        ctx.from_carry = True
+        return True
+
     # ------------------------------------------------------------------ up
 
     def up(self, rel: str, data: bytes, ctx: Context, carry: Any = None) -> UpResult:
         # down writes every line with a final newline: a file without one comes back
         # exactly only from the bytes the ledger keeps
         res = UpResult(b"", exact=not data or data.endswith(b"\n"))
-        fingerprint, latest = carry if carry is not None else (None, {})
+        if ctx.from_carry and carry is None:
+            res.problems.append(
+                Problem(
+                    rel, 0, "changed since step 0001 wrote it in this run; run `migrate up` again"
+                )
+            )
+            return res
+        passed_on = carry[0] if carry is not None else None  # step 0001's FileLatest
+        fingerprint, latest = passed_on if passed_on is not None else (None, {})
         latest_at = {entry[4]: pid for pid, entry in latest.items()}
         out = bytearray()  # not a list of lines: orjson's results keep their working buffer
         patch: dict[str, Any] = {}
@@ -314,7 +354,7 @@ class BackfillBlockedBy(Step):
                 latest[pid] = (key, timestamp, rec["category"], rec["blocked_by"], lineno)
         res.data = bytes(out)
         res.patch = {"lines": patch} if patch else None
-        res.carry = (fingerprint, latest) if carry is not None else None
+        res.carry = (fingerprint, latest) if passed_on is not None else None
         return res
 
     @staticmethod

@@ -162,3 +162,50 @@ def test_step_0003_carry_on_a_generated_repo(generated, tmp_path, monkeypatch):
 
 def test_sibling_facts_on_the_real_corpus(corpus_repo, monkeypatch):
     _check_sibling_facts_agree_with_the_passes(DataRepo(corpus_repo), monkeypatch)
+
+
+def test_step_0002_reads_bytes_step_0001_wrote_as_decoding_them_would(generated, tmp_path):
+    """Given a carry (bytes step 0001 wrote in this run), step 0002 tells true not-founds
+    from their bytes without decoding them: same bytes out, same counts, same patch."""
+    from tests.conftest import copy_repo
+
+    repo = DataRepo(copy_repo(generated, tmp_path))
+    engine.up(repo, "0001")
+    s0002 = next(s for s in STEPS if s.id == "0002")
+    ctx = s0002.prepare(repo, {})
+    skipped = 0
+    for ff in repo.failure_files():
+        data = repo.read_bytes(ff.rel)
+        fast, slow = s0002.up(ff.rel, data, ctx, (None, None)), s0002.up(ff.rel, data, ctx)
+        assert (fast.data, fast.counts, fast.patch, fast.exact, fast.notes) == (
+            slow.data,
+            slow.counts,
+            slow.patch,
+            slow.exact,
+            slow.notes,
+        )
+        skipped += fast.counts["true not-found, untouched"]
+    assert skipped > 100
+
+
+def test_a_true_not_found_is_told_from_the_message_field_alone():
+    from migrate import codec
+    from migrate.steps.s0002_backfill_blocked_by import _untouched_not_found
+    from tests.test_failures_index import _line
+
+    nf = "package 'foo' not found in homebrew"
+    assert _untouched_not_found(_line("homebrew:foo", "2026-02-07T03:03:36Z", message=nf))
+    # counted as unknown blockers too: decoded
+    assert not _untouched_not_found(
+        _line("homebrew:foo", "2026-02-07T03:03:36Z", "missing_dep", message=nf)
+    )
+    rec = codec.loads(_line("homebrew:foo", "2026-02-07T03:03:36Z", message="boom"))
+    rec["evidence"] = [{"source": "log", "names": [], "detail": nf, "file": None, "line": None}]
+    assert not _untouched_not_found(codec.dumps_bytes(rec))  # the phrase outside the message
+    rec = codec.loads(_line("homebrew:foo", "2026-02-07T03:03:36Z", message=nf))
+    rec["scope"], rec["exit_code"] = "platform", 8
+    assert not _untouched_not_found(codec.dumps_bytes(rec))
+    rec["scope"] = "package"
+    assert not _untouched_not_found(codec.dumps_bytes(rec))  # exit code 8
+    rec["exit_code"] = 1
+    assert _untouched_not_found(codec.dumps_bytes(rec))

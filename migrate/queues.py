@@ -7,32 +7,53 @@ unambiguous. The unified queue (current) is preferred over the stale legacy ones
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections import defaultdict
 
+import orjson
+
 from migrate import codec
 from migrate.errors import MigrateError
-from migrate.reader import Problem, parse_queue, queue_kind
+from migrate.reader import ParsedQueue, Problem, parse_queue, queue_kind
 from migrate.repo import DataRepo
 
-_CHECKED: dict[tuple[str, bytes], tuple[list[Problem], str | None]] = {}
+_CHECKED: dict[tuple[str, bytes], tuple[list[Problem], str | None, ParsedQueue | None]] = {}
 
 
-def checked_queue(rel: str, data: bytes) -> tuple[list[Problem], str | None]:
-    """(problems, kind) of one queue file, validated once per content in a process: every
-    planned step's preflight asks, and a 4 MB queue takes a tenth of a second to check."""
+def _checked(rel: str, data: bytes) -> tuple[list[Problem], str | None, ParsedQueue | None]:
     key = (rel, hashlib.sha256(data).digest())
     hit = _CHECKED.get(key)
     if hit is None:
         try:
             pq = parse_queue(rel, data)
-            hit = (list(pq.problems), pq.kind)
+            hit = (list(pq.problems), pq.kind, pq)
         except MigrateError as exc:
-            hit = ([Problem(rel, 0, str(exc).removeprefix(rel + ": "))], None)
+            hit = ([Problem(rel, 0, str(exc).removeprefix(rel + ": "))], None, None)
         if len(_CHECKED) > 64:
             _CHECKED.clear()
         _CHECKED[key] = hit
-    return list(hit[0]), hit[1]
+    return hit
+
+
+def checked_queue(rel: str, data: bytes) -> tuple[list[Problem], str | None]:
+    """(problems, kind) of one queue file, validated once per content in a process: every
+    planned step's preflight asks, and a 4 MB queue takes a tenth of a second to check."""
+    problems, kind, _ = _checked(rel, data)
+    return list(problems), kind
+
+
+def parsed_queue(rel: str, data: bytes) -> ParsedQueue:
+    """:func:`migrate.reader.parse_queue` of a queue, from the check above when it was made
+    (forked workers inherit it), with a document of its own that the caller may change."""
+    problems, _, pq = _checked(rel, data)
+    if pq is None or problems:
+        return parse_queue(rel, data)  # (the same problems, raised or listed as before)
+    try:  # a deep copy: orjson round-trips a validated queue exactly (no floats in it)
+        obj = orjson.loads(orjson.dumps(pq.obj))
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, a lone surrogate
+        obj = copy.deepcopy(pq.obj)
+    return ParsedQueue(pq.rel, pq.kind, pq.version, obj, pq.model, list(pq.problems))
 
 
 def queue_problems(repo: DataRepo) -> list[Problem]:

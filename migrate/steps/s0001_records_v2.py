@@ -172,6 +172,7 @@ class RecordsV2(Step):
         # is copied in (orjson's results keep their whole working buffer allocated)
         out = bytearray()
         written = 0  # v2 lines so far
+        envelope_validated = False  # a record of an envelope of this file was validated
         layout: list[dict[str, Any]] = []
         latest = FileLatest(rel, *ctx.queue_ids) if ctx.queue_ids else None
         siblings = SiblingFacts(*ctx.platform_ids) if ctx.platform_ids else None
@@ -193,7 +194,9 @@ class RecordsV2(Step):
             recs: list[dict[str, Any]] = []
             if not problems:
                 try:
-                    lines, recs = self._convert(pl, rel, ff, ctx, res, written)
+                    validate = pl.shape != "A" or not envelope_validated
+                    lines, recs = self._convert(pl, rel, ff, ctx, res, written, validate)
+                    envelope_validated = envelope_validated or (pl.shape == "A" and bool(recs))
                 except ConversionError as exc:
                     problems.append(Problem(rel, pl.lineno, str(exc), exc.field))
                 except codec.DecodeError as exc:  # found by the strict decoder, see _convert
@@ -246,7 +249,14 @@ class RecordsV2(Step):
         return res
 
     def _convert(
-        self, pl: ParsedLine, rel: str, ff: FailureFile, ctx: Context, res: UpResult, written: int
+        self,
+        pl: ParsedLine,
+        rel: str,
+        ff: FailureFile,
+        ctx: Context,
+        res: UpResult,
+        written: int,
+        validate: bool = True,
     ) -> tuple[list[bytes], list[dict[str, Any]]]:
         """The v2 lines of one valid v1 line and their records (raises ConversionError, or
         DecodeError for a line only the strict decoder refuses), and whether the v1 line
@@ -258,7 +268,11 @@ class RecordsV2(Step):
         (tests/test_properties.py runs ``check`` after ``up`` on generated v1 files). What
         a line's records take from outside themselves (the run from the file name or the
         envelope, the platform, a Shape B line's package id from the file name or the
-        queue) is the same for all of them: the first record is validated in full.
+        queue) is the same for all of them: the first record is validated in full
+        (``validate``). The caller asks it of every Shape B line, whose package id comes from
+        the file name or the queue, but of one envelope per file only: an envelope's platform
+        and timestamp were validated by its v1 model, and the run derived from them or from
+        the file name has the run id's form by construction.
         """
         if pl.shape == "v2":  # already v2 (e.g. `migrate ingest`): written canonical; a
             # line another writer spelled differently comes back from the ledger's copy
@@ -288,7 +302,7 @@ class RecordsV2(Step):
                 ev["line"] = written + len(lines) + 1  # provenance points at the v2 line
             lines.append(codec.dumps_bytes(rec))
         try:  # what the line shares with all its records, from outside the record
-            for rec in recs[:1]:  # (an envelope may hold no record at all)
+            for rec in recs[:1] if validate else ():  # (an envelope may hold no record)
                 FailureRecordV2.model_validate(rec)
         except ValidationError as exc:
             raise _Invalid(validation_problems(rel, pl.lineno, exc)) from None

@@ -72,6 +72,8 @@ def _untouched_not_found(raw: bytes) -> bool:
     told from its bytes: a package record whose message says ``package 'X' not found in
     <eco>``, and neither ``missing_dep`` nor exit code 8 (which ``up`` also counts). Unescaped,
     these keys occur only as the record's own, so the message is the text between them."""
+    if b"' not found in " not in raw:  # (a registry error has no quote there)
+        return False
     if raw.find(_PACKAGE_SCOPE) < 0 or b'"category":"missing_dep"' in raw:
         return False
     start = raw.find(_MESSAGE)

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from migrate import clock, codec
 from migrate.failures_index import latest_package_failures, refuse_non_v2
 from migrate.models import LegacyStatus, UnifiedStatus
-from migrate.queues import checked_queue, entry_id, queue_doc, queue_ids
-from migrate.reader import QUEUE_MODELS, Problem, element_lines, parse_queue, queue_problems
+from migrate.queues import checked_queue, entry_id, parsed_queue, queue_doc, queue_ids
+from migrate.reader import QUEUE_MODELS, Problem, element_lines, queue_problems
 from migrate.repo import DataRepo
 from migrate.status_rules import Latest, decide, recipe_names
 from migrate.steps.base import Step, UpResult
@@ -91,7 +91,7 @@ class QueueStatus(Step):
 
     def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
         res = UpResult(data)
-        pq = parse_queue(rel, data)
+        pq = parsed_queue(rel, data)
         if pq.problems or pq.kind not in ("legacy", "unified"):
             res.problems.extend(pq.problems or [Problem(rel, 1, "not a priority queue")])
             return res

@@ -329,7 +329,7 @@ def _up_step(
             report.files_read += 1
             report.totals.update(out.counts)
             if out.carry is not None:
-                report.carry[out.rel] = out.carry
+                step.keep_carry(ctx, report.carry, out.rel, out.carry)
             report.notes.extend(out.notes)
             if out.problems:
                 problems.extend(out.problems)

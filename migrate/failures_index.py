@@ -236,8 +236,9 @@ class SiblingFacts:
     """What step 0002's prepare reads from a file to find sibling records (its passes 1
     and 2), built instead by step 0001 from the records it writes there: the packages with
     a platform record that may take a sibling's blockers (``need``), and the package
-    records of the packages in ``candidates`` — every package with a platform line,
-    gathered before step 0001 ran (:meth:`carry` says whether ``need`` stayed inside it)."""
+    records of the packages in ``candidates`` — every package with a platform line that
+    may need one, gathered before step 0001 ran (:meth:`carry` says whether ``need`` stayed
+    inside it)."""
 
     def __init__(self, candidates: frozenset[str], fingerprint: str):
         self.candidates, self.fingerprint = candidates, fingerprint
@@ -317,7 +318,8 @@ def latest_package_failures(
     no other package's record is decoded or sent between processes. ``written``: file ->
     checksum this tool left there (``engine.latest_written``); such files are scanned fast.
     ``carried``: file -> (checksum, its :class:`FileLatest` result for the same ``only``),
-    from the step that wrote it in this run; used for a file that still has that checksum.
+    from the steps that wrote it in this run, for every file, each keeping only the packages
+    whose latest record it holds; used when every file still has its checksum.
     """
     out: dict[str, Latest] = {}
     problems = [] if problems is None else problems
@@ -325,14 +327,18 @@ def latest_package_failures(
     wanted = None if only is None else {pid.encode("utf-8") for pid in only}
     written = written or {}
     carried = carried or {}
+    if carried and set(carried) != set(rels):
+        carried = {}  # all or nothing: a file's account may leave out what another's holds
 
-    def one(rel: str) -> tuple[dict[str, Latest] | None, list[Problem]]:
-        if rel in carried and sha256(repo.read_bytes(rel)) == carried[rel][0]:
-            return None, []  # the writer's own account of these bytes: nothing to send back
+    def one(rel: str) -> tuple[dict[str, Latest] | None | bool, list[Problem]]:
+        if rel in carried:  # the writer's own account of these bytes: nothing to send back
+            return (None if sha256(repo.read_bytes(rel)) == carried[rel][0] else False), []
         return _latest_in_file(repo, rel, wanted, written.get(rel))
 
     for rel, (found, probs) in zip(rels, map_files(one, rels, jobs), strict=True):
         problems.extend(probs)
+        if found is False:  # changed since it was written: read every file
+            return latest_package_failures(repo, problems, jobs, only, written)
         if found is None:
             for pid, (key, timestamp, category, blocked, lineno) in carried[rel][1].items():
                 cur = out.get(pid)

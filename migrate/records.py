@@ -72,6 +72,12 @@ _CATEGORY = {
 }
 
 
+def canonical_or_none(name: str) -> str | None:
+    """The canonical category of a v1 category name, or None for a name v1 does not allow."""
+    pair = _CATEGORY.get(name)
+    return pair[0] if pair else None
+
+
 def from_envelope(
     env: EnvelopeV1, rel: str, lineno: int, file_run: str | None
 ) -> list[dict[str, Any]]:

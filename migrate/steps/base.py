@@ -69,6 +69,12 @@ class Step:
     def up(self, rel: str, data: bytes, ctx: Any) -> UpResult:
         raise NotImplementedError
 
+    def keep_carry(self, ctx: Any, kept: dict[str, Any], rel: str, carry: Any) -> None:
+        """Keep one file's (checksum, carry) for the next step; called in file order, as
+        the files' outcomes arrive (a step may drop what another file's carry supersedes,
+        so that memory follows what the next step needs, not the number of records)."""
+        kept[rel] = carry
+
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
         raise NotImplementedError
 

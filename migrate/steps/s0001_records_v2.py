@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -36,6 +36,7 @@ from migrate.reader import (
 )
 from migrate.records import (
     ConversionError,
+    canonical_or_none,
     from_envelope,
     from_platform_line,
     to_envelope_item,
@@ -56,9 +57,12 @@ class Context:
     #: the queues' package ids and their fingerprint: each file's latest record of each
     #: is handed on (``UpResult.carry``) for step 0003, which then need not scan the file
     queue_ids: tuple[frozenset[str], str] | None = None
-    #: every package with a platform line, and their fingerprint: each file's facts for
-    #: step 0002's sibling lookups are handed on (``SiblingFacts``)
-    platform_ids: tuple[frozenset[str], str] | None = None
+    #: every package with a platform line that may take a sibling's blockers, and their
+    #: fingerprint: each file's facts for step 0002's sibling lookups are handed on
+    #: (``SiblingFacts``)
+    sibling_candidates: tuple[frozenset[str], str] | None = None
+    #: queue package -> (ts key, file) of its latest record among the files done so far
+    winners: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 class _Invalid(Exception):
@@ -122,7 +126,7 @@ class RecordsV2(Step):
         if "0002" in then:  # step 0002 runs next: gather what its prepare would read
             pids: set[str] = set()
             for found in map_files(
-                lambda rel: self._platform_ids(repo, rel, names),
+                lambda rel: self._sibling_candidates(repo, rel, names),
                 self.files(repo),
                 options.get("jobs", 1),
             ):
@@ -136,10 +140,14 @@ class RecordsV2(Step):
             platform,
         )
 
-    def _platform_ids(self, repo: DataRepo, rel: str, names: dict[str, str | None]) -> set[str]:
-        """The package id of every platform line of a file (Shape B, or v2 platform scope),
-        before conversion: a superset of the packages step 0002 looks up siblings for.
-        (A line this misses only costs speed: step 0002 then reads the files itself.)"""
+    def _sibling_candidates(
+        self, repo: DataRepo, rel: str, names: dict[str, str | None]
+    ) -> set[str]:
+        """The package id of every platform line of a file (Shape B, or v2 platform scope)
+        that may take a sibling's blockers (exit code 8 or a missing dependency, no blockers
+        of its own), read before conversion: a superset of the packages step 0002 looks up
+        siblings for. (A line this misses costs only speed: step 0002 then reads the files
+        itself.)"""
         data = repo.read_bytes(rel)
         out: set[str] = set()
         if b'{"schema_version":1,"recipe"' not in data and b'"scope":"platform"' not in data:
@@ -152,7 +160,12 @@ class RecordsV2(Step):
                 obj = codec.loads_record(raw)
             except ValueError:
                 continue  # step 0001 names it
-            if not isinstance(obj, dict):
+            if not isinstance(obj, dict) or obj.get("blocked_by"):
+                continue
+            category = obj.get("category")
+            if obj.get("exit_code") != 8 and not (
+                isinstance(category, str) and canonical_or_none(category) == "missing_dep"
+            ):
                 continue
             if obj.get("schema_version") == 2:
                 pid = obj.get("package_id") if obj.get("scope") == "platform" else None
@@ -162,6 +175,24 @@ class RecordsV2(Step):
             if isinstance(pid, str):
                 out.add(pid)
         return out
+
+    def keep_carry(self, ctx: Context, kept: dict[str, Any], rel: str, carry: Any) -> None:
+        """Of each queue package, keep only the file that holds its latest record (later
+        files win ties, as in ``latest_package_failures``): what is handed on to step 0003
+        follows the queue's size, not the number of records."""
+        kept[rel] = carry
+        latest = carry[1][0]
+        if latest is None:
+            return
+        entries = latest[1]
+        for pid, (key, *_) in list(entries.items()):
+            cur = ctx.winners.get(pid)
+            if cur is not None and key < cur[0]:
+                del entries[pid]  # another file holds a later record
+                continue
+            if cur is not None:
+                del kept[cur[1]][1][0][1][pid]  # superseded by this file's
+            ctx.winners[pid] = (key, rel)
 
     # ------------------------------------------------------------------ up
 
@@ -175,7 +206,7 @@ class RecordsV2(Step):
         envelope_validated = False  # a record of an envelope of this file was validated
         layout: list[dict[str, Any]] = []
         latest = FileLatest(rel, *ctx.queue_ids) if ctx.queue_ids else None
-        siblings = SiblingFacts(*ctx.platform_ids) if ctx.platform_ids else None
+        siblings = SiblingFacts(*ctx.sibling_candidates) if ctx.sibling_candidates else None
 
         def run_of(kind: str) -> None:
             if layout and kind in layout[-1] and kind not in ("A", "blank", "q", "q64"):

@@ -213,3 +213,31 @@ def test_a_true_not_found_is_told_from_the_message_field_alone():
     assert not _untouched_not_found(codec.dumps_bytes(rec))  # exit code 8
     rec["exit_code"] = 1
     assert _untouched_not_found(codec.dumps_bytes(rec))
+
+
+def test_a_file_changed_between_two_steps_of_a_run_is_refused_not_trusted(generated, tmp_path):
+    """Step 0002's sibling facts came from step 0001's account of the files: a file another
+    program rewrites between the two steps is refused (nothing of 0002 written), and the
+    next `up` reads the files themselves."""
+    from migrate.errors import BadInputError
+    from tests.conftest import copy_repo
+
+    root = copy_repo(generated, tmp_path)
+    repo = DataRepo(root)
+    rels = [ff.rel for ff in repo.failure_files()]
+    fired = []
+
+    def meddle(i):  # after step 0001's last rename: another writer adds a blank line
+        if i == len(rels) - 1 and not fired:
+            fired.append(i)
+            (root / rels[0]).write_bytes((root / rels[0]).read_bytes() + b"\n")
+
+    with pytest.raises(BadInputError) as err:
+        engine.up(repo, after_each=meddle)
+    assert f"{rels[0]}: changed since step 0001 wrote it in this run" in "\n".join(
+        err.value.problems
+    )
+    assert engine.status(repo)["current"] == "0001"
+    assert not list(root.rglob("*.migrate-stage"))
+    engine.up(repo)
+    assert engine.status(repo)["pending"] == []

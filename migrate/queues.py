@@ -15,7 +15,7 @@ import orjson
 
 from migrate import codec
 from migrate.errors import MigrateError
-from migrate.reader import ParsedQueue, Problem, parse_queue, queue_kind
+from migrate.reader import ParsedQueue, Problem, parse_queue
 from migrate.repo import DataRepo
 
 _CHECKED: dict[tuple[str, bytes], tuple[list[Problem], str | None, ParsedQueue | None]] = {}
@@ -70,25 +70,13 @@ def queue_problems(repo: DataRepo) -> list[Problem]:
     return out
 
 
-_DOCS: dict[tuple[str, bytes], dict | None] = {}
-
-
 def queue_doc(rel: str, data: bytes) -> dict | None:
     """The decoded priority queue (legacy or unified) in ``data``, or None when it is not
-    one or does not decode. Decoded once per content in a process (each step's prepare and
-    preflight asks, and a 4 MB queue takes a tenth of a second to decode strictly): the
-    document is shared, so callers read it and never change it."""
-    key = (rel, hashlib.sha256(data).digest())
-    if key not in _DOCS:
-        try:
-            obj = codec.loads(data)
-            doc = obj if queue_kind(obj) in ("legacy", "unified") else None
-        except (MigrateError, codec.DecodeError, ValueError):
-            doc = None
-        if len(_DOCS) > 64:
-            _DOCS.clear()
-        _DOCS[key] = doc
-    return _DOCS[key]
+    one or does not decode: the document the check above decoded (once per content in a
+    process; each step's preflight and prepare asks). It is shared: callers read it and
+    never change it (:func:`parsed_queue` gives a copy to change)."""
+    _, _, pq = _checked(rel, data)
+    return pq.obj if pq is not None and pq.kind in ("legacy", "unified") else None
 
 
 def load_queue_docs(repo: DataRepo) -> dict[str, dict]:
@@ -111,7 +99,12 @@ def queue_ids(repo: DataRepo) -> tuple[frozenset[str], str]:
         for doc in load_queue_docs(repo).values()
         for entry in doc.get("packages", doc.get("entries", []))
     )
-    return ids, hashlib.sha256(codec.dumps_bytes(sorted(ids))).hexdigest()
+    return ids, fingerprint(ids)
+
+
+def fingerprint(ids: frozenset[str]) -> str:
+    """A checksum of a set of package ids."""
+    return hashlib.sha256(codec.dumps_bytes(sorted(ids))).hexdigest()
 
 
 def entry_id(entry: dict) -> str:

@@ -92,15 +92,9 @@ def test_step_0002_takes_the_carry_only_for_the_bytes_it_describes(fixture_repo)
 def test_file_latest_breaks_ties_and_orders_times_as_the_scan_does(tmp_path):
     from migrate import codec
     from migrate.failures_index import FileLatest
-    from tests.test_failures_index import _line, _slow
+    from tests.test_failures_index import _slow, tie_lines
 
-    lines = [
-        _line("homebrew:a", "2026-02-07T03:03:36.5Z", blocked=["x"]),
-        _line("homebrew:a", "2026-02-07T03:03:36.49Z"),  # earlier, though it sorts later
-        _line("homebrew:b", "2026-02-07T03-03-36Z", "recipe_not_found"),  # dashed layout
-        _line("homebrew:b", "2026-02-07T03:03:36Z", "network_error"),  # same instant: later wins
-        _line("homebrew:c", "2026-02-07T03:03:35Z"),
-    ]
+    lines = tie_lines()
     (tmp_path / "data" / "failures").mkdir(parents=True)
     rel = "data/failures/homebrew.jsonl"
     (tmp_path / rel).write_bytes(b"\n".join(lines) + b"\n")

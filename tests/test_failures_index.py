@@ -67,8 +67,9 @@ def _line(pid, ts, category="install_failed", blocked=None, message="m"):
     )
 
 
-def test_latest_by_time_not_by_text_and_ties_go_to_the_later_line(tmp_path):
-    lines = [
+def tie_lines() -> list[bytes]:
+    """Package lines whose latest record needs time, not text, and file order for ties."""
+    return [
         _line("homebrew:a", "2026-02-07T03:03:36.5Z", blocked=["x"]),
         _line("homebrew:a", "2026-02-07T03:03:36.49Z"),  # earlier, though it sorts later
         _line("homebrew:b", "2026-02-07T03-03-36Z", "recipe_not_found"),  # dashed layout
@@ -76,6 +77,10 @@ def test_latest_by_time_not_by_text_and_ties_go_to_the_later_line(tmp_path):
         _line("homebrew:c", "2026-02-07T03:03:36Z", message='"timestamp":"2099-01-01T00:00:00Z"'),
         _line("homebrew:c", "2026-02-07T03:03:35Z"),
     ]
+
+
+def test_latest_by_time_not_by_text_and_ties_go_to_the_later_line(tmp_path):
+    lines = tie_lines()
     (tmp_path / "data" / "failures").mkdir(parents=True)
     rel = "data/failures/homebrew.jsonl"
     (tmp_path / rel).write_bytes(b"\n".join(lines) + b"\n")

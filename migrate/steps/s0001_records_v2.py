@@ -14,7 +14,6 @@ It is never assumed to be homebrew (the upstream dashboard's bug).
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,7 @@ from migrate import codec
 from migrate.failures_index import FileLatest, SiblingFacts
 from migrate.models import EnvelopeV1, FailureRecordV2, PlatformLineV1
 from migrate.parallel import map_files
-from migrate.queues import load_queue_docs, name_index, queue_ids, queue_problems
+from migrate.queues import fingerprint, load_queue_docs, name_index, queue_ids, queue_problems
 from migrate.reader import (
     ParsedLine,
     Problem,
@@ -63,6 +62,12 @@ class Context:
     sibling_candidates: tuple[frozenset[str], str] | None = None
     #: queue package -> (ts key, file) of its latest record among the files done so far
     winners: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def _queue_latest(kept: tuple[str, Any]) -> dict[str, Any] | None:
+    """The entries of the FileLatest in a file's (checksum, carry) from this step."""
+    latest = kept[1][0]
+    return latest[1] if latest is not None else None
 
 
 class _Invalid(Exception):
@@ -122,7 +127,7 @@ class RecordsV2(Step):
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
         names = name_index(load_queue_docs(repo))
         then = options.get("_then", ())
-        platform = None
+        candidates = None
         if "0002" in then:  # step 0002 runs next: gather what its prepare would read
             pids: set[str] = set()
             for found in map_files(
@@ -131,13 +136,12 @@ class RecordsV2(Step):
                 options.get("jobs", 1),
             ):
                 pids |= found
-            digest = hashlib.sha256(codec.dumps_bytes(sorted(pids))).hexdigest()
-            platform = (frozenset(pids), digest)
+            candidates = (frozenset(pids), fingerprint(frozenset(pids)))
         return Context(
             names,
             bool(options.get("quarantine")),
             queue_ids(repo) if "0003" in then else None,
-            platform,
+            candidates,
         )
 
     def _sibling_candidates(
@@ -181,17 +185,14 @@ class RecordsV2(Step):
         files win ties, as in ``latest_package_failures``): what is handed on to step 0003
         follows the queue's size, not the number of records."""
         kept[rel] = carry
-        latest = carry[1][0]
-        if latest is None:
-            return
-        entries = latest[1]
-        for pid, (key, *_) in list(entries.items()):
+        entries = _queue_latest(carry)
+        for pid, (key, *_) in list(entries.items()) if entries else ():
             cur = ctx.winners.get(pid)
             if cur is not None and key < cur[0]:
                 del entries[pid]  # another file holds a later record
                 continue
             if cur is not None:
-                del kept[cur[1]][1][0][1][pid]  # superseded by this file's
+                del _queue_latest(kept[cur[1]])[pid]  # superseded by this file's
             ctx.winners[pid] = (key, rel)
 
     # ------------------------------------------------------------------ up

@@ -38,6 +38,7 @@ from migrate.failures_index import (
     decode_v2,
     lines_with,
     package_id_bytes,
+    package_record_names,
     refuse_non_v2,
     ts_key,
     v2_lines,
@@ -140,11 +141,6 @@ class Context:
     #: built from step 0001's account of the files it wrote in this run (SiblingFacts):
     #: a file whose bytes are no longer those is refused
     from_carry: bool = False
-
-
-def _message_names(rec: dict[str, Any]) -> list[str]:
-    msg = rec.get("message")
-    return blocker_names(msg, rec["name"]).names if msg else []
 
 
 def _skip(rec: dict[str, Any]) -> bool:
@@ -260,9 +256,7 @@ class BackfillBlockedBy(Step):
                         refs.append((index_of[id(f)], ref))
                 pid = rec["package_id"]
                 if rec["scope"] == "package" and pid in need_sibling:
-                    names = (
-                        [] if _skip(rec) else merge(rec["blocked_by"] or [], _message_names(rec))
-                    )
+                    names = package_record_names(rec)
                     hist.append((pid, f"{rel}:{lineno}", ts_key(rec["timestamp"]), names))
             return refs, hist
 

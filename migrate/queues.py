@@ -8,6 +8,7 @@ unambiguous. The unified queue (current) is preferred over the stale legacy ones
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 from collections import defaultdict
 
@@ -27,7 +28,9 @@ def _checked(rel: str, data: bytes) -> tuple[list[Problem], str | None, ParsedQu
     if hit is None:
         try:
             pq = parse_queue(rel, data)
-            hit = (list(pq.problems), pq.kind, pq)
+            # (without the validated model: nothing reads it later, and it is as big as
+            # the queue)
+            hit = (list(pq.problems), pq.kind, dataclasses.replace(pq, model=None))
         except MigrateError as exc:
             hit = ([Problem(rel, 0, str(exc).removeprefix(rel + ": "))], None, None)
         if len(_CHECKED) > 64:

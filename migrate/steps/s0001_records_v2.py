@@ -14,6 +14,7 @@ It is never assumed to be homebrew (the upstream dashboard's bug).
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,11 @@ class Context:
     sibling_candidates: tuple[frozenset[str], str] | None = None
     #: queue package -> (ts key, file) of its latest record among the files done so far
     winners: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+_V2_KEYS = tuple(FailureRecordV2.model_fields)  # in the order this tool writes them
+#: shared by the carries of all files with nothing to hand on (never changed)
+_NO_ENTRIES: dict[str, Any] = {}
 
 
 def _queue_latest(kept: tuple[str, Any]) -> dict[str, Any] | None:
@@ -183,10 +189,16 @@ class RecordsV2(Step):
     def keep_carry(self, ctx: Context, kept: dict[str, Any], rel: str, carry: Any) -> None:
         """Of each queue package, keep only the file that holds its latest record (later
         files win ties, as in ``latest_package_failures``): what is handed on to step 0003
-        follows the queue's size, not the number of records."""
-        kept[rel] = carry
+        follows the queue's size, not the number of records. Fingerprints and empty parts
+        are shared between files, so a file with nothing to hand on costs a few tuples."""
+        digest, (latest, facts) = carry
+        if latest is not None:
+            latest = (sys.intern(latest[0]), latest[1] or _NO_ENTRIES)
+        if facts is not None:
+            facts = (sys.intern(facts[0]), facts[1], facts[2] or (), facts[3] or ())
+        carry = kept[rel] = (digest, (latest, facts))
         entries = _queue_latest(carry)
-        for pid, (key, *_) in list(entries.items()) if entries else ():
+        for pid, (key, *_) in list(entries.items()) if entries else ():  # (not _NO_ENTRIES)
             cur = ctx.winners.get(pid)
             if cur is not None and key < cur[0]:
                 del entries[pid]  # another file holds a later record
@@ -205,6 +217,7 @@ class RecordsV2(Step):
         out = bytearray()
         written = 0  # v2 lines so far
         envelope_validated = False  # a record of an envelope of this file was validated
+        canonical = True  # every line written has the canonical layout (else: no carry)
         layout: list[dict[str, Any]] = []
         latest = FileLatest(rel, *ctx.queue_ids) if ctx.queue_ids else None
         siblings = SiblingFacts(*ctx.sibling_candidates) if ctx.sibling_candidates else None
@@ -229,6 +242,9 @@ class RecordsV2(Step):
                     validate = pl.shape != "A" or not envelope_validated
                     lines, recs = self._convert(pl, rel, ff, ctx, res, written, validate)
                     envelope_validated = envelope_validated or (pl.shape == "A" and bool(recs))
+                    # a v2 line passed through with its keys in another order, or defaults
+                    # left out, is not the layout the next steps' byte scans rely on
+                    canonical = canonical and (pl.shape != "v2" or tuple(recs[0]) == _V2_KEYS)
                 except ConversionError as exc:
                     problems.append(Problem(rel, pl.lineno, str(exc), exc.field))
                 except codec.DecodeError as exc:  # found by the strict decoder, see _convert
@@ -273,7 +289,7 @@ class RecordsV2(Step):
         res.data = bytes(out)
         res.patch = {"layout": layout}
         res.counts["v2 lines"] = written
-        if latest or siblings:
+        if (latest or siblings) and canonical:  # (else later steps read the file itself)
             res.carry = (
                 latest.carry() if latest else None,
                 siblings.carry() if siblings else None,

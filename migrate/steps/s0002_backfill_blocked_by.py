@@ -23,6 +23,7 @@ The ledger patch of a file maps each changed line to its previous ``category``,
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -291,6 +292,11 @@ class BackfillBlockedBy(Step):
             for pid, recs in history.items()
         }
         return ctx
+
+    def keep_carry(self, ctx: Context, kept: dict[str, Any], rel: str, carry: Any) -> None:
+        """One fingerprint string for all files (memory per file stays small)."""
+        digest, (fp, latest) = carry
+        kept[rel] = (digest, (sys.intern(fp), latest))
 
     @staticmethod
     def _from_carry(ctx: Context, files: list[str], carried: dict[str, tuple[str, Any]]) -> bool:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from migrate import engine
+from migrate import codec, engine
 from migrate.failures_index import latest_package_failures
 from migrate.queues import queue_ids
 from migrate.repo import DataRepo, sha256
@@ -16,6 +16,7 @@ from migrate.status_rules import Latest
 from migrate.steps import STEPS
 from migrate.steps.s0003_queue_status import QueueStatus
 from tests.conftest import ROOT
+from tests.test_failures_index import _line
 
 
 def _run_capturing_0003(repo: DataRepo, monkeypatch) -> list[tuple[dict, object]]:
@@ -241,24 +242,7 @@ def test_a_file_changed_between_two_steps_of_a_run_is_refused_not_trusted(genera
 # its writer chose, maybe without the keys the model fills by default: not the layout the
 # byte scans of later steps rely on. Such a file gets no carry; a single `up` must then do
 # what `up --to 0001` followed by `up` does (found by review).
-_REC = {
-    "schema_version": 2,
-    "package_id": "homebrew:zzz",
-    "ecosystem": "homebrew",
-    "name": "zzz",
-    "scope": "package",
-    "platform": "linux-glibc-x86_64",
-    "category": "install_failed",
-    "category_legacy": None,
-    "reclassified_from": None,
-    "exit_code": None,
-    "blocked_by": None,
-    "evidence": [],
-    "message": "m",
-    "message_truncated": False,
-    "timestamp": "2026-03-09T00:00:00Z",
-    "run": None,
-}
+_REC = codec.loads(_line("homebrew:zzz", "2026-03-09T00:00:00Z"))  # canonical, message "m"
 
 
 def _single_and_split_runs(tmp_path, rec: dict) -> list:

@@ -203,8 +203,8 @@ class FileLatest:
     ``UpResult.carry``, so the next step need not scan the file again: as plain tuples
     (:data:`Carried`), which cross a process boundary four times faster than objects."""
 
-    def __init__(self, rel: str, only: frozenset[str], fingerprint: str):
-        self.rel, self.only, self.fingerprint = rel, only, fingerprint
+    def __init__(self, only: frozenset[str], fingerprint: str):
+        self.only, self.fingerprint = only, fingerprint
         self.best: dict[str, tuple[str, int, str, str, list[str] | None]] = {}
 
     def add(self, lineno: int, rec: dict[str, Any]) -> None:

@@ -56,7 +56,7 @@ def parsed_queue(rel: str, data: bytes) -> ParsedQueue:
         obj = orjson.loads(orjson.dumps(pq.obj))
     except orjson.JSONEncodeError:  # an integer beyond 64 bits, a lone surrogate
         obj = copy.deepcopy(pq.obj)
-    return ParsedQueue(pq.rel, pq.kind, pq.version, obj, pq.model, list(pq.problems))
+    return dataclasses.replace(pq, obj=obj, problems=list(pq.problems))
 
 
 def queue_problems(repo: DataRepo) -> list[Problem]:

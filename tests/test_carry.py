@@ -99,7 +99,7 @@ def test_file_latest_breaks_ties_and_orders_times_as_the_scan_does(tmp_path):
     (tmp_path / "data" / "failures").mkdir(parents=True)
     rel = "data/failures/homebrew.jsonl"
     (tmp_path / rel).write_bytes(b"\n".join(lines) + b"\n")
-    latest = FileLatest(rel, frozenset({"homebrew:a", "homebrew:b"}), "fp")
+    latest = FileLatest(frozenset({"homebrew:a", "homebrew:b"}), "fp")
     for lineno, raw in enumerate(lines, start=1):
         latest.add(lineno, codec.loads(raw))
     fp, found = latest.carry()

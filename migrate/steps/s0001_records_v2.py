@@ -219,7 +219,7 @@ class RecordsV2(Step):
         envelope_validated = False  # a record of an envelope of this file was validated
         canonical = True  # every line written has the canonical layout (else: no carry)
         layout: list[dict[str, Any]] = []
-        latest = FileLatest(rel, *ctx.queue_ids) if ctx.queue_ids else None
+        latest = FileLatest(*ctx.queue_ids) if ctx.queue_ids else None
         siblings = SiblingFacts(*ctx.sibling_candidates) if ctx.sibling_candidates else None
 
         def run_of(kind: str) -> None:

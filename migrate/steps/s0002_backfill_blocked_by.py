@@ -67,6 +67,9 @@ _SEG_END = b',"message":'
 _MESSAGE = b',"message":"'
 _MESSAGE_END = b'","message_truncated":'
 _PACKAGE_SCOPE = b',"scope":"package",'
+#: a dependency failure by the record's own category or exit code (canonical bytes)
+_MISSING_DEP = b'"category":"missing_dep"'
+_EXIT_8 = b'"exit_code":8,'
 
 
 def _untouched_not_found(raw: bytes) -> bool:
@@ -76,14 +79,12 @@ def _untouched_not_found(raw: bytes) -> bool:
     these keys occur only as the record's own, so the message is the text between them."""
     if b"' not found in " not in raw:  # (a registry error has no quote there)
         return False
-    if raw.find(_PACKAGE_SCOPE) < 0 or b'"category":"missing_dep"' in raw:
+    if raw.find(_PACKAGE_SCOPE) < 0 or _MISSING_DEP in raw:
         return False
     start = raw.find(_MESSAGE)
     end = raw.find(_MESSAGE_END, start) if start >= 0 else -1
     return (
-        end > 0
-        and TRUE_NOT_FOUND_BYTES.search(raw, start, end) is not None
-        and b'"exit_code":8,' not in raw
+        end > 0 and TRUE_NOT_FOUND_BYTES.search(raw, start, end) is not None and _EXIT_8 not in raw
     )
 
 
@@ -196,9 +197,7 @@ class BackfillBlockedBy(Step):
                 else v2_lines(rel, data, probs)  # names every line that is not v2
             )
             for lineno, raw in lines:
-                if b'"scope":"platform"' in raw and (
-                    b'"exit_code":8,' in raw or b'"category":"missing_dep"' in raw
-                ):
+                if b'"scope":"platform"' in raw and (_EXIT_8 in raw or _MISSING_DEP in raw):
                     rec = decode_v2(rel, lineno, raw, probs)
                     if rec and rec["package_id"] and not rec["blocked_by"]:
                         pids.add(rec["package_id"])
@@ -391,8 +390,8 @@ class BackfillBlockedBy(Step):
         no registry error or not-found text, not exit 8 / missing_dep, no finding."""
         return (
             b"not found in" in raw
-            or b'"exit_code":8,' in raw
-            or b'"category":"missing_dep"' in raw
+            or _EXIT_8 in raw
+            or _MISSING_DEP in raw
             or (bool(ctx.assigned) and (rel, lineno) in ctx.assigned)
         )
 

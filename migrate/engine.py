@@ -14,12 +14,19 @@ A run killed before 2 leaves only stage files (cleaned by the next run); killed 
 the next ``up`` renames the remaining staged files (or finds them done by checksum) and
 ``down`` reverts exactly the files already replaced. ``down`` mirrors this with
 ``state: reverting``.
+
+Spares: when a later step of the same run rewrites the same files (0001 then 0002), step 3
+first gives each big replaced file a second name (``.NAME.migrate-spare``, a hard link),
+and the later step writes its staged copy over that file's pages instead of allocating new
+ones. Only a regular file with no other name is rewritten; a spare is never needed for
+recovery (the ledger rebuilds what it held), so any run removes those it finds.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -42,6 +49,8 @@ from migrate.repo import DataRepo, sha256, sync_dir
 from migrate.steps import STEPS, Step, by_id
 
 STAGE_SUFFIX = ".migrate-stage"
+#: a file replaced by one step, kept for the next step of the run to rewrite in place
+SPARE_SUFFIX = ".migrate-spare"
 Progress = Callable[[Iterable[Any]], Iterable[Any]] | None
 
 
@@ -196,19 +205,64 @@ def _stage_path(repo: DataRepo, rel: str):
     return p.with_name(f".{p.name}{STAGE_SUFFIX}")
 
 
+def _spare_path(repo: DataRepo, rel: str):
+    p = repo.path(rel)
+    return p.with_name(f".{p.name}{SPARE_SUFFIX}")
+
+
 #: Staged files at least this big are fsynced by the worker that wrote them, while the
-#: other workers compute; smaller ones are left to the one ``os.sync()`` (an fsync per
-#: small file costs more than it overlaps).
-FSYNC_AT = 1 << 20
+#: other workers compute, and kept as spares; smaller ones are left to the one
+#: ``os.sync()`` (an fsync per small file costs more than it overlaps) and not kept (a
+#: spare saves page allocations, a few per small file, and costs a link and an unlink).
+BIG = 1 << 20
+
+
+def _open_spare(repo: DataRepo, rel: str, stage) -> Any:
+    """The file a previous step of this run replaced (its *spare*, see ``_commit_stages``),
+    renamed to ``stage`` and opened for rewriting in place, or None. Its pages are in the
+    page cache and its blocks allocated: rewriting them costs a fraction of new ones.
+    Only a file with no other name is rewritten (a hard link elsewhere keeps its bytes)."""
+    try:
+        os.replace(_spare_path(repo, rel), stage)
+    except OSError:
+        return None  # none (the usual case), or not movable: a new file is written
+    try:
+        fh = os.fdopen(os.open(stage, os.O_RDWR | os.O_NOFOLLOW), "r+b")
+    except OSError:
+        stage.unlink(missing_ok=True)
+        return None
+    st = os.fstat(fh.fileno())
+    if st.st_nlink == 1 and stat.S_ISREG(st.st_mode):
+        return fh
+    fh.close()
+    stage.unlink()  # drops this name only: the other names keep the bytes
+    return None
+
+
+def _create(path) -> Any:
+    """A new file, opened for writing (a stale one, from a run killed before its ledger
+    entry, is removed first: its name may be shared, its bytes are never written into)."""
+    try:
+        return open(path, "xb")  # noqa: SIM115 - the caller closes it
+    except FileExistsError:
+        path.unlink()
+        return open(path, "xb")  # noqa: SIM115
 
 
 def _stage(repo: DataRepo, rel: str, data: bytes) -> None:
     """Write the new bytes beside the target; made durable before the ledger marks the step
-    ``applying`` (big files here, the rest by one ``os.sync()`` for all files)."""
+    ``applying`` (big files here, the rest by one ``os.sync()`` for all files). The bytes
+    go into a new file (never into whatever a stale name points at), or over this run's
+    spare of the file."""
+    stage = _stage_path(repo, rel)
     try:
-        with open(_stage_path(repo, rel), "wb") as fh:
+        fh = _open_spare(repo, rel, stage) if len(data) >= BIG else None
+        if fh is None:
+            fh = _create(stage)
+        with fh:
             fh.write(data)
-            if len(data) >= FSYNC_AT:
+            fh.truncate()  # a spare may be longer than the new bytes
+            if len(data) >= BIG:
                 fh.flush()
                 os.fsync(fh.fileno())
     except OSError as exc:
@@ -219,10 +273,24 @@ def _stage(repo: DataRepo, rel: str, data: bytes) -> None:
 
 
 def _clean_stages(repo: DataRepo) -> None:
+    """Remove staged files and spares (a run's leftovers)."""
     for folder in {repo.path(rel).parent for rel in _all_targets(repo)}:
         if folder.is_dir():
-            for p in folder.glob(f".*{STAGE_SUFFIX}"):
-                p.unlink(missing_ok=True)
+            for suffix in (STAGE_SUFFIX, SPARE_SUFFIX):
+                for p in folder.glob(f".*{suffix}"):
+                    p.unlink(missing_ok=True)
+
+
+def _drop_spares(repo: DataRepo, made: list[Any], everywhere: bool = False) -> None:
+    """Remove the spares a run made that no step took (``everywhere``: also those an
+    interrupted run left, after a resumed one)."""
+    for p in made:
+        p.unlink(missing_ok=True)
+    if everywhere:
+        for folder in {repo.path(rel).parent for rel in _all_targets(repo)}:
+            if folder.is_dir():
+                for p in folder.glob(f".*{SPARE_SUFFIX}"):
+                    p.unlink(missing_ok=True)
 
 
 def _all_targets(repo: DataRepo) -> list[str]:
@@ -233,15 +301,38 @@ def _all_targets(repo: DataRepo) -> list[str]:
 
 
 def _commit_stages(
-    repo: DataRepo, files: list[FileEntry], want: str, after_each: Callable[[int], None] | None
+    repo: DataRepo,
+    files: list[FileEntry],
+    want: str,
+    after_each: Callable[[int], None] | None,
+    *,
+    spares: list | None = None,
 ) -> None:
-    """Rename staged files over their targets; ``want`` is "after" (up) or "before" (down)."""
+    """Rename staged files over their targets; ``want`` is "after" (up) or "before" (down).
+
+    ``spares`` (a list): a later step of this run stages these files again, so each
+    replaced file is kept under a second name (a hard link made before the rename) for
+    that step to rewrite in place (``_stage``); their paths are added to the list, and the
+    run removes what is left of them at its end."""
     folders = set()
     for i, fe in enumerate(files):
         target = repo.path(fe.path)
         stage = _stage_path(repo, fe.path)
         goal = getattr(fe, want)
-        if stage.exists():
+        try:
+            staged = os.stat(stage)
+        except FileNotFoundError:
+            staged = None
+        if staged is not None:
+            if spares is not None and staged.st_size >= BIG:
+                spare = _spare_path(repo, fe.path)
+                try:
+                    spare.unlink(missing_ok=True)
+                    if stat.S_ISREG(os.lstat(target).st_mode):  # (never a link's target)
+                        os.link(target, spare, follow_symlinks=False)
+                        spares.append(spare)
+                except OSError:
+                    pass  # no hard links here (or no file yet): the next step writes anew
             try:
                 os.replace(stage, target)
             except OSError as exc:
@@ -303,7 +394,10 @@ def _up_step(
     progress: Progress,
     after_each: Callable[[int], None] | None,
     jobs: int = 1,
+    spares: list | None = None,
 ) -> StepReport:
+    """``spares``: keep each replaced file for a later step of the run (``_commit_stages``),
+    adding their paths to this list."""
     report = StepReport(step, "up")
     try:
         ctx = step.prepare(repo, options)
@@ -371,7 +465,7 @@ def _up_step(
     )
     os.sync()  # every staged file is durable before the ledger says "applying"
     ledger.begin(entry, entries)
-    _commit_stages(repo, entries, "after", after_each)
+    _commit_stages(repo, entries, "after", after_each, spares=spares)
     ledger.mark(entry, "applied")
     return report
 
@@ -516,23 +610,29 @@ def up(
         view = DryRunRepo(repo) if dry_run else repo
         written = latest_written(ledger) if the_plan.steps and ledger.steps else {}
         carry: dict[str, tuple[str, Any]] = {}
-        for i, step in enumerate(the_plan.steps):
-            then = tuple(s.id for s in the_plan.steps[i + 1 :])  # what a carry may serve
-            report = _up_step(
-                view,
-                ledger,
-                step,
-                dry_run=dry_run,
-                diff=diff,
-                options={**options, "_written": written, "_carry": carry, "_then": then},
-                progress=progress,
-                after_each=after_each,
-                jobs=jobs,
-            )
-            written = {**written, **report.written}
-            carry = report.carry
-            report.carry = {}  # the next step has it; the run report does not keep it
-            run.steps.append(report)
+        made: list[Any] = []  # spares (see _commit_stages)
+        try:
+            for i, step in enumerate(the_plan.steps):
+                later = the_plan.steps[i + 1 :]
+                then = tuple(s.id for s in later)  # what a carry may serve
+                report = _up_step(
+                    view,
+                    ledger,
+                    step,
+                    dry_run=dry_run,
+                    diff=diff,
+                    options={**options, "_written": written, "_carry": carry, "_then": then},
+                    progress=progress,
+                    after_each=after_each,
+                    jobs=jobs,
+                    spares=made if any(s.family == step.family for s in later) else None,
+                )
+                written = {**written, **report.written}
+                carry = report.carry
+                report.carry = {}  # the next step has it; the run report does not keep it
+                run.steps.append(report)
+        finally:
+            _drop_spares(repo, made, everywhere=resumed is not None)
         run.seconds = clock.monotonic() - start
         return run
 
@@ -549,6 +649,7 @@ def _down_step(
     force: bool,
     after_each: Callable[[int], None] | None,
     jobs: int = 1,
+    spares: list | None = None,
 ) -> StepReport:
     step = by_id(entry.id)
     report = StepReport(step, "down")
@@ -607,7 +708,7 @@ def _down_step(
     os.sync()
     if entry.state != "reverting":
         ledger.mark(entry, "reverting")
-    _commit_stages(repo, todo, "before", after_each)
+    _commit_stages(repo, todo, "before", after_each, spares=spares)
     ledger.drop(entry)
     return report
 
@@ -717,19 +818,25 @@ def down(
         the_plan = plan(ledger, "down", target)
         run = RunReport(the_plan, dry_run, reports)
         view = DryRunRepo(repo) if dry_run else repo
-        for step in the_plan.steps:
-            entry = next(e for e in ledger.steps if e.id == step.id)
-            run.steps.append(
-                _down_step(
-                    view,
-                    ledger,
-                    entry,
-                    dry_run=dry_run,
-                    force=force,
-                    after_each=after_each,
-                    jobs=jobs,
+        made: list[Any] = []  # spares (see _commit_stages)
+        try:
+            for i, step in enumerate(the_plan.steps):
+                entry = next(e for e in ledger.steps if e.id == step.id)
+                later = the_plan.steps[i + 1 :]
+                run.steps.append(
+                    _down_step(
+                        view,
+                        ledger,
+                        entry,
+                        dry_run=dry_run,
+                        force=force,
+                        after_each=after_each,
+                        jobs=jobs,
+                        spares=made if any(s.family == step.family for s in later) else None,
+                    )
                 )
-            )
+        finally:
+            _drop_spares(repo, made)
         run.seconds = clock.monotonic() - start
         return run
 

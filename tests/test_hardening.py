@@ -150,24 +150,57 @@ def test_quarantine_moves_bad_lines_into_the_ledger_and_back(fixture_repo, capsy
     assert snapshot(root) == before
 
 
-def test_disk_full_while_staging_writes_nothing_and_a_rerun_works(fixture_repo, monkeypatch):
+@pytest.mark.parametrize("spare", [False, True], ids=["new file", "spare rewritten in place"])
+def test_disk_full_while_staging_writes_nothing_and_a_rerun_works(fixture_repo, monkeypatch, spare):
+    """A full disk on the 4th new staged file (step 0001), or on the first spare step 0002
+    rewrites in place: that step writes nothing, and no staged copy or spare is left."""
     root = fixture_repo("sample")
     before = snapshot(root)
-    real_open = open
     calls = {"n": 0}
+    monkeypatch.setattr(engine, "BIG", 1)  # fixture files are small: keep spares of them
 
-    def full_disk(path, mode="r", *a, **k):
-        if "migrate-stage" in str(path) and "w" in mode:
+    class FullOnWrite:  # a spare's blocks exist: the disk fills up as it grows
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_open, real_spare = open, engine._open_spare
+
+    def full_disk(path, how="r", *a, **k):
+        if "migrate-stage" in str(path) and how == "xb":
             calls["n"] += 1
             if calls["n"] == 4:
                 raise OSError(errno.ENOSPC, "No space left on device")
-        return real_open(path, mode, *a, **k)
+        return real_open(path, how, *a, **k)
 
-    monkeypatch.setattr("builtins.open", full_disk)
+    def full_spare(*a):
+        fh = real_spare(*a)
+        if fh is not None and not calls["n"]:
+            calls["n"] += 1
+            return FullOnWrite(fh)
+        return fh
+
+    if spare:
+        monkeypatch.setattr(engine, "_open_spare", full_spare)
+    else:
+        monkeypatch.setattr("builtins.open", full_disk)
     with pytest.raises(RepoError, match="No space left on device.*nothing was replaced"):
         engine.up(DataRepo(root))
     monkeypatch.undo()
-    assert snapshot(root) == before  # no staged copy left behind to fill the disk further
+    assert calls["n"] >= 1
+    assert not [p for p in root.rglob(".*") if "migrate-s" in p.name]  # stage or spare
+    if spare:
+        assert engine.status(DataRepo(root))["current"] == "0001"  # 0002 wrote nothing
+    else:
+        assert snapshot(root) == before  # no staged copy left behind to fill the disk further
     engine.up(DataRepo(root))
     assert check_repo(DataRepo(root)).ok
     engine.down(DataRepo(root), "base")

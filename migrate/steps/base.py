@@ -40,6 +40,9 @@ class Step:
     #: ``up`` takes a fourth argument: the previous step's ``carry`` for this file, passed
     #: only when the bytes the step is given are the very bytes it describes (else None)
     takes_carry: bool = False
+    #: which files ``files`` lists ("failures", "queues"): two steps of one family rewrite
+    #: the same files, so the engine keeps what the first replaced for the second to reuse
+    family: str = ""
     id: str = ""
     name: str = ""
     description: str = ""

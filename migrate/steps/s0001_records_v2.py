@@ -107,6 +107,7 @@ class RecordsV2(Step):
     #: files already all v2 are recorded too, so that `down` leaves them as they were
     #: instead of taking them for files added later (see ``down_unrecorded``)
     records_unchanged = True
+    family = "failures"
     id = "0001"
     name = "records-v2"
     description = "rewrite every v1 failure record (shapes A and B) as one schema_version 2 line"

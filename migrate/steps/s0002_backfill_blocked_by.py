@@ -158,6 +158,7 @@ class BackfillBlockedBy(Step):
     #: the same records stay the latest; their category and blockers are updated here and
     #: handed on to step 0003)
     takes_carry = True
+    family = "failures"
     id = "0002"
     name = "backfill-blocked-by"
     description = "fill blocked_by from messages, CI artifacts, logs and sibling records"

@@ -47,6 +47,7 @@ class Context:
 
 
 class QueueStatus(Step):
+    family = "queues"
     id = "0003"
     name = "queue-status"
     description = "rebuild queue status (blocked with blockers, failed, requeued pending)"

@@ -1,0 +1,189 @@
+"""Spares: a file one step of a run replaced is rewritten in place by the next step that
+stages the same file (engine ``_commit_stages``/``_stage``), never while another name
+links to it, and nothing of it is left after the run, whatever stops it."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from migrate import engine
+from migrate.check import check_repo
+from migrate.errors import RepoError
+from migrate.ledger import FileEntry, Ledger
+from migrate.repo import DataRepo
+from tests.conftest import copy_repo
+from tests.helpers import snapshot
+
+pytestmark = pytest.mark.usefixtures("frozen_clock")
+
+
+def _leftovers(root) -> list[str]:
+    return sorted(p.name for p in root.rglob(".*") if "migrate-s" in p.name)
+
+
+def _hard_links_work(tmp_path) -> bool:
+    a = tmp_path / "link-probe"
+    a.write_bytes(b"x")
+    try:
+        os.link(a, tmp_path / "link-probe-2")
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture
+def links(tmp_path):
+    if not _hard_links_work(tmp_path):
+        pytest.skip("this file system has no hard links: every staged file is new")
+
+
+@pytest.fixture
+def spares_on(links, monkeypatch):
+    """Fixture files are small; spares are kept only for big ones (``engine.BIG``)."""
+    monkeypatch.setattr(engine, "BIG", 1)
+
+
+def _changed_by(root, step_id: str) -> list[str]:
+    ledger = Ledger.load(DataRepo(root))
+    entry = next(e for e in ledger.steps if e.id == step_id)
+    return [fe.path for fe in ledger.files(entry) if fe.before != fe.after]
+
+
+def test_step_0002_rewrites_the_files_0001_replaced_and_leaves_no_spare(fixture_repo, spares_on):
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    inode = {p: os.stat(root / p).st_ino for p in before if p.startswith("data/failures/")}
+    engine.up(DataRepo(root))
+    rewritten = _changed_by(root, "0002")
+    assert rewritten  # the sample has blockers to backfill
+    for rel in rewritten:  # 0002's new bytes went over the original file, 0001's spare
+        assert os.stat(root / rel).st_ino == inode[rel]
+    assert _leftovers(root) == []
+    assert check_repo(DataRepo(root)).ok
+    engine.down(DataRepo(root), "base")  # down's steps reuse spares the same way
+    assert _leftovers(root) == []
+    assert snapshot(root) == before
+
+
+def test_a_hard_link_elsewhere_keeps_the_original_bytes(fixture_repo, tmp_path, spares_on):
+    """A backup made with `cp -al` (or any second name) shares the file's inode: that
+    inode is never rewritten, and the run gives the same bytes as without the link."""
+    root = fixture_repo("sample")
+    reference = copy_repo(root, tmp_path / "ref")
+    engine.up(DataRepo(reference))
+    originals = {}
+    for p in sorted((root / "data" / "failures").glob("*.jsonl")):
+        originals[p.name] = p.read_bytes()
+        os.link(p, tmp_path / f"backup-{p.name}")
+    engine.up(DataRepo(root))
+    for name, data in originals.items():
+        assert (tmp_path / f"backup-{name}").read_bytes() == data
+    assert {k: v for k, v in snapshot(root).items() if not k.startswith("data/.migrate")} == {
+        k: v for k, v in snapshot(reference).items() if not k.startswith("data/.migrate")
+    }
+    assert _leftovers(root) == []
+
+
+def test_stage_never_writes_into_a_spare_with_another_name(fixture_repo, tmp_path, spares_on):
+    root = fixture_repo("sample")
+    repo = DataRepo(root)
+    rel = "data/failures/homebrew.jsonl"
+    outside = tmp_path / "outside.jsonl"
+    outside.write_bytes(b"keep me\n")
+    os.link(outside, engine._spare_path(repo, rel))  # a spare that is also `outside`
+    engine._stage(repo, rel, b"new bytes\n")
+    assert outside.read_bytes() == b"keep me\n"
+    stage = engine._stage_path(repo, rel)
+    assert stage.read_bytes() == b"new bytes\n"
+    assert os.stat(stage).st_ino != os.stat(outside).st_ino
+    assert not engine._spare_path(repo, rel).exists()
+
+
+def test_stage_rewrites_a_longer_spare_to_exactly_the_new_bytes(fixture_repo, spares_on):
+    root = fixture_repo("sample")
+    repo = DataRepo(root)
+    rel = "data/failures/homebrew.jsonl"
+    engine._spare_path(repo, rel).write_bytes(b"x" * 10_000)
+    engine._stage(repo, rel, b"short\n")
+    assert engine._stage_path(repo, rel).read_bytes() == b"short\n"
+
+
+def test_killed_between_the_link_and_the_rename_resumes_exactly(
+    fixture_repo, tmp_path, monkeypatch, spares_on
+):
+    """The one instant a spare and its file are the same inode: step 0001 stopped after
+    linking the third file's spare, before renaming its staged copy over it. Finishing
+    the run (or undoing it) must not write into that inode through the spare."""
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    reference = copy_repo(root, tmp_path / "ref")
+    engine.up(DataRepo(reference))
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def stop_third(src, dst, *a, **k):
+        if str(src).endswith(engine.STAGE_SUFFIX):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError(errno.EIO, "Input/output error")
+        return real_replace(src, dst, *a, **k)
+
+    monkeypatch.setattr("migrate.engine.os.replace", stop_third)
+    with pytest.raises(RepoError, match="unfinished"):
+        engine.up(DataRepo(root))
+    monkeypatch.undo()
+    third = sorted((root / "data" / "failures").glob(f".*{engine.STAGE_SUFFIX}"))[0]
+    target = third.parent / third.name[1 : -len(engine.STAGE_SUFFIX)]
+    assert os.stat(target).st_nlink == 1  # the failed run dropped its spares
+    twin = copy_repo(root, tmp_path / "twin")  # the same state, to undo instead
+    spare = engine._spare_path(DataRepo(root), f"data/failures/{target.name}")
+    os.link(target, spare)  # as a kill would have left it: the spare *is* the file
+    engine.up(DataRepo(root))
+    assert {k: v for k, v in snapshot(root).items() if not k.startswith("data/.migrate")} == {
+        k: v for k, v in snapshot(reference).items() if not k.startswith("data/.migrate")
+    }
+    assert _leftovers(root) == []
+    spare = engine._spare_path(DataRepo(twin), f"data/failures/{target.name}")
+    os.link(twin / "data" / "failures" / target.name, spare)
+    engine.down(DataRepo(twin), "base")
+    assert snapshot(twin) == before
+    assert _leftovers(twin) == []
+
+
+def test_small_files_get_new_inodes_and_no_spare(fixture_repo, links, monkeypatch):
+    """Below ``engine.BIG`` a spare would cost more syscalls than the pages it saves."""
+    root = fixture_repo("sample")
+    inode = {p.name: p.stat().st_ino for p in (root / "data" / "failures").glob("*.jsonl")}
+    made = []
+    real_link = os.link
+
+    def link(src, dst, *a, **k):
+        made.append(str(dst))
+        return real_link(src, dst, *a, **k)
+
+    monkeypatch.setattr("migrate.engine.os.link", link)
+    engine.up(DataRepo(root))
+    assert made and not [p for p in made if p.endswith(engine.SPARE_SUFFIX)]
+    for rel in _changed_by(root, "0002"):
+        assert os.stat(root / rel).st_ino != inode[rel.rsplit("/", 1)[1]]
+
+
+def test_no_spare_is_kept_of_a_symlink_or_its_target(fixture_repo, tmp_path, spares_on):
+    """A spare is a second name of a regular file only: a file that is a symlink (which
+    ``up`` refuses in its preflight; here the engine is called directly) gets none, so no
+    later step can rewrite what it points at."""
+    root = fixture_repo("sample")
+    repo = DataRepo(root)
+    rel = "data/failures/linked.jsonl"
+    outside = tmp_path / "outside.jsonl"
+    outside.write_bytes(b"keep me\n")
+    (root / rel).symlink_to(outside)
+    engine._stage(repo, rel, b"new\n")
+    made: list = []
+    engine._commit_stages(repo, [FileEntry(rel, "x", "y")], "after", None, spares=made)
+    assert made == [] and not engine._spare_path(repo, rel).exists()
+    assert outside.read_bytes() == b"keep me\n"
+    assert (root / rel).read_bytes() == b"new\n" and not (root / rel).is_symlink()

@@ -45,7 +45,7 @@ from migrate.ledger import FileEntry, Ledger, StepEntry
 from migrate.lock import hold
 from migrate.parallel import map_files
 from migrate.reader import Problem
-from migrate.repo import DataRepo, sha256, sync_dir
+from migrate.repo import DataRepo, file_sha256, sha256, sync_dir
 from migrate.steps import STEPS, Step, by_id
 
 STAGE_SUFFIX = ".migrate-stage"
@@ -196,6 +196,11 @@ class DryRunRepo(DataRepo):
             return self.overlay[rel]
         return super().read_bytes(rel)
 
+    def checksum(self, rel: str) -> str:
+        if rel in self.overlay:
+            return sha256(self.overlay[rel])
+        return super().checksum(rel)
+
     def write_atomic(self, rel: str, data: bytes, *, sync: bool = True) -> None:
         raise AssertionError(f"dry run tried to write {rel}")
 
@@ -342,7 +347,7 @@ def _commit_stages(
                     hint="fix the cause, then `migrate up` finishes or `migrate down` undoes it",
                 ) from None
             folders.add(target.parent)
-        elif not target.exists() or sha256(target.read_bytes()) != goal:
+        elif not target.exists() or file_sha256(target) != goal:
             raise DataChanged(
                 f"{fe.path}: neither the file nor its staged copy has the expected content",
                 hint="restore the file from git, then run the command again",
@@ -550,7 +555,7 @@ def _resume_up(
 ) -> StepReport:
     step = by_id(entry.id)
     files = ledger.files(entry)
-    pending = [fe for fe in files if sha256(repo.read_bytes(fe.path)) != fe.after]
+    pending = [fe for fe in files if repo.checksum(fe.path) != fe.after]
     _commit_stages(repo, pending, "after", after_each)
     ledger.mark(entry, "applied")
     report = StepReport(step, "up", resumed=True)
@@ -729,7 +734,7 @@ def _down_file(
     if fe is not None and fe.before == fe.after:  # recorded as left unchanged by up
         if not repo.exists(rel):
             return ("note", f"{rel}: deleted since step {entry.id}; left deleted", None)
-        if sha256(repo.read_bytes(rel)) == fe.before:
+        if repo.checksum(rel) == fe.before:
             return ("skip", None, None)
         fe = None  # changed since (e.g. `migrate ingest`): like a file added later
     if fe is None:  # a file the step never wrote (e.g. added by `migrate ingest` since)
@@ -885,6 +890,6 @@ def verify(repo: DataRepo) -> list[tuple[str, str]]:
         if not repo.exists(path):
             out.append((path, f"missing (written by step {step_id})"))
             continue
-        if sha256(repo.read_bytes(path)) != after:
+        if repo.checksum(path) != after:
             out.append((path, f"changed since step {step_id} wrote it"))
     return out

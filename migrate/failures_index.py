@@ -332,7 +332,7 @@ def latest_package_failures(
 
     def one(rel: str) -> tuple[dict[str, Latest] | None | bool, list[Problem]]:
         if rel in carried:  # the writer's own account of these bytes: nothing to send back
-            return (None if sha256(repo.read_bytes(rel)) == carried[rel][0] else False), []
+            return (None if repo.checksum(rel) == carried[rel][0] else False), []
         return _latest_in_file(repo, rel, wanted, written.get(rel))
 
     for rel, (found, probs) in zip(rels, map_files(one, rels, jobs), strict=True):

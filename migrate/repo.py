@@ -57,6 +57,13 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def file_sha256(path: Path) -> str:
+    """``sha256`` of a file's bytes, read through a small buffer: checking a big file
+    costs the hash, not a copy of the file in memory."""
+    with open(path, "rb") as fh:
+        return "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 class DataRepo:
     """A checkout holding ``data/failures`` and/or ``data/queues``."""
 
@@ -111,6 +118,16 @@ class DataRepo:
         p = self._safe(rel)
         try:
             return p.read_bytes()
+        except FileNotFoundError:
+            raise RepoError(f"{rel}: no such file") from None
+        except OSError as exc:
+            raise RepoError(f"{rel}: cannot read ({exc.strerror})") from None
+
+    def checksum(self, rel: str) -> str:
+        """``sha256(self.read_bytes(rel))``, without holding the bytes (see ``file_sha256``)."""
+        p = self._safe(rel)
+        try:
+            return file_sha256(p)
         except FileNotFoundError:
             raise RepoError(f"{rel}: no such file") from None
         except OSError as exc:

@@ -312,3 +312,23 @@ def test_recipes_must_be_a_folder(fixture_repo, capsys):
     assert main(["up", "--recipes", "/nonexistent", "--repo", str(root)]) == 2
     assert "/nonexistent: not a directory (--recipes takes a folder)" in capsys.readouterr().err
     assert snapshot(root) == before
+
+
+def test_checksum_reads_as_hashing_the_bytes_does(fixture_repo):
+    """``DataRepo.checksum`` hashes through a small buffer; it must agree with hashing the
+    bytes, for every file, an empty one, a dry run's overlay, and name a missing file."""
+    from migrate.errors import RepoError
+    from migrate.repo import sha256
+
+    root = fixture_repo("sample")
+    repo = DataRepo(root)
+    (root / "data" / "failures" / "empty.jsonl").write_bytes(b"")
+    rels = [ff.rel for ff in repo.failure_files()]
+    assert "data/failures/empty.jsonl" in rels
+    for rel in rels:
+        assert repo.checksum(rel) == sha256(repo.read_bytes(rel))
+    dry = engine.DryRunRepo(repo)
+    dry.overlay[rels[0]] = b"other\n"
+    assert dry.checksum(rels[0]) == sha256(b"other\n") != repo.checksum(rels[0])
+    with pytest.raises(RepoError, match="no such file"):
+        repo.checksum("data/failures/gone.jsonl")

@@ -413,6 +413,7 @@ def _up_step(
             hint="run `migrate check` to find the line",
         ) from None
     entries: list[FileEntry] = []
+    lines: list[bytes | None] = []  # their ledger lines (None: encoded at begin)
     problems = []
     rels = step.files(repo)
     dry = isinstance(repo, DryRunRepo)
@@ -439,9 +440,10 @@ def _up_step(
             if out.entry is None:
                 continue
             report.changed_files += changed
-            if out.entry.restore is not None:
+            if out.verbatim:
                 report.totals["files kept verbatim for down"] += 1
             entries.append(out.entry)
+            lines.append(out.line)
             if dry and changed:
                 repo.overlay[out.rel] = out.data
     except MigrateError:
@@ -469,7 +471,7 @@ def _up_step(
         _summary(report, {k: v for k, v in options.items() if v and k != "jobs" and k[0] != "_"}),
     )
     os.sync()  # every staged file is durable before the ledger says "applying"
-    ledger.begin(entry, entries)
+    ledger.begin(entry, entries, lines)
     _commit_stages(repo, entries, "after", after_each, spares=spares)
     ledger.mark(entry, "applied")
     return report
@@ -484,6 +486,8 @@ class FileOutcome:
     problems: list[Problem]
     diff: str = ""
     data: bytes | None = None  # the new bytes, kept only for dry runs
+    line: bytes | None = None  # the entry's ledger line (staged files: the entry is light)
+    verbatim: bool = False  # down cannot rebuild the bytes: the ledger keeps them
     carry: tuple[str, Any] | None = None  # (checksum of the bytes left, UpResult.carry)
 
 
@@ -528,10 +532,15 @@ def _up_file(
     if not exact:
         restore = data  # down cannot rebuild these exact bytes: keep them in the ledger
     out.entry = FileEntry(rel, digest or sha256(data), sha256(res.data), restore, res.patch)
+    out.verbatim = restore is not None
     if res.carry is not None:
         out.carry = (out.entry.after, res.carry)
     if stage:
         _stage(repo, rel, res.data)
+        # the ledger line is encoded here, in the worker: what crosses back to the main
+        # process is bytes, and the entry without its patch (the line holds it)
+        out.line = out.entry.to_line()
+        out.entry = FileEntry(rel, out.entry.before, out.entry.after)
     else:
         out.data = res.data
     if diff:

@@ -45,6 +45,10 @@ class FileEntry:
     restore: bytes | None = None
     patch: Any = None
 
+    def to_line(self) -> bytes:
+        """This entry's line in the step's detail file."""
+        return codec.dumps_bytes(self.to_json()) + b"\n"
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "before": self.before, "after": self.after}
         if self.patch is not None:
@@ -195,16 +199,22 @@ class Ledger:
         doc = {"format": FORMAT, "steps": [s.to_json() for s in self.steps]}
         self.repo.write_atomic(LEDGER_FILE, codec.dumps_queue(doc).encode("utf-8"))
 
-    def write_files(self, entry: StepEntry, files: list[FileEntry]) -> None:
-        body = "".join(codec.dumps_line(f.to_json()) + "\n" for f in files)
-        self.repo.write_atomic(entry.detail_file, body.encode("utf-8"))
+    def write_files(
+        self, entry: StepEntry, files: list[FileEntry], lines: list[bytes | None] | None = None
+    ) -> None:
+        """``lines``: each entry's line already encoded (``FileEntry.to_line``), or None."""
+        given = lines if lines is not None else [None] * len(files)
+        body = b"".join(line or f.to_line() for f, line in zip(files, given, strict=True))
+        self.repo.write_atomic(entry.detail_file, body)
 
-    def begin(self, entry: StepEntry, files: list[FileEntry]) -> None:
+    def begin(
+        self, entry: StepEntry, files: list[FileEntry], lines: list[bytes | None] | None = None
+    ) -> None:
         """ledger.json first (state applying), then the detail file. A run killed between
         the two has replaced no data file yet; the next run drops the entry."""
         self.steps.append(entry)
         self.save()
-        self.write_files(entry, files)
+        self.write_files(entry, files, lines)
 
     def mark(self, entry: StepEntry, state: State) -> None:
         entry.state = state

@@ -26,7 +26,7 @@ def test_a_run_killed_inside_ledger_begin_is_recovered(fixture_repo, monkeypatch
     expected = data_only(snapshot(clean))
     engine.down(DataRepo(clean), "base")
 
-    def killed(self, entry, files):
+    def killed(self, entry, files, lines=None):
         raise SystemExit("killed between ledger.json and the detail file")
 
     monkeypatch.setattr(Ledger, "write_files", killed)

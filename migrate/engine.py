@@ -15,16 +15,20 @@ the next ``up`` renames the remaining staged files (or finds them done by checks
 ``down`` reverts exactly the files already replaced. ``down`` mirrors this with
 ``state: reverting``.
 
-Spares: when a later step of the same run rewrites the same files (0001 then 0002), step 3
-first gives each big replaced file a second name (``.NAME.migrate-spare``, a hard link),
-and the later step writes its staged copy over that file's pages instead of allocating new
-ones. Only a regular file with no other name is rewritten; a spare is never needed for
-recovery (the ledger rebuilds what it held), so any run removes those it finds.
+Spares: when the next step of the same run rewrites the same files (0001 then 0002), step
+3 first gives each big replaced file a second name (``.NAME.migrate-spare``, a hard link),
+and the next step writes its staged copy over that file's pages instead of allocating new
+ones. Only a file nothing else can see is rewritten (``_open_spare``). The next step drops
+each spare it does not take as soon as it is done with that file, and all of them if the
+disk fills up (``_stage``), so spares never make a run need more space than it did
+without them. A spare is never needed for recovery (the ledger rebuilds what it held), so
+a run that writes removes those it finds before anything else (``_load``).
 """
 
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 import stat
 from collections import Counter
@@ -47,6 +51,13 @@ from migrate.parallel import map_files
 from migrate.reader import Problem
 from migrate.repo import DataRepo, file_sha256, sha256, sync_dir
 from migrate.steps import STEPS, Step, by_id
+
+try:
+    import fcntl
+
+    _SETLEASE = getattr(fcntl, "F_SETLEASE", None)  # Linux
+except ImportError:  # pragma: no cover - not a POSIX system
+    _SETLEASE = None
 
 STAGE_SUFFIX = ".migrate-stage"
 #: a file replaced by one step, kept for the next step of the run to rewrite in place
@@ -226,7 +237,11 @@ def _open_spare(repo: DataRepo, rel: str, stage) -> Any:
     """The file a previous step of this run replaced (its *spare*, see ``_commit_stages``),
     renamed to ``stage`` and opened for rewriting in place, or None. Its pages are in the
     page cache and its blocks allocated: rewriting them costs a fraction of new ones.
-    Only a file with no other name is rewritten (a hard link elsewhere keeps its bytes)."""
+
+    Only a file nothing else can see is rewritten: a regular file with no other name (a
+    hard link elsewhere keeps its bytes) that no process has open (a write lease, which
+    Linux grants only then; elsewhere nothing is rewritten), owned as a new file would be
+    (so the result never depends on which path wrote it)."""
     try:
         os.replace(_spare_path(repo, rel), stage)
     except OSError:
@@ -237,11 +252,46 @@ def _open_spare(repo: DataRepo, rel: str, stage) -> Any:
         stage.unlink(missing_ok=True)
         return None
     st = os.fstat(fh.fileno())
-    if st.st_nlink == 1 and stat.S_ISREG(st.st_mode):
+    if (
+        st.st_nlink == 1
+        and stat.S_ISREG(st.st_mode)
+        and (st.st_uid, st.st_gid) == _new_owner(stage.parent)
+        and _alone(fh.fileno())
+    ):
         return fh
     fh.close()
     stage.unlink()  # drops this name only: the other names keep the bytes
     return None
+
+
+def _alone(fd: int) -> bool:
+    """No other open file description of this file, in any process: a write lease is
+    granted only then. It is released at once (nothing else can reach the file: its only
+    name is this run's staged name)."""
+    if _SETLEASE is None:
+        return False
+    try:
+        fcntl.fcntl(fd, _SETLEASE, fcntl.F_WRLCK)
+    except OSError:
+        return False
+    fcntl.fcntl(fd, _SETLEASE, fcntl.F_UNLCK)
+    return True
+
+
+def _new_owner(folder) -> tuple[int, int]:
+    """The owner and group a file created in ``folder`` gets (Linux rules)."""
+    st = os.stat(folder)
+    return os.geteuid(), (st.st_gid if st.st_mode & stat.S_ISGID else os.getegid())
+
+
+_UMASK: list[int] = []
+
+
+def _umask() -> int:
+    if not _UMASK:
+        _UMASK.append(os.umask(0o22))
+        os.umask(_UMASK[0])
+    return _UMASK[0]
 
 
 def _create(path) -> Any:
@@ -254,22 +304,48 @@ def _create(path) -> Any:
         return open(path, "xb")  # noqa: SIM115
 
 
-def _stage(repo: DataRepo, rel: str, data: bytes) -> None:
-    """Write the new bytes beside the target; made durable before the ledger marks the step
-    ``applying`` (big files here, the rest by one ``os.sync()`` for all files). The bytes
-    go into a new file (never into whatever a stale name points at), or over this run's
-    spare of the file."""
-    stage = _stage_path(repo, rel)
+def _mode_of(path) -> int | None:
     try:
-        fh = _open_spare(repo, rel, stage) if len(data) >= BIG else None
-        if fh is None:
-            fh = _create(stage)
-        with fh:
-            fh.write(data)
-            fh.truncate()  # a spare may be longer than the new bytes
-            if len(data) >= BIG:
-                fh.flush()
-                os.fsync(fh.fileno())
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return None  # no file yet (or unreadable: the replace will say so)
+
+
+def _write_stage(repo: DataRepo, rel: str, stage, data: bytes, mode: int | None, reuse: bool):
+    fh = _open_spare(repo, rel, stage) if reuse and len(data) >= BIG else None
+    if fh is None:
+        fh = _create(stage)
+        if mode is not None and mode != 0o666 & ~_umask():
+            os.fchmod(fh.fileno(), mode)
+    elif mode is not None and mode != os.fstat(fh.fileno()).st_mode & 0o7777:
+        os.fchmod(fh.fileno(), mode)
+    with fh:
+        fh.write(data)
+        fh.truncate()  # a spare may be longer than the new bytes
+        if len(data) >= BIG:
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _stage(repo: DataRepo, rel: str, data: bytes, offered: Iterable[str] = ()) -> None:
+    """Write the new bytes beside the target, with the target's permission bits; made
+    durable before the ledger marks the step ``applying`` (big files here, the rest by one
+    ``os.sync()`` for all files). The bytes go into a new file (never into whatever a
+    stale name points at), or over this run's spare of the file.
+
+    ``offered``: the files whose spares this step may take. If the disk fills up, they are
+    dropped (their space is what the run would have had without spares) and the file is
+    written again, new."""
+    stage = _stage_path(repo, rel)
+    mode = _mode_of(repo.path(rel))
+    try:
+        try:
+            _write_stage(repo, rel, stage, data, mode, reuse=True)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not _drop_spares(repo, offered):
+                raise
+            stage.unlink(missing_ok=True)
+            _write_stage(repo, rel, stage, data, mode, reuse=False)
     except OSError as exc:
         raise RepoError(
             f"{rel}: cannot write its new version ({exc.strerror}); nothing was replaced",
@@ -286,16 +362,24 @@ def _clean_stages(repo: DataRepo) -> None:
                     p.unlink(missing_ok=True)
 
 
-def _drop_spares(repo: DataRepo, made: list[Any], everywhere: bool = False) -> None:
-    """Remove the spares a run made that no step took (``everywhere``: also those an
-    interrupted run left, after a resumed one)."""
-    for p in made:
-        p.unlink(missing_ok=True)
-    if everywhere:
-        for folder in {repo.path(rel).parent for rel in _all_targets(repo)}:
-            if folder.is_dir():
-                for p in folder.glob(f".*{SPARE_SUFFIX}"):
-                    p.unlink(missing_ok=True)
+def _drop_spares(repo: DataRepo, rels: Iterable[str]) -> int:
+    """Remove the spares of these files (those no step took); how many there were."""
+    n = 0
+    for rel in rels:
+        try:
+            _spare_path(repo, rel).unlink()
+            n += 1
+        except FileNotFoundError:
+            pass
+    return n
+
+
+def _sweep_spares(repo: DataRepo) -> None:
+    """Remove every spare (a killed run's: a spare is never needed to recover)."""
+    for folder in {repo.path(rel).parent for rel in _all_targets(repo)}:
+        if folder.is_dir():
+            for p in folder.glob(f".*{SPARE_SUFFIX}"):
+                p.unlink(missing_ok=True)
 
 
 def _all_targets(repo: DataRepo) -> list[str]:
@@ -315,10 +399,10 @@ def _commit_stages(
 ) -> None:
     """Rename staged files over their targets; ``want`` is "after" (up) or "before" (down).
 
-    ``spares`` (a list): a later step of this run stages these files again, so each
+    ``spares`` (a list): the next step of this run stages these files again, so each big
     replaced file is kept under a second name (a hard link made before the rename) for
-    that step to rewrite in place (``_stage``); their paths are added to the list, and the
-    run removes what is left of them at its end."""
+    that step to rewrite in place (``_stage``); their names are added to the list. That
+    step drops each spare it does not take as soon as it is done with the file."""
     folders = set()
     for i, fe in enumerate(files):
         target = repo.path(fe.path)
@@ -335,7 +419,7 @@ def _commit_stages(
                     spare.unlink(missing_ok=True)
                     if stat.S_ISREG(os.lstat(target).st_mode):  # (never a link's target)
                         os.link(target, spare, follow_symlinks=False)
-                        spares.append(spare)
+                        spares.append(fe.path)
                 except OSError:
                     pass  # no hard links here (or no file yet): the next step writes anew
             try:
@@ -375,16 +459,22 @@ def _diff(rel: str, old: bytes, new: bytes) -> str:
 
 def _load(repo: DataRepo, dry_run: bool) -> Ledger:
     """The ledger, with a step whose run was killed inside ``Ledger.begin`` (ledger.json
-    written, detail file not yet) dropped: no data file had been replaced."""
+    written, detail file not yet) dropped: no data file had been replaced. A run that
+    writes starts clean: a killed run's staged files go (unless its ledger entry needs
+    them to finish), and so do its spares (never needed)."""
     ledger = Ledger.load(repo)
     check_ledger_known(ledger)
     half = ledger.unfinished
     if half is not None and half.state == "applying" and ledger.detail_missing(half):
         if not dry_run:
             ledger.drop(half)
-            _clean_stages(repo)
         else:
             ledger.steps.remove(half)
+    if not dry_run:
+        if ledger.unfinished is None:
+            _clean_stages(repo)
+        else:
+            _sweep_spares(repo)
     return ledger
 
 
@@ -399,10 +489,12 @@ def _up_step(
     progress: Progress,
     after_each: Callable[[int], None] | None,
     jobs: int = 1,
+    offered: list[str] | None = None,
     spares: list | None = None,
 ) -> StepReport:
-    """``spares``: keep each replaced file for a later step of the run (``_commit_stages``),
-    adding their paths to this list."""
+    """``offered``: the files the previous step left spares of, for this step to rewrite in
+    place or drop; ``spares``: keep each big replaced file for the next step, adding its
+    name to this list (``_commit_stages``)."""
     report = StepReport(step, "up")
     try:
         ctx = step.prepare(repo, options)
@@ -418,12 +510,15 @@ def _up_step(
     rels = step.files(repo)
     dry = isinstance(repo, DryRunRepo)
     carried = options.get("_carry") or {}
-    outcomes = map_files(
-        lambda rel: _up_file(step, ctx, repo, rel, stage=not dry, diff=diff, carried=carried),
-        rels,
-        1 if dry else jobs,  # a dry run keeps new bytes in memory: one process
-        progress,
-    )
+    offer = frozenset(offered or ())
+
+    def one(rel: str) -> FileOutcome:
+        out = _up_file(step, ctx, repo, rel, stage=not dry, diff=diff, carried=carried, offer=offer)
+        if rel in offer:  # its spare, unless taken: its space is free as soon as possible
+            _spare_path(repo, rel).unlink(missing_ok=True)
+        return out
+
+    outcomes = map_files(one, rels, 1 if dry else jobs, progress)  # dry: one process
     try:
         for out in outcomes:
             report.files_read += 1
@@ -450,6 +545,8 @@ def _up_step(
         if not dry:
             _clean_stages(repo)  # e.g. a full disk: leave no staged copies behind
         raise
+    finally:
+        _drop_spares(repo, offer)  # those of files it never reached (stopped early)
     if problems:
         _clean_stages(repo)
         raise BadInputError(
@@ -500,10 +597,11 @@ def _up_file(
     stage: bool,
     diff: bool,
     carried: dict[str, tuple[str, Any]] | None = None,
+    offer: frozenset[str] = frozenset(),
 ) -> FileOutcome:
     """One file through a step: new bytes, round-trip verification, staging. ``carried``:
     the previous step's (checksum, carry) per file; a carry reaches the step only for
-    bytes with that checksum."""
+    bytes with that checksum. ``offer``: the spares this step may take (``_stage``)."""
     data = repo.read_bytes(rel)
     digest = None
     try:
@@ -536,7 +634,7 @@ def _up_file(
     if res.carry is not None:
         out.carry = (out.entry.after, res.carry)
     if stage:
-        _stage(repo, rel, res.data)
+        _stage(repo, rel, res.data, offer)
         # the ledger line is encoded here, in the worker: what crosses back to the main
         # process is bytes, and the entry without its patch (the line holds it)
         out.line = out.entry.to_line()
@@ -608,13 +706,23 @@ def up(
                     0.0,
                 )
             resumed = _resume_up(repo, ledger, unfinished, after_each)
-        elif not dry_run:
-            _clean_stages(repo)
-        the_plan = plan(ledger, "up", target)
+        try:
+            the_plan = plan(ledger, "up", target)
+        except UsageError as exc:
+            if resumed is None:
+                raise
+            raise UsageError(
+                f"{exc}; the interrupted step {resumed.step.id} was finished first", exc.hint
+            ) from None
         problems = list(dict.fromkeys(str(p) for s in the_plan.steps for p in s.preflight(repo)))
         if problems:
+            done = (
+                f"the interrupted step {resumed.step.id} was finished, nothing else was written"
+                if resumed
+                else "nothing was written"
+            )
             raise BadInputError(
-                f"{len(problems)} problem(s) in the data; nothing was written",
+                f"{len(problems)} problem(s) in the data; {done}",
                 problems,
                 hint="fix or remove these lines (see `migrate check`), then run again",
             )
@@ -624,11 +732,13 @@ def up(
         view = DryRunRepo(repo) if dry_run else repo
         written = latest_written(ledger) if the_plan.steps and ledger.steps else {}
         carry: dict[str, tuple[str, Any]] = {}
-        made: list[Any] = []  # spares (see _commit_stages)
+        offered: list[str] = []  # spares the last step left for the next (_commit_stages)
+        made: list[str] | None = None
         try:
             for i, step in enumerate(the_plan.steps):
                 later = the_plan.steps[i + 1 :]
                 then = tuple(s.id for s in later)  # what a carry may serve
+                made = [] if later and later[0].family == step.family else None
                 report = _up_step(
                     view,
                     ledger,
@@ -639,14 +749,16 @@ def up(
                     progress=progress,
                     after_each=after_each,
                     jobs=jobs,
-                    spares=made if any(s.family == step.family for s in later) else None,
+                    offered=offered,
+                    spares=made,
                 )
+                offered, made = made or [], None
                 written = {**written, **report.written}
                 carry = report.carry
                 report.carry = {}  # the next step has it; the run report does not keep it
                 run.steps.append(report)
         finally:
-            _drop_spares(repo, made, everywhere=resumed is not None)
+            _drop_spares(repo, offered + (made or []))
         run.seconds = clock.monotonic() - start
         return run
 
@@ -663,8 +775,10 @@ def _down_step(
     force: bool,
     after_each: Callable[[int], None] | None,
     jobs: int = 1,
+    offered: list[str] | None = None,
     spares: list | None = None,
 ) -> StepReport:
+    """``offered`` and ``spares`` as for ``_up_step``."""
     step = by_id(entry.id)
     report = StepReport(step, "down")
     files = ledger.files(entry)
@@ -672,9 +786,10 @@ def _down_step(
     rels = [fe.path for fe in files] + [r for r in step.files(repo) if r not in by_path]
     dry = isinstance(repo, DryRunRepo)
     interrupted = entry.state != "applied"
+    offer = frozenset(offered or ())
 
     def one(rel: str) -> tuple[str, Any, bytes | None]:
-        return _down_file(
+        out = _down_file(
             step,
             entry,
             by_path.get(rel),
@@ -683,27 +798,38 @@ def _down_step(
             force=force,
             interrupted=interrupted,
             stage=not dry,
+            offer=offer,
         )
+        if rel in offer:
+            _spare_path(repo, rel).unlink(missing_ok=True)
+        return out
 
     todo: list[FileEntry] = []
     changed: list[str] = []
     errors: list[str] = []
-    for kind, value, old in map_files(one, rels, 1 if dry else jobs):
-        if kind == "changed":
-            changed.append(value)
-        elif kind == "error":
-            errors.append(value)
-        elif kind == "note":
-            report.notes.append(value)
-        elif kind in ("revert", "unrecorded"):
-            report.changed_files += 1
-            todo.append(value)
-            if kind == "unrecorded":
-                report.notes.append(
-                    f"{value.path}: not written by {step.id}, converted down as well"
-                )
-            if dry:
-                repo.overlay[value.path] = old
+    try:
+        for kind, value, old in map_files(one, rels, 1 if dry else jobs):
+            if kind == "changed":
+                changed.append(value)
+            elif kind == "error":
+                errors.append(value)
+            elif kind == "note":
+                report.notes.append(value)
+            elif kind in ("revert", "unrecorded"):
+                report.changed_files += 1
+                todo.append(value)
+                if kind == "unrecorded":
+                    report.notes.append(
+                        f"{value.path}: not written by {step.id}, converted down as well"
+                    )
+                if dry:
+                    repo.overlay[value.path] = old
+    except MigrateError:
+        if not dry:
+            _clean_stages(repo)  # e.g. a full disk: leave no staged copies behind
+        raise
+    finally:
+        _drop_spares(repo, offer)
     if changed or errors:
         if not dry:
             _clean_stages(repo)
@@ -737,6 +863,7 @@ def _down_file(
     force: bool,
     interrupted: bool,
     stage: bool,
+    offer: frozenset[str] = frozenset(),
 ) -> tuple[str, Any, bytes | None]:
     """One file back through a step: ("skip"|"changed"|"error"|"note"|"revert"|"unrecorded",
     value, old bytes for a dry run)."""
@@ -787,7 +914,7 @@ def _down_file(
             return ("error", f"{rel}: reverting does not give back the recorded bytes", None)
         new = fe
     if stage:
-        _stage(repo, rel, old)
+        _stage(repo, rel, old, offer)
         return ("revert" if fe else "unrecorded", new, None)
     return ("revert" if fe else "unrecorded", new, old)
 
@@ -827,16 +954,16 @@ def down(
                     reports,
                     clock.monotonic() - start,
                 )
-        elif not dry_run:
-            _clean_stages(repo)
         the_plan = plan(ledger, "down", target)
         run = RunReport(the_plan, dry_run, reports)
         view = DryRunRepo(repo) if dry_run else repo
-        made: list[Any] = []  # spares (see _commit_stages)
+        offered: list[str] = []  # as in up
+        made: list[str] | None = None
         try:
             for i, step in enumerate(the_plan.steps):
                 entry = next(e for e in ledger.steps if e.id == step.id)
                 later = the_plan.steps[i + 1 :]
+                made = [] if later and later[0].family == step.family else None
                 run.steps.append(
                     _down_step(
                         view,
@@ -846,11 +973,13 @@ def down(
                         force=force,
                         after_each=after_each,
                         jobs=jobs,
-                        spares=made if any(s.family == step.family for s in later) else None,
+                        offered=offered,
+                        spares=made,
                     )
                 )
+                offered, made = made or [], None
         finally:
-            _drop_spares(repo, made)
+            _drop_spares(repo, offered + (made or []))
         run.seconds = clock.monotonic() - start
         return run
 

@@ -16,6 +16,7 @@ from migrate.check import check_repo
 from migrate.cli import main
 from migrate.errors import RepoError
 from migrate.repo import DataRepo
+from tests.conftest import copy_repo
 from tests.helpers import snapshot
 
 GOOD = codec.dumps_line(
@@ -150,29 +151,36 @@ def test_quarantine_moves_bad_lines_into_the_ledger_and_back(fixture_repo, capsy
     assert snapshot(root) == before
 
 
-@pytest.mark.parametrize("spare", [False, True], ids=["new file", "spare rewritten in place"])
-def test_disk_full_while_staging_writes_nothing_and_a_rerun_works(fixture_repo, monkeypatch, spare):
-    """A full disk on the 4th new staged file (step 0001), or on the first spare step 0002
-    rewrites in place: that step writes nothing, and no staged copy or spare is left."""
+class _FullOnWrite:
+    """A file whose blocks run out as it grows (a spare rewritten in place)."""
+
+    def __init__(self, fh):
+        self.fh = fh
+
+    def __getattr__(self, name):
+        return getattr(self.fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _without_metadata(root: Path) -> dict[str, bytes]:
+    return {k: v for k, v in snapshot(root).items() if not k.startswith("data/.migrate")}
+
+
+def test_disk_full_while_staging_writes_nothing_and_a_rerun_works(fixture_repo, monkeypatch):
+    """A full disk on the 4th new staged file of step 0001: that step writes nothing, and
+    no staged copy is left to fill the disk further."""
     root = fixture_repo("sample")
     before = snapshot(root)
     calls = {"n": 0}
-    monkeypatch.setattr(engine, "BIG", 1)  # fixture files are small: keep spares of them
-
-    class FullOnWrite:  # a spare's blocks exist: the disk fills up as it grows
-        def __init__(self, fh):
-            self.fh = fh
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.fh.close()
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    real_open, real_spare = open, engine._open_spare
+    real_open = open
 
     def full_disk(path, how="r", *a, **k):
         if "migrate-stage" in str(path) and how == "xb":
@@ -181,28 +189,61 @@ def test_disk_full_while_staging_writes_nothing_and_a_rerun_works(fixture_repo, 
                 raise OSError(errno.ENOSPC, "No space left on device")
         return real_open(path, how, *a, **k)
 
-    def full_spare(*a):
-        fh = real_spare(*a)
-        if fh is not None and not calls["n"]:
-            calls["n"] += 1
-            return FullOnWrite(fh)
-        return fh
-
-    if spare:
-        monkeypatch.setattr(engine, "_open_spare", full_spare)
-    else:
-        monkeypatch.setattr("builtins.open", full_disk)
+    monkeypatch.setattr("builtins.open", full_disk)
     with pytest.raises(RepoError, match="No space left on device.*nothing was replaced"):
         engine.up(DataRepo(root))
     monkeypatch.undo()
-    assert calls["n"] >= 1
+    assert calls["n"] == 4
+    assert snapshot(root) == before
     assert not [p for p in root.rglob(".*") if "migrate-s" in p.name]  # stage or spare
-    if spare:
-        assert engine.status(DataRepo(root))["current"] == "0001"  # 0002 wrote nothing
-    else:
-        assert snapshot(root) == before  # no staged copy left behind to fill the disk further
     engine.up(DataRepo(root))
     assert check_repo(DataRepo(root)).ok
+    engine.down(DataRepo(root), "base")
+    assert snapshot(root) == before
+
+
+@pytest.mark.parametrize("frees", [True, False], ids=["dropping spares frees it", "stays full"])
+def test_disk_full_while_rewriting_a_spare(fixture_repo, tmp_path, monkeypatch, frees):
+    """Spares hold the space the files step 0001 replaced would have given back. When the
+    disk fills up as step 0002 rewrites one, the step drops every spare and writes the file
+    anew: a run that fits without spares fits with them. If even that does not fit, step
+    0002 writes nothing and leaves nothing behind."""
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    reference = copy_repo(root, tmp_path / "ref")
+    engine.up(DataRepo(reference))
+    monkeypatch.setattr(engine, "BIG", 1)  # fixture files are small: keep spares of them
+    state = {"full": False, "spares_then": None}
+    real_spare, real_create = engine._open_spare, engine._create
+
+    def full_spare(repo, rel, stage):
+        fh = real_spare(repo, rel, stage)
+        if fh is not None and not state["full"]:
+            state["full"] = True
+            state["spares_then"] = len(list(root.rglob(f"*{engine.SPARE_SUFFIX}")))
+            return _FullOnWrite(fh)
+        return fh
+
+    def create(path):
+        if state["full"] and not frees:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_create(path)
+
+    monkeypatch.setattr(engine, "_open_spare", full_spare)
+    monkeypatch.setattr(engine, "_create", create)
+    if frees:
+        engine.up(DataRepo(root))
+        assert _without_metadata(root) == _without_metadata(reference)
+    else:
+        with pytest.raises(RepoError, match="No space left on device.*nothing was replaced"):
+            engine.up(DataRepo(root))
+        assert engine.status(DataRepo(root))["current"] == "0001"  # 0002 wrote nothing
+    monkeypatch.undo()
+    assert state["spares_then"] and state["spares_then"] > 1  # there were others to drop
+    assert not [p for p in root.rglob(".*") if "migrate-s" in p.name]  # stage or spare
+    engine.up(DataRepo(root))
+    assert check_repo(DataRepo(root)).ok
+    assert _without_metadata(root) == _without_metadata(reference)
     engine.down(DataRepo(root), "base")
     assert snapshot(root) == before
 

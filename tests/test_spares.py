@@ -11,13 +11,17 @@ import pytest
 
 from migrate import engine
 from migrate.check import check_repo
-from migrate.errors import RepoError
+from migrate.errors import RepoError, UsageError
 from migrate.ledger import FileEntry, Ledger
 from migrate.repo import DataRepo
 from tests.conftest import copy_repo
 from tests.helpers import snapshot
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
+
+
+def snapshot_data(root) -> dict[str, bytes]:
+    return {k: v for k, v in snapshot(root).items() if not k.startswith("data/.migrate")}
 
 
 def _leftovers(root) -> list[str]:
@@ -34,10 +38,27 @@ def _hard_links_work(tmp_path) -> bool:
     return True
 
 
+def _leases_work(tmp_path) -> bool:
+    probe = tmp_path / "lease-probe"
+    probe.write_bytes(b"x")
+    fd = os.open(probe, os.O_RDWR)
+    try:
+        return engine._alone(fd)
+    finally:
+        os.close(fd)
+
+
 @pytest.fixture
 def links(tmp_path):
     if not _hard_links_work(tmp_path):
         pytest.skip("this file system has no hard links: every staged file is new")
+
+
+@pytest.fixture
+def reuse(links, tmp_path):
+    """Tests that a spare *is* rewritten need what proves nothing else sees it."""
+    if not _leases_work(tmp_path):
+        pytest.skip("no write leases here (not Linux, or disabled): spares are never rewritten")
 
 
 @pytest.fixture
@@ -52,7 +73,9 @@ def _changed_by(root, step_id: str) -> list[str]:
     return [fe.path for fe in ledger.files(entry) if fe.before != fe.after]
 
 
-def test_step_0002_rewrites_the_files_0001_replaced_and_leaves_no_spare(fixture_repo, spares_on):
+def test_step_0002_rewrites_the_files_0001_replaced_and_leaves_no_spare(
+    fixture_repo, spares_on, reuse
+):
     root = fixture_repo("sample")
     before = snapshot(root)
     inode = {p: os.stat(root / p).st_ino for p in before if p.startswith("data/failures/")}
@@ -102,13 +125,16 @@ def test_stage_never_writes_into_a_spare_with_another_name(fixture_repo, tmp_pat
     assert not engine._spare_path(repo, rel).exists()
 
 
-def test_stage_rewrites_a_longer_spare_to_exactly_the_new_bytes(fixture_repo, spares_on):
+def test_stage_rewrites_a_longer_spare_to_exactly_the_new_bytes(fixture_repo, spares_on, reuse):
     root = fixture_repo("sample")
     repo = DataRepo(root)
     rel = "data/failures/homebrew.jsonl"
-    engine._spare_path(repo, rel).write_bytes(b"x" * 10_000)
+    spare = engine._spare_path(repo, rel)
+    spare.write_bytes(b"x" * 10_000)
+    inode = spare.stat().st_ino
     engine._stage(repo, rel, b"short\n")
     assert engine._stage_path(repo, rel).read_bytes() == b"short\n"
+    assert engine._stage_path(repo, rel).stat().st_ino == inode  # rewritten, not new
 
 
 def test_killed_between_the_link_and_the_rename_resumes_exactly(
@@ -187,3 +213,129 @@ def test_no_spare_is_kept_of_a_symlink_or_its_target(fixture_repo, tmp_path, spa
     assert made == [] and not engine._spare_path(repo, rel).exists()
     assert outside.read_bytes() == b"keep me\n"
     assert (root / rel).read_bytes() == b"new\n" and not (root / rel).is_symlink()
+
+
+def test_a_file_open_elsewhere_is_never_rewritten(fixture_repo, tmp_path, spares_on):
+    """A process that opened a data file before the run (a viewer, `tail -f`, an editor)
+    keeps reading the bytes it opened: the inode it holds is not reused."""
+    root = fixture_repo("sample")
+    reference = copy_repo(root, tmp_path / "ref")
+    engine.up(DataRepo(reference))
+    held = {}
+    for p in sorted((root / "data" / "failures").glob("*.jsonl")):
+        held[p.name] = (open(p, "rb"), p.read_bytes())  # noqa: SIM115 - closed below
+    try:
+        engine.up(DataRepo(root))
+        for fh, data in held.values():
+            fh.seek(0)
+            assert fh.read() == data
+    finally:
+        for fh, _ in held.values():
+            fh.close()
+    assert snapshot_data(root) == snapshot_data(reference)
+    assert _leftovers(root) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file another owner")
+def test_a_spare_owned_by_someone_else_is_not_rewritten(fixture_repo, spares_on):
+    """A new file belongs to whoever runs migrate; a spare of another owner would keep
+    that owner, so it is not reused: who owns a result never depends on its size."""
+    root = fixture_repo("sample")
+    repo = DataRepo(root)
+    rel = "data/failures/homebrew.jsonl"
+    spare = engine._spare_path(repo, rel)
+    spare.write_bytes(b"old\n")
+    os.chown(spare, 4242, 4242)
+    engine._stage(repo, rel, b"new\n")
+    st = engine._stage_path(repo, rel).stat()
+    assert (st.st_uid, st.st_gid) == (0, os.getegid())  # a reused spare keeps 4242
+    assert engine._stage_path(repo, rel).read_bytes() == b"new\n"
+    assert not spare.exists()
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["new files", "spares"])
+def test_files_keep_their_permission_bits(fixture_repo, monkeypatch, links, big):
+    """Every rewritten file keeps the mode it had (as `migrate ingest` does), whether the
+    new bytes went into a new file or over a spare."""
+    root = fixture_repo("sample")
+    if big:
+        monkeypatch.setattr(engine, "BIG", 1)
+    files = sorted((root / "data" / "failures").glob("*.jsonl"))
+    modes = {}
+    for i, p in enumerate(files):
+        modes[p.name] = (0o600, 0o640, 0o664, 0o644)[i % 4]
+        p.chmod(modes[p.name])
+    engine.up(DataRepo(root))
+    changed = _changed_by(root, "0002")
+    assert changed
+    for p in files:
+        assert p.stat().st_mode & 0o7777 == modes[p.name], p.name
+    engine.down(DataRepo(root), "base")
+    for p in files:
+        assert p.stat().st_mode & 0o7777 == modes[p.name], p.name
+
+
+def test_a_step_drops_each_spare_it_does_not_take_when_done_with_the_file(
+    fixture_repo, monkeypatch, spares_on
+):
+    """A spare holds the space of a file step 0001 replaced; a file step 0002 leaves as it
+    is (or writes small) gives its spare back as soon as 0002 is done with it, not at the
+    end of the run."""
+    root = fixture_repo("sample")
+    repo = DataRepo(root)
+    real = engine._up_file
+    seen: list[str] = []
+    late: list[str] = []
+
+    def watch(step, ctx, repo_, rel, **kw):
+        if step.id == "0002":
+            late.extend(r for r in seen if engine._spare_path(repo, r).exists())
+            seen.append(rel)
+        return real(step, ctx, repo_, rel, **kw)
+
+    monkeypatch.setattr(engine, "_up_file", watch)
+    engine.up(repo)
+    assert len(seen) > len(_changed_by(root, "0002"))  # some files 0002 left unchanged
+    assert late == []
+    assert _leftovers(root) == []
+
+
+def test_a_resumed_run_that_then_fails_leaves_no_spare(fixture_repo, monkeypatch, spares_on):
+    """Spares of a killed run are dropped by the next run, before anything else, whether
+    it finishes the interrupted step and goes on or stops at a bad target."""
+    root = fixture_repo("sample")
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def stop_third(src, dst, *a, **k):
+        if str(src).endswith(engine.STAGE_SUFFIX):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError(errno.EIO, "Input/output error")
+        return real_replace(src, dst, *a, **k)
+
+    monkeypatch.setattr("migrate.engine.os.replace", stop_third)
+    with pytest.raises(RepoError, match="unfinished"):
+        engine.up(DataRepo(root))
+    monkeypatch.undo()
+    failures = sorted((root / "data" / "failures").glob("*.jsonl"))
+    for p in failures[:3]:  # as a SIGKILL inside the commit would leave them
+        os.link(p, engine._spare_path(DataRepo(root), f"data/failures/{p.name}"))
+    with pytest.raises(UsageError, match="unknown step.*interrupted step 0001 was finished"):
+        engine.up(DataRepo(root), "0009")
+    assert _leftovers(root) == []
+    assert engine.status(DataRepo(root))["current"] == "0001"
+
+
+def test_a_reused_spare_takes_the_mode_of_the_file_it_replaces(fixture_repo, spares_on, reuse):
+    root = fixture_repo("sample")
+    repo = DataRepo(root)
+    rel = "data/failures/homebrew.jsonl"
+    (root / rel).chmod(0o640)
+    spare = engine._spare_path(repo, rel)
+    spare.write_bytes(b"old\n")
+    spare.chmod(0o600)
+    inode = spare.stat().st_ino
+    engine._stage(repo, rel, b"new\n")
+    st = engine._stage_path(repo, rel).stat()
+    assert (st.st_ino, st.st_mode & 0o7777) == (inode, 0o640)

@@ -27,6 +27,7 @@ a run that writes removes those it finds before anything else (``_load``).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import errno
 import os
@@ -568,7 +569,16 @@ def _up_step(
         _summary(report, {k: v for k, v in options.items() if v and k != "jobs" and k[0] != "_"}),
     )
     os.sync()  # every staged file is durable before the ledger says "applying"
-    ledger.begin(entry, entries, lines)
+    try:
+        ledger.begin(entry, entries, lines)
+    except MigrateError as exc:  # e.g. a full disk: no data file was replaced yet
+        _clean_stages(repo)  # the space the staged files hold is given back at once
+        if entry in ledger.steps:
+            with contextlib.suppress(MigrateError):
+                ledger.drop(entry)  # else the next run drops it (its detail file is missing)
+        raise RepoError(
+            f"{exc}; nothing was replaced", hint="free space, then run the command again"
+        ) from None
     _commit_stages(repo, entries, "after", after_each, spares=spares)
     ledger.mark(entry, "applied")
     return report
@@ -847,7 +857,15 @@ def _down_step(
         return report
     os.sync()
     if entry.state != "reverting":
-        ledger.mark(entry, "reverting")
+        was = entry.state
+        try:
+            ledger.mark(entry, "reverting")
+        except MigrateError as exc:  # e.g. a full disk: no file was replaced yet
+            entry.state = was
+            _clean_stages(repo)
+            raise RepoError(
+                f"{exc}; nothing was reverted", hint="free space, then run the command again"
+            ) from None
     _commit_stages(repo, todo, "before", after_each, spares=spares)
     ledger.drop(entry)
     return report

@@ -15,6 +15,7 @@ from migrate import codec, engine
 from migrate.check import check_repo
 from migrate.cli import main
 from migrate.errors import RepoError
+from migrate.ledger import Ledger
 from migrate.repo import DataRepo
 from tests.conftest import copy_repo
 from tests.helpers import snapshot
@@ -286,3 +287,48 @@ def test_two_runs_started_together_one_refuses_and_data_is_one_run(fixture_repo,
     ledger = json.loads((root / "data" / ".migrate" / "ledger.json").read_text())
     assert [s["id"] for s in ledger["steps"]] == ["0001", "0002", "0003"]
     assert not (root / "data" / ".migrate.lock").exists()
+
+
+def test_disk_full_while_writing_the_ledger_gives_the_staged_space_back(fixture_repo, monkeypatch):
+    """Every file is staged and the ledger's detail file cannot be written: nothing was
+    replaced, so the staged copies (a whole step's worth of space) are removed at once and
+    the step is not left half-recorded."""
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    real = Ledger.write_files
+
+    def full(self, entry, *a, **k):
+        if entry.id == "0002":
+            raise RepoError(f"{entry.detail_file}: cannot write (No space left on device)")
+        return real(self, entry, *a, **k)
+
+    monkeypatch.setattr(Ledger, "write_files", full)
+    with pytest.raises(RepoError, match="No space left on device.*nothing was replaced"):
+        engine.up(DataRepo(root))
+    monkeypatch.undo()
+    assert not [p for p in root.rglob(".*") if "migrate-s" in p.name]
+    status = engine.status(DataRepo(root))
+    assert (status["current"], status.get("unfinished")) == ("0001", None)
+    engine.up(DataRepo(root))
+    assert check_repo(DataRepo(root)).ok
+    engine.down(DataRepo(root), "base")
+    assert snapshot(root) == before
+
+
+def test_disk_full_while_marking_a_revert_gives_the_staged_space_back(fixture_repo, monkeypatch):
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    engine.up(DataRepo(root))
+    after_up = snapshot(root)
+
+    def full(self, entry, state):
+        raise RepoError("data/.migrate/ledger.json: cannot write (No space left on device)")
+
+    monkeypatch.setattr(Ledger, "mark", full)
+    with pytest.raises(RepoError, match="No space left on device.*nothing was reverted"):
+        engine.down(DataRepo(root), "base")
+    monkeypatch.undo()
+    assert snapshot(root) == after_up
+    assert not [p for p in root.rglob(".*") if "migrate-s" in p.name]
+    engine.down(DataRepo(root), "base")
+    assert snapshot(root) == before

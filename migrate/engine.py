@@ -50,7 +50,7 @@ from migrate.ledger import FileEntry, Ledger, StepEntry
 from migrate.lock import hold
 from migrate.parallel import map_files
 from migrate.reader import Problem
-from migrate.repo import DataRepo, file_sha256, sha256, sync_dir
+from migrate.repo import LEDGER_DIR, TMP_SUFFIX, DataRepo, file_sha256, sha256, sync_dir
 from migrate.steps import STEPS, Step, by_id
 
 try:
@@ -354,13 +354,19 @@ def _stage(repo: DataRepo, rel: str, data: bytes, offered: Iterable[str] = ()) -
         ) from None
 
 
-def _clean_stages(repo: DataRepo) -> None:
-    """Remove staged files and spares (a run's leftovers)."""
-    for folder in {repo.path(rel).parent for rel in _all_targets(repo)}:
+def _clean_stages(repo: DataRepo, stages: bool = True) -> None:
+    """Remove a run's leftovers: spares and half-written temporary files (never needed),
+    and staged files unless ``stages`` is False (an unfinished step needs them). A ledger
+    folder left with nothing in it (a run killed writing the first ledger) goes too."""
+    suffixes = (SPARE_SUFFIX, TMP_SUFFIX) + ((STAGE_SUFFIX,) if stages else ())
+    ledger_dir = repo.path(LEDGER_DIR)
+    for folder in {repo.path(rel).parent for rel in _all_targets(repo)} | {ledger_dir}:
         if folder.is_dir():
-            for suffix in (STAGE_SUFFIX, SPARE_SUFFIX):
+            for suffix in suffixes:
                 for p in folder.glob(f".*{suffix}"):
                     p.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # absent, or not empty
+        ledger_dir.rmdir()
 
 
 def _drop_spares(repo: DataRepo, rels: Iterable[str]) -> int:
@@ -373,14 +379,6 @@ def _drop_spares(repo: DataRepo, rels: Iterable[str]) -> int:
         except FileNotFoundError:
             pass
     return n
-
-
-def _sweep_spares(repo: DataRepo) -> None:
-    """Remove every spare (a killed run's: a spare is never needed to recover)."""
-    for folder in {repo.path(rel).parent for rel in _all_targets(repo)}:
-        if folder.is_dir():
-            for p in folder.glob(f".*{SPARE_SUFFIX}"):
-                p.unlink(missing_ok=True)
 
 
 def _all_targets(repo: DataRepo) -> list[str]:
@@ -475,7 +473,7 @@ def _load(repo: DataRepo, dry_run: bool) -> Ledger:
         if ledger.unfinished is None:
             _clean_stages(repo)
         else:
-            _sweep_spares(repo)
+            _clean_stages(repo, stages=False)
     return ledger
 
 

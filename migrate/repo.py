@@ -18,6 +18,8 @@ from migrate.errors import RepoError
 
 FAILURES_DIR = "data/failures"
 LEDGER_DIR = "data/.migrate"
+#: ``write_atomic``'s temporary file (``.NAME.migrate-tmp``), renamed over NAME when complete
+TMP_SUFFIX = ".migrate-tmp"
 LOCK_FILE = "data/.migrate.lock"
 #: Queue files by family, in the order they appeared upstream.
 QUEUE_GLOBS = ("data/priority-queue.json", "data/queues/*.json")
@@ -142,7 +144,7 @@ class DataRepo:
         """Replace ``rel`` with ``data``: temp file in the same folder, fsync, rename, fsync dir."""
         target = self.root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.migrate-tmp")
+        tmp = target.with_name(f".{target.name}{TMP_SUFFIX}")
         try:
             mode = target.stat().st_mode & 0o7777 if target.exists() else None
             with open(tmp, "wb") as fh:

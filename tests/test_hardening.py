@@ -14,7 +14,7 @@ import pytest
 from migrate import codec, engine
 from migrate.check import check_repo
 from migrate.cli import main
-from migrate.errors import RepoError
+from migrate.errors import BadInputError, RepoError
 from migrate.ledger import Ledger
 from migrate.repo import DataRepo
 from tests.conftest import copy_repo
@@ -332,3 +332,26 @@ def test_disk_full_while_marking_a_revert_gives_the_staged_space_back(fixture_re
     assert not [p for p in root.rglob(".*") if "migrate-s" in p.name]
     engine.down(DataRepo(root), "base")
     assert snapshot(root) == before
+
+
+def test_a_run_killed_writing_the_first_ledger_leaves_nothing_at_base(fixture_repo):
+    """Killed inside the ledger's first atomic write (temp file written, not renamed): the
+    next run removes the temp file, and at base the ledger folder does not exist."""
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    ledger_dir = root / "data" / ".migrate"
+    ledger_dir.mkdir()
+    (ledger_dir / ".ledger.json.migrate-tmp").write_bytes(b'{"format": 1, "ste')
+    queue_tmp = root / "data" / "queues" / ".priority-queue.json.migrate-tmp"
+    queue_tmp.write_bytes(b"{")  # and one beside a data file (an interrupted `ingest`)
+    engine.up(DataRepo(root))
+    assert not queue_tmp.exists()
+    assert [p.name for p in ledger_dir.iterdir() if p.name.startswith(".")] == []
+    engine.down(DataRepo(root), "base")
+    assert snapshot(root) == before and not ledger_dir.exists()
+    bad = fixture_repo("bad")  # a run that then stops at bad input leaves no folder
+    (bad / "data" / ".migrate").mkdir()
+    (bad / "data" / ".migrate" / ".ledger.json.migrate-tmp").write_bytes(b"{")
+    with pytest.raises(BadInputError):
+        engine.up(DataRepo(bad))
+    assert not (bad / "data" / ".migrate").exists()

@@ -4,6 +4,7 @@ the next run finishes with exactly the data of an uninterrupted run, and that
 `migrate down --to base` gives back the original bytes.
 
     python scripts/crash_test.py --records 15000 --files 12000 --kills 30
+    python scripts/crash_test.py --records 60000 --files 12 --kills 20 --jobs 2
 
 Times recorded by the tool (the ledger's applied_at, a queue's updated_at and so the
 rebuilt queue's checksum in the ledger) differ between runs by nature and are the only
@@ -84,7 +85,9 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=12000)
     ap.add_argument("--kills", type=int, default=30, help="kills during up (as many during down)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--jobs", type=int, default=1, help="-j N for every migrate run")
     a = ap.parse_args()
+    jobs = ["-j", str(a.jobs)]
     rnd = random.Random(a.seed)
     base = Path(tempfile.mkdtemp(prefix="crash-"))
     pristine = base / "pristine"
@@ -105,11 +108,11 @@ def main() -> int:
     ref = base / "ref"
     shutil.copytree(pristine, ref)
     t0 = time.perf_counter()
-    settle(["up"], ref)
+    settle(["up", *jobs], ref)
     t_up = time.perf_counter() - t0
     expected = snapshot(ref, normalize=True)
     t0 = time.perf_counter()
-    settle(["down", "--to", "base"], ref)
+    settle(["down", "--to", "base", *jobs], ref)
     t_down = time.perf_counter() - t0
     assert snapshot(ref, normalize=False) == original, "an uninterrupted round trip is not exact"
     print(f"repo: {len(original)} files; uninterrupted up {t_up:.1f}s, down {t_down:.1f}s")
@@ -121,9 +124,9 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
             shutil.copytree(pristine, work)
             if phase == "down":
-                settle(["up"], work)
+                settle(["up", *jobs], work)
             delay = rnd.uniform(0.05, (t_up if phase == "up" else t_down) * 1.05)
-            args = ["up"] if phase == "up" else ["down", "--to", "base"]
+            args = [*(["up"] if phase == "up" else ["down", "--to", "base"]), *jobs]
             code = kill_at(args, work, delay)
             st = run(["status", "--json"], work)
             state = "finished" if code is not None else "killed"
@@ -134,12 +137,12 @@ def main() -> int:
                     state += f" ({doc['unfinished']['id']} {doc['unfinished']['state']})"
             landed[state] = landed.get(state, 0) + 1
             if phase == "up":
-                settle(["up"], work)
+                settle(["up", *jobs], work)
                 ok = snapshot(work, normalize=True) == expected
-                settle(["down", "--to", "base"], work)
+                settle(["down", "--to", "base", *jobs], work)
                 ok = ok and snapshot(work, normalize=False) == original
             else:
-                settle(["down", "--to", "base"], work)
+                settle(["down", "--to", "base", *jobs], work)
                 ok = snapshot(work, normalize=False) == original
             if not ok:
                 failures += 1

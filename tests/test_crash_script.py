@@ -5,10 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
-def test_crash_script_recovers_exactly_from_random_kills():
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_crash_script_recovers_exactly_from_random_kills(jobs):
     proc = subprocess.run(
         [
             sys.executable,
@@ -19,6 +22,8 @@ def test_crash_script_recovers_exactly_from_random_kills():
             "200",
             "--kills",
             "3",
+            "--jobs",
+            jobs,
         ],
         capture_output=True,
         text=True,

@@ -18,10 +18,11 @@ the next ``up`` renames the remaining staged files (or finds them done by checks
 Spares: when the next step of the same run rewrites the same files (0001 then 0002), step
 3 first gives each big replaced file a second name (``.NAME.migrate-spare``, a hard link),
 and the next step writes its staged copy over that file's pages instead of allocating new
-ones. Only a file nothing else can see is rewritten (``_open_spare``). The next step drops
-each spare it does not take as soon as it is done with that file, and all of them if the
-disk fills up (``_stage``), so spares never make a run need more space than it did
-without them. A spare is never needed for recovery (the ledger rebuilds what it held), so
+ones. Only a file with no other link, no other open file description and the owner a new
+file would have is rewritten (``_open_spare``; a bind mount of the file is not seen). The
+next step drops each spare it does not take as soon as it is done with that file, and all
+of them if the disk fills up (``_stage``), so spares never make a run need more space than
+it did without them. A spare is never needed for recovery (the ledger rebuilds what it held), so
 a run that writes removes those it finds before anything else (``_load``).
 """
 
@@ -31,6 +32,7 @@ import contextlib
 import difflib
 import errno
 import os
+import signal
 import stat
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -268,10 +270,13 @@ def _open_spare(repo: DataRepo, rel: str, stage) -> Any:
 def _alone(fd: int) -> bool:
     """No other open file description of this file, in any process: a write lease is
     granted only then. It is released at once (nothing else can reach the file: its only
-    name is this run's staged name)."""
+    name is this run's staged name). Should another process open that name while the lease
+    is held, the kernel signals the holder: with SIGURG, ignored by default, instead of
+    SIGIO, which would end the run."""
     if _SETLEASE is None:
         return False
     try:
+        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
         fcntl.fcntl(fd, _SETLEASE, fcntl.F_WRLCK)
     except OSError:
         return False
@@ -283,16 +288,6 @@ def _new_owner(folder) -> tuple[int, int]:
     """The owner and group a file created in ``folder`` gets (Linux rules)."""
     st = os.stat(folder)
     return os.geteuid(), (st.st_gid if st.st_mode & stat.S_ISGID else os.getegid())
-
-
-_UMASK: list[int] = []
-
-
-def _umask() -> int:
-    if not _UMASK:
-        _UMASK.append(os.umask(0o22))
-        os.umask(_UMASK[0])
-    return _UMASK[0]
 
 
 def _create(path) -> Any:
@@ -316,9 +311,7 @@ def _write_stage(repo: DataRepo, rel: str, stage, data: bytes, mode: int | None,
     fh = _open_spare(repo, rel, stage) if reuse and len(data) >= BIG else None
     if fh is None:
         fh = _create(stage)
-        if mode is not None and mode != 0o666 & ~_umask():
-            os.fchmod(fh.fileno(), mode)
-    elif mode is not None and mode != os.fstat(fh.fileno()).st_mode & 0o7777:
+    if mode is not None:  # always: umask and default ACLs decide a new file's mode
         os.fchmod(fh.fileno(), mode)
     with fh:
         fh.write(data)
@@ -354,17 +347,19 @@ def _stage(repo: DataRepo, rel: str, data: bytes, offered: Iterable[str] = ()) -
         ) from None
 
 
-def _clean_stages(repo: DataRepo, stages: bool = True) -> None:
+def _clean_stages(repo: DataRepo, stages: bool = True, keep: frozenset = frozenset()) -> None:
     """Remove a run's leftovers: spares and half-written temporary files (never needed),
-    and staged files unless ``stages`` is False (an unfinished step needs them). A ledger
-    folder left with nothing in it (a run killed writing the first ledger) goes too."""
+    and staged files unless ``stages`` is False (an unfinished step needs them) or they
+    are in ``keep``. A ledger folder left with nothing in it (a run killed writing the
+    first ledger) goes too."""
     suffixes = (SPARE_SUFFIX, TMP_SUFFIX) + ((STAGE_SUFFIX,) if stages else ())
     ledger_dir = repo.path(LEDGER_DIR)
     for folder in {repo.path(rel).parent for rel in _all_targets(repo)} | {ledger_dir}:
         if folder.is_dir():
             for suffix in suffixes:
                 for p in folder.glob(f".*{suffix}"):
-                    p.unlink(missing_ok=True)
+                    if p not in keep:
+                        p.unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # absent, or not empty
         ledger_dir.rmdir()
 
@@ -544,8 +539,6 @@ def _up_step(
         if not dry:
             _clean_stages(repo)  # e.g. a full disk: leave no staged copies behind
         raise
-    finally:
-        _drop_spares(repo, offer)  # those of files it never reached (stopped early)
     if problems:
         _clean_stages(repo)
         raise BadInputError(
@@ -715,60 +708,84 @@ def up(
                 )
             resumed = _resume_up(repo, ledger, unfinished, after_each)
         try:
-            the_plan = plan(ledger, "up", target)
-        except UsageError as exc:
-            if resumed is None:
-                raise
-            raise UsageError(
-                f"{exc}; the interrupted step {resumed.step.id} was finished first", exc.hint
-            ) from None
-        problems = list(dict.fromkeys(str(p) for s in the_plan.steps for p in s.preflight(repo)))
-        if problems:
-            done = (
-                f"the interrupted step {resumed.step.id} was finished, nothing else was written"
-                if resumed
-                else "nothing was written"
+            run = _up_planned(
+                repo,
+                ledger,
+                target,
+                resumed,
+                dry_run=dry_run,
+                diff=diff,
+                options=options,
+                progress=progress,
+                after_each=after_each,
+                jobs=jobs,
             )
-            raise BadInputError(
-                f"{len(problems)} problem(s) in the data; {done}",
-                problems,
-                hint="fix or remove these lines (see `migrate check`), then run again",
-            )
-        run = RunReport(the_plan, dry_run)
-        if resumed:
-            run.steps.append(resumed)
-        view = DryRunRepo(repo) if dry_run else repo
-        written = latest_written(ledger) if the_plan.steps and ledger.steps else {}
-        carry: dict[str, tuple[str, Any]] = {}
-        offered: list[str] = []  # spares the last step left for the next (_commit_stages)
-        made: list[str] | None = None
-        try:
-            for i, step in enumerate(the_plan.steps):
-                later = the_plan.steps[i + 1 :]
-                then = tuple(s.id for s in later)  # what a carry may serve
-                made = [] if later and later[0].family == step.family else None
-                report = _up_step(
-                    view,
-                    ledger,
-                    step,
-                    dry_run=dry_run,
-                    diff=diff,
-                    options={**options, "_written": written, "_carry": carry, "_then": then},
-                    progress=progress,
-                    after_each=after_each,
-                    jobs=jobs,
-                    offered=offered,
-                    spares=made,
+        except MigrateError as exc:
+            if resumed is not None:  # what the message says was not done is not all
+                exc.args = (
+                    f"{exc} (before that, the interrupted step {resumed.step.id} was finished)",
                 )
-                offered, made = made or [], None
-                written = {**written, **report.written}
-                carry = report.carry
-                report.carry = {}  # the next step has it; the run report does not keep it
-                run.steps.append(report)
-        finally:
-            _drop_spares(repo, offered + (made or []))
+            raise
         run.seconds = clock.monotonic() - start
         return run
+
+
+def _up_planned(
+    repo: DataRepo,
+    ledger: Ledger,
+    target: str | None,
+    resumed: StepReport | None,
+    *,
+    dry_run: bool,
+    diff: bool,
+    options: dict[str, Any],
+    progress: Progress,
+    after_each: Callable[[int], None] | None,
+    jobs: int,
+) -> RunReport:
+    """``up`` once the ledger has no unfinished step: plan, preflight, then each step."""
+    the_plan = plan(ledger, "up", target)
+    problems = list(dict.fromkeys(str(p) for s in the_plan.steps for p in s.preflight(repo)))
+    if problems:
+        raise BadInputError(
+            f"{len(problems)} problem(s) in the data; nothing was written",
+            problems,
+            hint="fix or remove these lines (see `migrate check`), then run again",
+        )
+    run = RunReport(the_plan, dry_run)
+    if resumed:
+        run.steps.append(resumed)
+    view = DryRunRepo(repo) if dry_run else repo
+    written = latest_written(ledger) if the_plan.steps and ledger.steps else {}
+    carry: dict[str, tuple[str, Any]] = {}
+    offered: list[str] = []  # spares the last step left for the next (_commit_stages)
+    made: list[str] | None = None
+    try:
+        for i, step in enumerate(the_plan.steps):
+            later = the_plan.steps[i + 1 :]
+            then = tuple(s.id for s in later)  # what a carry may serve
+            made = [] if later and later[0].family == step.family else None
+            report = _up_step(
+                view,
+                ledger,
+                step,
+                dry_run=dry_run,
+                diff=diff,
+                options={**options, "_written": written, "_carry": carry, "_then": then},
+                progress=progress,
+                after_each=after_each,
+                jobs=jobs,
+                offered=offered,
+                spares=made,
+            )
+            offered, made = made or [], None
+            written = {**written, **report.written}
+            carry = report.carry
+            report.carry = {}  # the next step has it; the run report does not keep it
+            run.steps.append(report)
+    finally:
+        _drop_spares(repo, offered + (made or []))
+    return run
 
 
 # ---------------------------------------------------------------------------- down
@@ -795,6 +812,17 @@ def _down_step(
     dry = isinstance(repo, DryRunRepo)
     interrupted = entry.state != "applied"
     offer = frozenset(offered or ())
+
+    def clean() -> None:
+        """This step's staged files go; those of the interrupted ``up`` being undone stay
+        (told by their checksum): if this ``down`` fails, ``up`` can still finish."""
+        keep = set()
+        if entry.state == "applying":
+            for fe in files:
+                stage = _stage_path(repo, fe.path)
+                if stage.exists() and file_sha256(stage) == fe.after:
+                    keep.add(stage)
+        _clean_stages(repo, keep=frozenset(keep))
 
     def one(rel: str) -> tuple[str, Any, bytes | None]:
         out = _down_file(
@@ -834,13 +862,11 @@ def _down_step(
                     repo.overlay[value.path] = old
     except MigrateError:
         if not dry:
-            _clean_stages(repo)  # e.g. a full disk: leave no staged copies behind
+            clean()  # e.g. a full disk: leave no staged copies behind
         raise
-    finally:
-        _drop_spares(repo, offer)
     if changed or errors:
         if not dry:
-            _clean_stages(repo)
+            clean()
         if changed:
             raise DataChanged(
                 f"{len(changed)} file(s) changed since step {entry.id} wrote them: "
@@ -860,7 +886,7 @@ def _down_step(
             ledger.mark(entry, "reverting")
         except MigrateError as exc:  # e.g. a full disk: no file was replaced yet
             entry.state = was
-            _clean_stages(repo)
+            clean()
             raise RepoError(
                 f"{exc}; nothing was reverted", hint="free space, then run the command again"
             ) from None

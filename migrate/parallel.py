@@ -16,6 +16,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -36,8 +37,9 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _init(fn: Callable[[str], Any], parent: int) -> None:
-    _die_with(parent)
+def _init(fn: Callable[[str], Any], parent: int | None) -> None:
+    if parent is not None:
+        _die_with(parent)
     _FN["fn"] = fn
 
 
@@ -57,7 +59,10 @@ def map_files(
         return
     chunk = max(1, min(256, len(rels) // (jobs * 8) or 1))
     ctx = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init, initargs=(fn, os.getpid()))
+    # The kernel ties the death signal to the *thread* that forks the workers: only the
+    # main thread's end is the process's end (a pool started in another thread gets none)
+    parent = os.getpid() if threading.current_thread() is threading.main_thread() else None
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init, initargs=(fn, parent))
     with pool:
         results = pool.map(_call, rels, chunksize=chunk)
         yield from progress(results) if progress else results

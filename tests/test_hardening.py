@@ -355,3 +355,51 @@ def test_a_run_killed_writing_the_first_ledger_leaves_nothing_at_base(fixture_re
     with pytest.raises(BadInputError):
         engine.up(DataRepo(bad))
     assert not (bad / "data" / ".migrate").exists()
+
+
+@pytest.mark.parametrize("fails", ["staging", "ledger"])
+def test_a_failed_down_of_an_interrupted_up_leaves_up_able_to_finish(
+    fixture_repo, tmp_path, monkeypatch, fails
+):
+    """`up` stopped at its third rename (the ledger says applying; the other files' staged
+    copies wait); then `down` fails on a full disk, staging or marking the ledger. The
+    staged copies `up` needs are still there: `up` finishes exactly."""
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    reference = copy_repo(root, tmp_path / "ref")
+    engine.up(DataRepo(reference))
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def stop_third(src, dst, *a, **k):
+        if str(src).endswith(engine.STAGE_SUFFIX):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError(errno.EIO, "Input/output error")
+        return real_replace(src, dst, *a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr("migrate.engine.os.replace", stop_third)
+        with pytest.raises(RepoError, match="unfinished"):
+            engine.up(DataRepo(root))
+    waiting = sorted(p.name for p in root.rglob(f".*{engine.STAGE_SUFFIX}"))
+    assert waiting
+
+    def full_ledger(self, entry, state):
+        raise RepoError("data/.migrate/ledger.json: cannot write (No space left on device)")
+
+    def full_disk(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        if fails == "ledger":
+            m.setattr(Ledger, "mark", full_ledger)
+        else:
+            m.setattr(engine, "_create", full_disk)
+        with pytest.raises(RepoError, match="No space left on device"):
+            engine.down(DataRepo(root))
+    assert sorted(p.name for p in root.rglob(f".*{engine.STAGE_SUFFIX}")) == waiting
+    engine.up(DataRepo(root))
+    assert _without_metadata(root) == _without_metadata(reference)
+    engine.down(DataRepo(root), "base")
+    assert snapshot(root) == before

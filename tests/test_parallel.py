@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -62,3 +63,20 @@ def test_workers_die_with_a_killed_run(tmp_path):
     for p in alive:
         os.kill(p, signal.SIGKILL)
     assert alive == {}
+
+
+def test_a_pool_started_in_a_thread_that_ends_keeps_its_workers():
+    """The death signal follows the thread that forked the workers; a pool started by a
+    thread that then ends (the rest consumed by another) must still give every result."""
+    rels = [f"f{i}" for i in range(8)]
+    results = map_files(_slow_upper, rels, 2)
+    first: list[str] = []
+    starter = threading.Thread(target=lambda: first.append(next(results)))
+    starter.start()
+    starter.join()
+    assert first + list(results) == [r.upper() for r in rels]
+
+
+def _slow_upper(rel: str) -> str:
+    time.sleep(0.05)
+    return rel.upper()

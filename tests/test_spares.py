@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -65,6 +67,13 @@ def reuse(links, tmp_path):
 def spares_on(links, monkeypatch):
     """Fixture files are small; spares are kept only for big ones (``engine.BIG``)."""
     monkeypatch.setattr(engine, "BIG", 1)
+
+
+def _changed_by_up(where, src) -> list[str]:
+    """The files step 0002 changes in a full `up` of a copy of ``src``."""
+    copy = copy_repo(src, where)
+    engine.up(DataRepo(copy))
+    return _changed_by(copy, "0002")
 
 
 def _changed_by(root, step_id: str) -> list[str]:
@@ -332,3 +341,92 @@ def test_a_reused_spare_takes_the_mode_of_the_file_it_replaces(fixture_repo, spa
     engine._stage(repo, rel, b"new\n")
     st = engine._stage_path(repo, rel).stat()
     assert (st.st_ino, st.st_mode & 0o7777) == (inode, 0o640)
+
+
+def test_down_drops_each_spare_it_does_not_take_and_leaves_none_when_it_fails(
+    fixture_repo, monkeypatch, spares_on
+):
+    """`down --to base` keeps the files it reverts through 0002 as spares for 0001's
+    revert, which drops each one it does not take when done with the file; a revert that
+    fails part-way leaves none either."""
+    root = fixture_repo("sample")
+    # a file already at v2 at base, with a blocker to backfill: 0001 leaves it as it is,
+    # 0002 rewrites it, so 0002's revert keeps a spare of it that 0001's revert never takes
+    scratch = copy_repo(root, root.parent / "scratch")
+    engine.up(DataRepo(scratch), "0001")
+    rel = next(r for r in _changed_by_up(root.parent / "probe", root) if "homebrew-" in r)
+    name = rel.rsplit("/", 1)[1].replace("2026-", "2027-")
+    (root / "data" / "failures" / name).write_bytes((scratch / rel).read_bytes())
+    engine.up(DataRepo(root))
+    assert f"data/failures/{name}" in _changed_by(root, "0002")
+    assert f"data/failures/{name}" not in _changed_by(root, "0001")
+    repo = DataRepo(root)
+    real = engine._down_file
+    seen: list[str] = []
+    late: list[str] = []
+
+    def watch(step, entry, fe, repo_, rel, **kw):
+        if step.id == "0001":
+            late.extend(r for r in seen if engine._spare_path(repo, r).exists())
+            seen.append(rel)
+        return real(step, entry, fe, repo_, rel, **kw)
+
+    monkeypatch.setattr(engine, "_down_file", watch)
+    twin = copy_repo(root, root.parent / "twin")
+    engine.down(repo, "base")
+    assert len(seen) > len(_changed_by(twin, "0002")) and late == []
+    assert _leftovers(root) == []
+
+    def broken(step, entry, fe, repo_, rel, **kw):  # 0001's revert stops at its 4th file
+        if step.id == "0001":
+            if len(seen) == 3:
+                raise RepoError(f"{rel}: cannot read (Input/output error)")
+            seen.append(rel)
+        return real(step, entry, fe, repo_, rel, **kw)
+
+    seen.clear()
+    monkeypatch.setattr(engine, "_down_file", broken)
+    with pytest.raises(RepoError, match="Input/output error"):
+        engine.down(DataRepo(twin), "base")
+    assert _leftovers(twin) == []
+    assert engine.status(DataRepo(twin))["current"] == "0001"
+
+
+@pytest.mark.skipif(engine._SETLEASE is None, reason="write leases are Linux's")
+def test_an_opener_during_the_lease_check_does_not_end_the_run(tmp_path):
+    """Another process opening the file while the lease is held makes the kernel signal
+    the holder; by default that signal (SIGIO) ends a process. The run must go on."""
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"x" * 4096)
+    script = f"""
+import fcntl, os, subprocess, sys, time
+from migrate import engine
+real = fcntl.fcntl
+def fcntl_with_an_opener(fd, cmd, arg=0):
+    out = real(fd, cmd, arg)
+    if cmd == engine._SETLEASE and arg == fcntl.F_WRLCK:  # held: someone opens the file
+        subprocess.Popen([sys.executable, "-c", "open({str(probe)!r}).close()"])
+        time.sleep(1.0)  # the opener waits for the lease; the kernel signals us
+    return out
+fcntl.fcntl = fcntl_with_an_opener
+fd = os.open({str(probe)!r}, os.O_RDWR)
+print("alone" if engine._alone(fd) else "not alone")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "alone"), proc.stderr
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o002])
+def test_the_mode_does_not_depend_on_the_umask(fixture_repo, umask):
+    """A new staged file takes the target's mode whatever the umask (or a folder's default
+    ACL) would give it, as a reused spare does."""
+    root = fixture_repo("sample")
+    files = sorted((root / "data" / "failures").glob("*.jsonl"))
+    for p in files:
+        p.chmod(0o644)
+    old = os.umask(umask)
+    try:
+        engine.up(DataRepo(root))
+    finally:
+        os.umask(old)
+    assert {p.stat().st_mode & 0o7777 for p in files} == {0o644}

@@ -32,3 +32,31 @@ def refused_up(root: Path):
         engine.up(DataRepo(root))
     assert snapshot(root) == before
     return exc.value
+
+
+def up_stopped_at_the_third_rename(root: Path, monkeypatch) -> None:
+    """Step 0001 cannot rename its third staged file: the ledger marks it unfinished, the
+    other files' staged copies wait (the state a SIGKILL there leaves)."""
+    import errno
+    import os
+
+    import pytest
+
+    from migrate import engine
+    from migrate.errors import RepoError
+    from migrate.repo import DataRepo
+
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def stop_third(src, dst, *a, **k):
+        if str(src).endswith(engine.STAGE_SUFFIX):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError(errno.EIO, "Input/output error")
+        return real_replace(src, dst, *a, **k)
+
+    with monkeypatch.context() as m:  # only this: other patches of the test stay
+        m.setattr("migrate.engine.os.replace", stop_third)
+        with pytest.raises(RepoError, match="unfinished"):
+            engine.up(DataRepo(root))

@@ -18,7 +18,7 @@ from migrate.errors import BadInputError, RepoError
 from migrate.ledger import Ledger
 from migrate.repo import DataRepo
 from tests.conftest import copy_repo
-from tests.helpers import snapshot
+from tests.helpers import data_only, snapshot, up_stopped_at_the_third_rename
 
 GOOD = codec.dumps_line(
     {
@@ -171,10 +171,6 @@ class _FullOnWrite:
         raise OSError(errno.ENOSPC, "No space left on device")
 
 
-def _without_metadata(root: Path) -> dict[str, bytes]:
-    return {k: v for k, v in snapshot(root).items() if not k.startswith("data/.migrate")}
-
-
 def test_disk_full_while_staging_writes_nothing_and_a_rerun_works(fixture_repo, monkeypatch):
     """A full disk on the 4th new staged file of step 0001: that step writes nothing, and
     no staged copy is left to fill the disk further."""
@@ -234,7 +230,7 @@ def test_disk_full_while_rewriting_a_spare(fixture_repo, tmp_path, monkeypatch, 
     monkeypatch.setattr(engine, "_create", create)
     if frees:
         engine.up(DataRepo(root))
-        assert _without_metadata(root) == _without_metadata(reference)
+        assert data_only(snapshot(root)) == data_only(snapshot(reference))
     else:
         with pytest.raises(RepoError, match="No space left on device.*nothing was replaced"):
             engine.up(DataRepo(root))
@@ -244,7 +240,7 @@ def test_disk_full_while_rewriting_a_spare(fixture_repo, tmp_path, monkeypatch, 
     assert not [p for p in root.rglob(".*") if "migrate-s" in p.name]  # stage or spare
     engine.up(DataRepo(root))
     assert check_repo(DataRepo(root)).ok
-    assert _without_metadata(root) == _without_metadata(reference)
+    assert data_only(snapshot(root)) == data_only(snapshot(reference))
     engine.down(DataRepo(root), "base")
     assert snapshot(root) == before
 
@@ -368,20 +364,7 @@ def test_a_failed_down_of_an_interrupted_up_leaves_up_able_to_finish(
     before = snapshot(root)
     reference = copy_repo(root, tmp_path / "ref")
     engine.up(DataRepo(reference))
-    real_replace = os.replace
-    calls = {"n": 0}
-
-    def stop_third(src, dst, *a, **k):
-        if str(src).endswith(engine.STAGE_SUFFIX):
-            calls["n"] += 1
-            if calls["n"] == 3:
-                raise OSError(errno.EIO, "Input/output error")
-        return real_replace(src, dst, *a, **k)
-
-    with monkeypatch.context() as m:
-        m.setattr("migrate.engine.os.replace", stop_third)
-        with pytest.raises(RepoError, match="unfinished"):
-            engine.up(DataRepo(root))
+    up_stopped_at_the_third_rename(root, monkeypatch)
     waiting = sorted(p.name for p in root.rglob(f".*{engine.STAGE_SUFFIX}"))
     assert waiting
 
@@ -400,6 +383,6 @@ def test_a_failed_down_of_an_interrupted_up_leaves_up_able_to_finish(
             engine.down(DataRepo(root))
     assert sorted(p.name for p in root.rglob(f".*{engine.STAGE_SUFFIX}")) == waiting
     engine.up(DataRepo(root))
-    assert _without_metadata(root) == _without_metadata(reference)
+    assert data_only(snapshot(root)) == data_only(snapshot(reference))
     engine.down(DataRepo(root), "base")
     assert snapshot(root) == before

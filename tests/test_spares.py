@@ -4,7 +4,6 @@ links to it, and nothing of it is left after the run, whatever stops it."""
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 import sys
@@ -17,13 +16,9 @@ from migrate.errors import RepoError, UsageError
 from migrate.ledger import FileEntry, Ledger
 from migrate.repo import DataRepo
 from tests.conftest import copy_repo
-from tests.helpers import snapshot
+from tests.helpers import data_only, snapshot, up_stopped_at_the_third_rename
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
-
-
-def snapshot_data(root) -> dict[str, bytes]:
-    return {k: v for k, v in snapshot(root).items() if not k.startswith("data/.migrate")}
 
 
 def _leftovers(root) -> list[str]:
@@ -146,25 +141,6 @@ def test_stage_rewrites_a_longer_spare_to_exactly_the_new_bytes(fixture_repo, sp
     assert engine._stage_path(repo, rel).stat().st_ino == inode  # rewritten, not new
 
 
-def _up_stopped_at_the_third_rename(root, monkeypatch) -> None:
-    """Step 0001 cannot rename its third staged file: the ledger marks it unfinished (the
-    state a SIGKILL there leaves, minus the spares; the callers add those)."""
-    real_replace = os.replace
-    calls = {"n": 0}
-
-    def stop_third(src, dst, *a, **k):
-        if str(src).endswith(engine.STAGE_SUFFIX):
-            calls["n"] += 1
-            if calls["n"] == 3:
-                raise OSError(errno.EIO, "Input/output error")
-        return real_replace(src, dst, *a, **k)
-
-    with monkeypatch.context() as m:  # only this: spares_on's BIG stays for what follows
-        m.setattr("migrate.engine.os.replace", stop_third)
-        with pytest.raises(RepoError, match="unfinished"):
-            engine.up(DataRepo(root))
-
-
 def test_killed_between_the_link_and_the_rename_resumes_exactly(
     fixture_repo, tmp_path, monkeypatch, spares_on
 ):
@@ -175,7 +151,7 @@ def test_killed_between_the_link_and_the_rename_resumes_exactly(
     before = snapshot(root)
     reference = copy_repo(root, tmp_path / "ref")
     engine.up(DataRepo(reference))
-    _up_stopped_at_the_third_rename(root, monkeypatch)
+    up_stopped_at_the_third_rename(root, monkeypatch)
     third = sorted((root / "data" / "failures").glob(f".*{engine.STAGE_SUFFIX}"))[0]
     target = third.parent / third.name[1 : -len(engine.STAGE_SUFFIX)]
     assert os.stat(target).st_nlink == 1  # the failed run dropped its spares
@@ -247,7 +223,7 @@ def test_a_file_open_elsewhere_is_never_rewritten(fixture_repo, tmp_path, spares
     finally:
         for fh, _ in held.values():
             fh.close()
-    assert snapshot_data(root) == snapshot_data(reference)
+    assert data_only(snapshot(root)) == data_only(snapshot(reference))
     assert _leftovers(root) == []
 
 
@@ -319,7 +295,7 @@ def test_a_resumed_run_that_then_fails_leaves_no_spare(fixture_repo, monkeypatch
     """Spares of a killed run are dropped by the next run, before anything else, whether
     it finishes the interrupted step and goes on or stops at a bad target."""
     root = fixture_repo("sample")
-    _up_stopped_at_the_third_rename(root, monkeypatch)
+    up_stopped_at_the_third_rename(root, monkeypatch)
     failures = sorted((root / "data" / "failures").glob("*.jsonl"))
     for p in failures[:3]:  # as a SIGKILL inside the commit would leave them
         os.link(p, engine._spare_path(DataRepo(root), f"data/failures/{p.name}"))

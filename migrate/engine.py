@@ -22,8 +22,8 @@ ones. Only a file with no other link, no other open file description and the own
 file would have is rewritten (``_open_spare``; a bind mount of the file is not seen). The
 next step drops each spare it does not take as soon as it is done with that file, and all
 of them if the disk fills up (``_stage``), so spares never make a run need more space than
-it did without them. A spare is never needed for recovery (the ledger rebuilds what it held), so
-a run that writes removes those it finds before anything else (``_load``).
+it did without them. A spare is never needed for recovery (the ledger rebuilds what it
+held), so a run that writes removes those it finds before anything else (``_load``).
 """
 
 from __future__ import annotations
@@ -241,10 +241,10 @@ def _open_spare(repo: DataRepo, rel: str, stage) -> Any:
     renamed to ``stage`` and opened for rewriting in place, or None. Its pages are in the
     page cache and its blocks allocated: rewriting them costs a fraction of new ones.
 
-    Only a file nothing else can see is rewritten: a regular file with no other name (a
-    hard link elsewhere keeps its bytes) that no process has open (a write lease, which
-    Linux grants only then; elsewhere nothing is rewritten), owned as a new file would be
-    (so the result never depends on which path wrote it)."""
+    Only a regular file with no other name (a hard link elsewhere keeps its bytes) that no
+    process has open (a write lease, which Linux grants only then; elsewhere nothing is
+    rewritten), owned as a new file would be (so the result never depends on which path
+    wrote it), is rewritten. A bind mount of the file is not seen (README, Guarantees)."""
     try:
         os.replace(_spare_path(repo, rel), stage)
     except OSError:
@@ -321,13 +321,13 @@ def _write_stage(repo: DataRepo, rel: str, stage, data: bytes, mode: int | None,
             os.fsync(fh.fileno())
 
 
-def _stage(repo: DataRepo, rel: str, data: bytes, offered: Iterable[str] = ()) -> None:
+def _stage(repo: DataRepo, rel: str, data: bytes, offer: Iterable[str] = ()) -> None:
     """Write the new bytes beside the target, with the target's permission bits; made
     durable before the ledger marks the step ``applying`` (big files here, the rest by one
     ``os.sync()`` for all files). The bytes go into a new file (never into whatever a
     stale name points at), or over this run's spare of the file.
 
-    ``offered``: the files whose spares this step may take. If the disk fills up, they are
+    ``offer``: the files whose spares this step may take. If the disk fills up, they are
     dropped (their space is what the run would have had without spares) and the file is
     written again, new."""
     stage = _stage_path(repo, rel)
@@ -336,7 +336,7 @@ def _stage(repo: DataRepo, rel: str, data: bytes, offered: Iterable[str] = ()) -
         try:
             _write_stage(repo, rel, stage, data, mode, reuse=True)
         except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not _drop_spares(repo, offered):
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not _drop_spares(repo, offer):
                 raise
             stage.unlink(missing_ok=True)
             _write_stage(repo, rel, stage, data, mode, reuse=False)

@@ -269,10 +269,10 @@ def _open_spare(repo: DataRepo, rel: str, stage) -> Any:
 
 def _alone(fd: int) -> bool:
     """No other open file description of this file, in any process: a write lease is
-    granted only then. It is released at once (nothing else can reach the file: its only
-    name is this run's staged name). Should another process open that name while the lease
-    is held, the kernel signals the holder: with SIGURG, ignored by default, instead of
-    SIGIO, which would end the run."""
+    granted only then. It is released at once (its only name is this run's staged name).
+    Should another process open that name while the lease is held, the kernel starts
+    breaking the lease, which the answer then reflects, and signals the holder: with
+    SIGURG, ignored by default, instead of SIGIO, which would end the run."""
     if _SETLEASE is None:
         return False
     try:
@@ -280,8 +280,9 @@ def _alone(fd: int) -> bool:
         fcntl.fcntl(fd, _SETLEASE, fcntl.F_WRLCK)
     except OSError:
         return False
+    held = fcntl.fcntl(fd, fcntl.F_GETLEASE) == fcntl.F_WRLCK  # not being broken
     fcntl.fcntl(fd, _SETLEASE, fcntl.F_UNLCK)
-    return True
+    return held
 
 
 def _new_owner(folder) -> tuple[int, int]:

@@ -52,7 +52,15 @@ from migrate.ledger import FileEntry, Ledger, StepEntry
 from migrate.lock import hold
 from migrate.parallel import map_files
 from migrate.reader import Problem
-from migrate.repo import LEDGER_DIR, TMP_SUFFIX, DataRepo, file_sha256, sha256, sync_dir
+from migrate.repo import (
+    LEDGER_DIR,
+    TMP_SUFFIX,
+    DataRepo,
+    file_mode,
+    file_sha256,
+    sha256,
+    sync_dir,
+)
 from migrate.steps import STEPS, Step, by_id
 
 try:
@@ -301,13 +309,6 @@ def _create(path) -> Any:
         return open(path, "xb")  # noqa: SIM115
 
 
-def _mode_of(path) -> int | None:
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        return None  # no file yet (or unreadable: the replace will say so)
-
-
 def _write_stage(repo: DataRepo, rel: str, stage, data: bytes, mode: int | None, reuse: bool):
     fh = _open_spare(repo, rel, stage) if reuse and len(data) >= BIG else None
     if fh is None:
@@ -332,7 +333,7 @@ def _stage(repo: DataRepo, rel: str, data: bytes, offer: Iterable[str] = ()) -> 
     dropped (their space is what the run would have had without spares) and the file is
     written again, new."""
     stage = _stage_path(repo, rel)
-    mode = _mode_of(repo.path(rel))
+    mode = file_mode(repo.path(rel))
     try:
         try:
             _write_stage(repo, rel, stage, data, mode, reuse=True)
@@ -375,6 +376,12 @@ def _drop_spares(repo: DataRepo, rels: Iterable[str]) -> int:
         except FileNotFoundError:
             pass
     return n
+
+
+def _keeps_spares(step: Step, later: tuple[Step, ...]) -> list[str] | None:
+    """The list a step's commit adds its spares to, if the next step of the run rewrites
+    the same files (same family); else None (no spares)."""
+    return [] if later and later[0].family == step.family else None
 
 
 def _all_targets(repo: DataRepo) -> list[str]:
@@ -510,7 +517,7 @@ def _up_step(
     def one(rel: str) -> FileOutcome:
         out = _up_file(step, ctx, repo, rel, stage=not dry, diff=diff, carried=carried, offer=offer)
         if rel in offer:  # its spare, unless taken: its space is free as soon as possible
-            _spare_path(repo, rel).unlink(missing_ok=True)
+            _drop_spares(repo, (rel,))
         return out
 
     outcomes = map_files(one, rels, 1 if dry else jobs, progress)  # dry: one process
@@ -765,7 +772,7 @@ def _up_planned(
         for i, step in enumerate(the_plan.steps):
             later = the_plan.steps[i + 1 :]
             then = tuple(s.id for s in later)  # what a carry may serve
-            made = [] if later and later[0].family == step.family else None
+            made = _keeps_spares(step, later)
             report = _up_step(
                 view,
                 ledger,
@@ -838,7 +845,7 @@ def _down_step(
             offer=offer,
         )
         if rel in offer:
-            _spare_path(repo, rel).unlink(missing_ok=True)
+            _drop_spares(repo, (rel,))
         return out
 
     todo: list[FileEntry] = []
@@ -1006,7 +1013,7 @@ def down(
             for i, step in enumerate(the_plan.steps):
                 entry = next(e for e in ledger.steps if e.id == step.id)
                 later = the_plan.steps[i + 1 :]
-                made = [] if later and later[0].family == step.family else None
+                made = _keeps_spares(step, later)
                 run.steps.append(
                     _down_step(
                         view,

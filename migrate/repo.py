@@ -59,6 +59,14 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def file_mode(path: Path) -> int | None:
+    """A file's permission bits, which a rewrite keeps; None if there is no file yet."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return None  # absent (or unreadable: the write or replace will say so)
+
+
 def file_sha256(path: Path) -> str:
     """``sha256`` of a file's bytes, read through a small buffer: checking a big file
     costs the hash, not a copy of the file in memory."""
@@ -146,7 +154,7 @@ class DataRepo:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}{TMP_SUFFIX}")
         try:
-            mode = target.stat().st_mode & 0o7777 if target.exists() else None
+            mode = file_mode(target)
             with open(tmp, "wb") as fh:
                 fh.write(data)
                 if sync:

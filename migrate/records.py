@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from migrate.models import CANONICAL_CATEGORIES, LEGACY_CATEGORIES, EnvelopeV1, PlatformLineV1
+from migrate.models import CANONICAL_CATEGORIES, LEGACY_CATEGORIES
 
 #: Upstream cuts messages at 500 bytes (on a rune boundary) and appends "...".
 TRUNCATE_BYTES = 500
@@ -79,26 +79,27 @@ def canonical_or_none(name: str) -> str | None:
 
 
 def from_envelope(
-    env: EnvelopeV1, rel: str, lineno: int, file_run: str | None
+    env: dict[str, Any], rel: str, lineno: int, file_run: str | None
 ) -> list[dict[str, Any]]:
-    """One v2 record per item of a Shape A envelope, in order. (Every v1 line of the
-    history goes through here: lookups are hoisted out of the loop.)"""
+    """One v2 record per item of a Shape A envelope (validated by ``EnvelopeV1``'s rules,
+    as dicts: optional keys may be absent), in order. (Every v1 line of the history goes
+    through here: lookups are hoisted out of the loop.)"""
     out = []
-    run = file_run or run_id(env.updated_at)
-    platform = env.environment
+    run = file_run or run_id(env["updated_at"])
+    platform = env["environment"]
     categories = _CATEGORY
-    for i, item in enumerate(env.failures):
-        pair = categories.get(item.category)
+    for i, item in enumerate(env["failures"]):
+        pair = categories.get(item["category"])
         if pair is None:
-            pair = canonical_category(item.category, f"failures[{i}].category")  # raises
-        if item.subcategory is not None:
+            pair = canonical_category(item["category"], f"failures[{i}].category")  # raises
+        if item.get("subcategory") is not None:
             raise ConversionError(f"failures[{i}].subcategory", "subcategory has no v2 field")
-        package_id = item.package_id
+        package_id = item["package_id"]
         eco, sep, name = package_id.partition(":")
         if not sep or not eco or not name:
             raise ConversionError(f"failures[{i}].package_id", "package_id is not ECOSYSTEM:NAME")
-        blocked = item.blocked_by
-        message = item.message
+        blocked = item.get("blocked_by")
+        message = item["message"]
         out.append(
             {
                 "schema_version": 2,
@@ -115,7 +116,7 @@ def from_envelope(
                 "evidence": record_evidence(rel, lineno, blocked) if blocked else [],
                 "message": message,
                 "message_truncated": message.endswith("...") and is_truncated(message),
-                "timestamp": item.timestamp,
+                "timestamp": item["timestamp"],
                 "run": run,
             }
         )
@@ -123,31 +124,33 @@ def from_envelope(
 
 
 def from_platform_line(
-    line: PlatformLineV1,
+    line: dict[str, Any],
     rel: str,
     lineno: int,
     package_id: str | None,
     file_run: str | None,
 ) -> dict[str, Any]:
-    """The v2 record of a Shape B line; ``package_id`` is None when the ecosystem is unknown."""
-    category, legacy = canonical_category(line.category)
+    """The v2 record of a Shape B line (validated by ``PlatformLineV1``'s rules, as a dict:
+    ``blocked_by`` may be absent); ``package_id`` is None when the ecosystem is unknown."""
+    category, legacy = canonical_category(line["category"])
+    blocked = line.get("blocked_by")
     return {
         "schema_version": 2,
         "package_id": package_id,
         "ecosystem": package_id.partition(":")[0] if package_id else None,
-        "name": line.recipe,
+        "name": line["recipe"],
         "scope": "platform",
-        "platform": line.platform,
+        "platform": line["platform"],
         "category": category,
         "category_legacy": legacy,
         "reclassified_from": None,
-        "exit_code": line.exit_code,
-        "blocked_by": line.blocked_by,
-        "evidence": record_evidence(rel, lineno, line.blocked_by or []),
+        "exit_code": line["exit_code"],
+        "blocked_by": blocked,
+        "evidence": record_evidence(rel, lineno, blocked or []),
         "message": None,
         "message_truncated": False,
-        "timestamp": line.timestamp,
-        "run": file_run or run_id(line.timestamp),
+        "timestamp": line["timestamp"],
+        "run": file_run or run_id(line["timestamp"]),
     }
 
 

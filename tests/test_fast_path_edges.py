@@ -209,3 +209,102 @@ def test_up_runs_when_an_applied_steps_detail_file_is_missing(fixture_repo):
     (root / "data" / ".migrate" / "0001-records-v2.jsonl").unlink()
     engine.up(repo)  # reads those files line by line instead
     assert engine.status(repo)["current"] == "0003"
+
+
+def _rules(schema):
+    """A JSON Schema without what does not validate (titles, docs, defaults of null: an
+    absent optional key reads as null on both sides), the dict classes named as the models."""
+    if isinstance(schema, dict):
+        return {
+            k.replace("Dict", ""): _rules(v)
+            for k, v in schema.items()
+            if k not in ("title", "description") and not (k == "default" and v is None)
+        }
+    if isinstance(schema, list):
+        return [_rules(v) for v in schema]
+    return schema.replace("Dict", "") if isinstance(schema, str) else schema
+
+
+@pytest.mark.parametrize("shape,model", [("A", "EnvelopeV1"), ("B", "PlatformLineV1")])
+def test_step_0001s_dict_validators_have_the_rules_of_the_v1_models(shape, model):
+    from migrate import models
+
+    assert _rules(models.V1_DICTS[shape].json_schema()) == _rules(
+        getattr(models, model).model_json_schema()
+    )
+
+
+def _v1_lines():
+    for path in sorted(FIXTURES.glob("*/data/failures/*.jsonl")):
+        for raw in path.read_bytes().splitlines():
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue  # a broken line (the anomalies fixture): not the validators' business
+            if isinstance(obj, dict) and obj.get("schema_version") == 1:
+                yield obj
+
+
+def _mutations(obj):
+    """Each line, and variants at the edges of the rules: a key dropped, a key added, a
+    wrong type, a blocker name v1 refuses, a bad timestamp."""
+    yield obj
+    items = obj.get("failures")
+    item = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else obj
+    for key in list(item):
+        dropped = {k: v for k, v in item.items() if k != key}
+        yield dropped if item is obj else {**obj, "failures": [dropped]}
+    if item is not obj:
+        for key in list(obj):
+            yield {k: v for k, v in obj.items() if k != key}
+    for change in (
+        {"extra": 1},
+        {"subcategory": "x"},
+        {"subcategory": None},
+        {"blocked_by": ["a..b"]},
+        {"blocked_by": ["ok", "b<c"]},
+        {"blocked_by": None},
+        {"blocked_by": "zlib"},
+        {"timestamp": "2026-03-09 01:02:03"},
+        {"category": "api_error"},
+        {"category": "nope"},
+        {"exit_code": "8"},
+        {"exit_code": True},
+        {"message": None},
+        {"package_id": "Homebrew:x"},
+        {"platform": "windows-x86_64"},
+    ):
+        if item is obj:
+            yield {**obj, **change}
+        else:
+            yield {**obj, "failures": [{**item, **change}]}
+            yield {**obj, **change}
+
+
+def test_step_0001s_dict_validators_accept_and_refuse_what_the_models_do():
+    from pydantic import ValidationError
+
+    from migrate import models
+
+    seen = 0
+    for original in _v1_lines():
+        shape = "A" if "failures" in original else "B"
+        model = models.EnvelopeV1 if shape == "A" else models.PlatformLineV1
+        for obj in _mutations(original):
+            line = json.dumps(obj, separators=(",", ":"))
+            try:
+                want = model.model_validate_json(line).model_dump()
+            except ValidationError:
+                want = None
+            try:
+                got = models.V1_DICTS[shape].validate_json(line)
+            except ValidationError:
+                got = None
+            if got is not None:  # absent optional keys read as null, as in the model
+                for item in got.get("failures", [got]):
+                    item.setdefault("blocked_by", None)
+                    if shape == "A":
+                        item.setdefault("subcategory", None)
+            assert got == want, line
+            seen += 1
+    assert seen > 500

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from migrate import codec
 from migrate.failures_index import FileLatest, SiblingFacts
-from migrate.models import EnvelopeV1, FailureRecordV2, PlatformLineV1
+from migrate.models import V1_DICTS, FailureRecordV2
 from migrate.parallel import map_files
 from migrate.queues import fingerprint, load_queue_docs, name_index, queue_ids, queue_problems
 from migrate.reader import (
@@ -84,23 +84,27 @@ class _Invalid(Exception):
 
 def _parse_lines(rel: str, data: bytes) -> Iterator[ParsedLine]:
     """Every line of a v1 file, parsed. A v1 line goes straight from its bytes through
-    pydantic's JSON parser into its model (the fast path, flagged ``fast``); a line that
-    fails there takes the strict path of :func:`migrate.reader.parse_line`, which names
-    the problem. The fast path is lenient only where Go never writes (duplicate keys,
-    NaN); such a line is never Go's canonical bytes, and ``_convert`` then decodes it
-    strictly."""
+    pydantic's JSON parser into plain dicts, by the rules of its model
+    (:data:`migrate.models.V1_DICTS`: the fast path, flagged ``fast``); a line that fails
+    there takes the strict path of :func:`migrate.reader.parse_line`, which names the
+    problem, and its model becomes the same dicts. The fast path is lenient only where Go
+    never writes (duplicate keys, NaN); such a line is never Go's canonical bytes, and
+    ``_convert`` then decodes it strictly."""
     for lineno, raw in split_lines(data):
         if not raw.strip():
             yield ParsedLine(lineno, raw)
             continue
         if raw.startswith(_V1_PREFIX):  # as Go and jq write it: an integer 1, first
-            shape, model = ("A", EnvelopeV1) if b'"failures":' in raw else ("B", PlatformLineV1)
+            shape = "A" if b'"failures":' in raw else "B"
             try:
-                yield ParsedLine(lineno, raw, shape, model.model_validate_json(raw), fast=True)
+                yield ParsedLine(lineno, raw, shape, V1_DICTS[shape].validate_json(raw), fast=True)
                 continue
             except ValidationError:
                 pass
-        yield parse_line(rel, lineno, raw)
+        pl = parse_line(rel, lineno, raw)
+        if pl.shape in ("A", "B") and pl.model is not None:
+            pl.model = pl.model.model_dump()  # (the same keys and values, defaults included)
+        yield pl
 
 
 class RecordsV2(Step):
@@ -266,9 +270,9 @@ class RecordsV2(Step):
             if pl.shape == "A":
                 env = pl.model
                 header = {
-                    "ecosystem": env.ecosystem,
-                    "environment": env.environment,
-                    "updated_at": env.updated_at,
+                    "ecosystem": env["ecosystem"],
+                    "environment": env["environment"],
+                    "updated_at": env["updated_at"],
                 }
                 layout.append({"A": header, "n": len(lines)})
                 res.counts["shape A records"] += len(lines)
@@ -334,13 +338,13 @@ class RecordsV2(Step):
             recs = from_envelope(env, rel, pl.lineno, ff.run)
             back = {
                 "schema_version": 1,
-                "ecosystem": env.ecosystem,
-                "environment": env.environment,
-                "updated_at": env.updated_at,
+                "ecosystem": env["ecosystem"],
+                "environment": env["environment"],
+                "updated_at": env["updated_at"],
                 "failures": [to_envelope_item(r) for r in recs],
             }
         else:
-            pid = self._package_id(ff, pl.model.recipe, ctx.names)
+            pid = self._package_id(ff, pl.model["recipe"], ctx.names)
             recs = [from_platform_line(pl.model, rel, pl.lineno, pid, ff.run)]
             back = to_platform_line(recs[0])
             if pid is None:

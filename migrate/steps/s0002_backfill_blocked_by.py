@@ -105,12 +105,13 @@ def _down_line(raw: bytes, prior: dict[str, Any]) -> bytes:
         seg = codec.loads_record(b"{" + raw[bounds[0] : bounds[1]] + b"}") if bounds else None
     except ValueError:
         seg = None
-    if not isinstance(seg, dict) or list(seg) != list(_SEGMENT):
+    if not isinstance(seg, dict) or tuple(seg) != _SEGMENT:
         rec = codec.loads_record(raw)  # not a canonical line (edited, --force): re-encode it
         _restore(rec, prior)
         return codec.dumps_bytes(rec)
     _restore(seg, prior)
-    return raw[: bounds[0]] + _segment(seg) + raw[bounds[1] :]
+    # (seg holds the segment's keys in their order: encoded as it is)
+    return raw[: bounds[0]] + codec.dumps_bytes(seg)[1:-1] + raw[bounds[1] :]
 
 
 def _restore(rec: dict[str, Any], prior: dict[str, Any]) -> None:
@@ -343,8 +344,17 @@ class BackfillBlockedBy(Step):
         patch: dict[str, Any] = {}
         # bytes step 0001 wrote in this run (the engine checked the checksum): canonical
         trusted = carry is not None and not ctx.assigned
+        assigned = ctx.assigned
         for lineno, raw in split_lines(data):
-            if not raw or raw.isspace() or not self._may_change(raw, rel, lineno, ctx):
+            # only lines ``_backfill`` may change or count are decoded: a registry error
+            # or not-found text, exit 8 or missing_dep, or a finding (inlined: every line
+            # of the history comes through here)
+            if (
+                b"not found in" not in raw
+                and _EXIT_8 not in raw
+                and _MISSING_DEP not in raw
+                and not (assigned and (rel, lineno) in assigned)
+            ) or raw.isspace():
                 out += raw
                 out += b"\n"
                 continue
@@ -384,17 +394,6 @@ class BackfillBlockedBy(Step):
         res.patch = {"lines": patch} if patch else None
         res.carry = (fingerprint, latest) if passed_on is not None else None
         return res
-
-    @staticmethod
-    def _may_change(raw: bytes, rel: str, lineno: int, ctx: Context) -> bool:
-        """False only for lines ``_backfill`` provably leaves alone and does not count:
-        no registry error or not-found text, not exit 8 / missing_dep, no finding."""
-        return (
-            b"not found in" in raw
-            or _EXIT_8 in raw
-            or _MISSING_DEP in raw
-            or (bool(ctx.assigned) and (rel, lineno) in ctx.assigned)
-        )
 
     def _backfill(
         self,

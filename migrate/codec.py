@@ -143,6 +143,23 @@ def loads_record(data: bytes | str) -> Any:
     return obj
 
 
+def loads_queue(data: bytes) -> Any:
+    """:func:`loads` of a queue document, faster for one in the layout Go's MarshalIndent
+    writes (every queue upstream): orjson decodes it, and encoding the result again must
+    give back the very same bytes. Then the strict decoder would read the same document
+    (nothing it refuses, a duplicate key, NaN, a BOM, an integer beyond 64 bits, survives
+    that round trip); anything else is decoded strictly. A third of the strict decoder's
+    time on a 4 MB queue."""
+    try:
+        obj = orjson.loads(data)
+        text = data.decode("utf-8")
+        if dumps_queue(obj, escapes_html(text)) == text:
+            return obj
+    except (orjson.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError):
+        pass
+    return loads(data)
+
+
 def loads(data: bytes | str) -> Any:
     """Decode one JSON document strictly. Raises :class:`DecodeError` with a readable reason."""
     if isinstance(data, bytes):

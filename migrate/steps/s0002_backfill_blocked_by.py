@@ -340,7 +340,9 @@ class BackfillBlockedBy(Step):
         passed_on = carry[0] if carry is not None else None  # step 0001's FileLatest
         fingerprint, latest = passed_on if passed_on is not None else (None, {})
         latest_at = {entry[4]: pid for pid, entry in latest.items()}
-        out = bytearray()  # not a list of lines: orjson's results keep their working buffer
+        # the lines out, joined once at the end: most are the very objects split from
+        # ``data`` (a growing buffer copied them again and again as it grew)
+        out: list[bytes] = []
         patch: dict[str, Any] = {}
         # bytes step 0001 wrote in this run (the engine checked the checksum): canonical
         trusted = carry is not None and not ctx.assigned
@@ -355,13 +357,11 @@ class BackfillBlockedBy(Step):
                 and _MISSING_DEP not in raw
                 and not (assigned and (rel, lineno) in assigned)
             ) or raw.isspace():
-                out += raw
-                out += b"\n"
+                out.append(raw)
                 continue
             if trusted and _untouched_not_found(raw):  # (a third of the lines decoded)
                 res.counts["true not-found, untouched"] += 1
-                out += raw
-                out += b"\n"
+                out.append(raw)
                 continue
             rec = decode_v2(rel, lineno, raw, res.problems)
             if rec is None:
@@ -378,10 +378,11 @@ class BackfillBlockedBy(Step):
                 # the proof, line by line: down gives back these exact bytes (a line another
                 # writer spelled differently does not come back: the ledger keeps the file)
                 res.exact = res.exact and _down_line(new, prior) == raw
-                out += new
+                # a compact copy kept: orjson's result holds its whole working buffer, a
+                # few KB, for as long as it lives
+                out.append(bytes(memoryview(new)))
             else:
-                out += raw
-            out += b"\n"
+                out.append(raw)
             if rec["blocked_by"] is None and (
                 rec["category"] == "missing_dep" or rec["exit_code"] == 8
             ):
@@ -390,7 +391,8 @@ class BackfillBlockedBy(Step):
                 pid = latest_at[lineno]
                 key, timestamp, _, _, _ = latest[pid]
                 latest[pid] = (key, timestamp, rec["category"], rec["blocked_by"], lineno)
-        res.data = bytes(out)
+        out.append(b"")  # every line ends with a newline
+        res.data = b"\n".join(out)
         res.patch = {"lines": patch} if patch else None
         res.carry = (fingerprint, latest) if passed_on is not None else None
         return res

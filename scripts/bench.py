@@ -65,6 +65,17 @@ def run(cmd: list[str]) -> tuple[float, int, int]:
     return wall, usage.ru_maxrss // 1024, code
 
 
+def compile_package() -> None:
+    """Write the tool's bytecode once, as ``pip install`` does: the timed runs then load it
+    instead of compiling 29 modules each (0.03-0.06 s a run). Python writes it on first
+    import anyway, unless PYTHONDONTWRITEBYTECODE is set, as on this project's machines."""
+    import compileall
+
+    import migrate
+
+    compileall.compile_dir(Path(migrate.__file__).parent, quiet=1)
+
+
 def bench(name: str, jobs: int, keep: Path | None, repeat: int = 1) -> dict:
     w = WORKLOADS[name]
     base = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
@@ -183,6 +194,7 @@ def main() -> int:
     )
     a = ap.parse_args()
     names = list(WORKLOADS) if a.workload == "both" else [a.workload]
+    compile_package()
     out = [bench(n, a.jobs, Path(a.keep) if a.keep else None, max(1, a.repeat)) for n in names]
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2) + "\n")

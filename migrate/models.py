@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    ValidationError,
     model_validator,
 )
 from typing_extensions import TypedDict  # pydantic's own dependency; it refuses typing's on 3.11
@@ -332,6 +333,67 @@ class UnifiedQueueV2(_Strict):
     schema_version: Literal[2]
     updated_at: Timestamp
     entries: list[UnifiedEntryV2]
+
+
+# ------------------------------------------------------ queues, v2, as plain dicts
+
+
+class LegacyPackageV2Dict(TypedDict):
+    id: PackageId
+    source: Ecosystem
+    name: NonEmpty
+    tier: int
+    status: LegacyStatus
+    added_at: Timestamp
+    blocked_by: NotRequired[list[BlockerName] | None]
+
+
+class LegacyQueueV2Dict(TypedDict):
+    schema_version: Literal[2]
+    updated_at: Timestamp
+    tiers: NotRequired[dict[str, str] | None]
+    packages: list[LegacyPackageV2Dict]
+
+
+class UnifiedEntryV2Dict(TypedDict):
+    name: NonEmpty
+    source: PackageId
+    priority: int
+    status: UnifiedStatus
+    confidence: str
+    disambiguated_at: AnyTimestamp | None
+    failure_count: Annotated[int, Field(ge=0)]
+    next_retry_at: AnyTimestamp | None
+    blocked_by: NotRequired[list[BlockerName] | None]
+
+
+class UnifiedQueueV2Dict(TypedDict):
+    schema_version: Literal[2]
+    updated_at: Timestamp
+    entries: list[UnifiedEntryV2Dict]
+
+
+for _td in (LegacyPackageV2Dict, LegacyQueueV2Dict, UnifiedEntryV2Dict, UnifiedQueueV2Dict):
+    _td.__pydantic_config__ = _Strict.model_config  # type: ignore[attr-defined]
+
+#: The v2 queue models' field rules over plain dicts (tests compare the JSON Schemas)
+QUEUE_V2_DICTS: dict[str, TypeAdapter[Any]] = {
+    "legacy": TypeAdapter(LegacyQueueV2Dict),
+    "unified": TypeAdapter(UnifiedQueueV2Dict),
+}
+
+
+def queue_v2_valid(kind: str, doc: Any) -> bool:
+    """Whether a v2 queue document passes its model (``LegacyQueueV2``/``UnifiedQueueV2``),
+    told without building a model instance per entry: the field rules over dicts, then each
+    entry's rule of :func:`_blocked_by_only_when_blocked`. False: ask the model, which
+    names the problems."""
+    try:
+        QUEUE_V2_DICTS[kind].validate_python(doc)
+    except ValidationError:
+        return False
+    entries = doc["packages"] if kind == "legacy" else doc["entries"]
+    return all((e["status"] == "blocked") == ("blocked_by" in e) for e in entries)
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

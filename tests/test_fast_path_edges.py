@@ -225,13 +225,66 @@ def _rules(schema):
     return schema.replace("Dict", "") if isinstance(schema, str) else schema
 
 
-@pytest.mark.parametrize("shape,model", [("A", "EnvelopeV1"), ("B", "PlatformLineV1")])
-def test_step_0001s_dict_validators_have_the_rules_of_the_v1_models(shape, model):
+@pytest.mark.parametrize(
+    "adapters,key,model",
+    [
+        ("V1_DICTS", "A", "EnvelopeV1"),
+        ("V1_DICTS", "B", "PlatformLineV1"),
+        ("QUEUE_V2_DICTS", "legacy", "LegacyQueueV2"),
+        ("QUEUE_V2_DICTS", "unified", "UnifiedQueueV2"),
+    ],
+)
+def test_the_dict_validators_have_the_field_rules_of_their_models(adapters, key, model):
     from migrate import models
 
-    assert _rules(models.V1_DICTS[shape].json_schema()) == _rules(
+    assert _rules(getattr(models, adapters)[key].json_schema()) == _rules(
         getattr(models, model).model_json_schema()
     )
+
+
+def _queue_mutations(doc, key):
+    """A v2 queue, and variants at the edges of its rules: each entry's status set to
+    each value (with and without blockers), blockers added, removed, null, refused by
+    their rule; a wrong type, a key too many, a bad timestamp."""
+    yield doc
+    entries = doc[key]
+    statuses = sorted({e["status"] for e in entries} | {"blocked", "pending", "generated"})
+    for i in range(min(len(entries), 6)):
+        e = entries[i]
+        bare = {k: v for k, v in e.items() if k != "blocked_by"}
+        variants = [bare, {**bare, "blocked_by": None}, {**bare, "blocked_by": ["zlib"]}]
+        variants += [{**e, "blocked_by": ["a..b"]}, {**e, "blocked_by": ["x y"]}]
+        variants += [{**e, "priority": "1"}, {**e, "tier": True}, {**e, "extra": 1}]
+        variants += [{**e, "added_at": "2026-01-01"}, {k: v for k, v in e.items() if k != "name"}]
+        for status in statuses:
+            variants += [{**v, "status": status} for v in variants[:3]]
+        for v in variants:
+            yield {**doc, key: [*entries[:i], v, *entries[i + 1 :]]}
+    yield {**doc, "updated_at": "yesterday"}
+    yield {**doc, "schema_version": 1}
+
+
+def test_the_v2_queue_test_accepts_and_refuses_what_the_models_do(fixture_repo):
+    from pydantic import ValidationError
+
+    from migrate import engine, models
+
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root))
+    seen = 0
+    for path in sorted((root / "data" / "queues").glob("priority-queue*.json")):
+        doc = json.loads(path.read_bytes())
+        kind, key = ("legacy", "packages") if "packages" in doc else ("unified", "entries")
+        model = models.LegacyQueueV2 if kind == "legacy" else models.UnifiedQueueV2
+        for variant in _queue_mutations(doc, key):
+            try:
+                model.model_validate(variant)
+                want = True
+            except ValidationError:
+                want = False
+            assert models.queue_v2_valid(kind, variant) == want, variant
+            seen += 1
+    assert seen > 200
 
 
 def _v1_lines():

@@ -48,6 +48,25 @@ def dumps_bytes(obj: Any, escape_html: bool = True) -> bytes:
     return _go_escape_bytes(data, escape_html)
 
 
+#: Where one v2 record's line ends and the next begins in the encoding of a list of them.
+#: Inside a string a ``"`` is always escaped, and no object nested in a record has the key
+#: ``schema_version``: this occurs only between records (``dumps_records`` counts them).
+_NEXT_RECORD = b'},{"schema_version":2,'
+
+
+def dumps_records(recs: list[dict[str, Any]]) -> bytes:
+    """The lines of v2 records, each with its newline: what ``dumps_bytes(r) + b"\\n"`` for
+    each gives, from one encoding of the list (an envelope's records: a fifth of step
+    0001's encoding time). Should the records' boundaries not be exactly where they are
+    looked for, each record is encoded on its own."""
+    if len(recs) < 2:
+        return b"".join(dumps_bytes(r) + b"\n" for r in recs)
+    blob = dumps_bytes(recs)
+    if blob.count(_NEXT_RECORD) != len(recs) - 1:
+        return b"".join(dumps_bytes(r) + b"\n" for r in recs)
+    return blob[1:-1].replace(_NEXT_RECORD, b'}\n{"schema_version":2,') + b"\n"
+
+
 def _go_escape_bytes(data: bytes, escape_html: bool) -> bytes:
     # Go's escapes (_HTML_ESCAPES, _LINE_SEP_ESCAPES) on bytes, unrolled: once per line
     if escape_html:

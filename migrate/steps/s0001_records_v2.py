@@ -240,7 +240,7 @@ class RecordsV2(Step):
                 res.counts["blank lines"] += 1
                 continue
             problems = list(pl.problems)
-            lines: list[bytes] = []
+            lines = b""  # the v2 lines, each with its newline
             recs: list[dict[str, Any]] = []
             if not problems:
                 try:
@@ -274,23 +274,21 @@ class RecordsV2(Step):
                     "environment": env["environment"],
                     "updated_at": env["updated_at"],
                 }
-                layout.append({"A": header, "n": len(lines)})
-                res.counts["shape A records"] += len(lines)
+                layout.append({"A": header, "n": len(recs)})
+                res.counts["shape A records"] += len(recs)
             elif pl.shape == "B":
                 run_of("B")
                 res.counts["shape B lines"] += 1
             else:
                 run_of("v2")
                 res.counts["v2 lines kept"] += 1
-            for line in lines:
-                out += line
-                out += b"\n"
+            out += lines
             for i, rec in enumerate(recs, start=written + 1):
                 if latest:
                     latest.add(i, rec)
                 if siblings:
                     siblings.add(i, rec)
-            written += len(lines)
+            written += len(recs)
         res.data = bytes(out)
         res.patch = {"layout": layout}
         res.counts["v2 lines"] = written
@@ -310,10 +308,10 @@ class RecordsV2(Step):
         res: UpResult,
         written: int,
         validate: bool = True,
-    ) -> tuple[list[bytes], list[dict[str, Any]]]:
-        """The v2 lines of one valid v1 line and their records (raises ConversionError, or
-        DecodeError for a line only the strict decoder refuses), and whether the v1 line
-        comes back byte for byte from them (``res.exact``).
+    ) -> tuple[bytes, list[dict[str, Any]]]:
+        """The v2 lines of one valid v1 line (each with its newline) and their records
+        (raises ConversionError, or DecodeError for a line only the strict decoder refuses),
+        and whether the v1 line comes back byte for byte from them (``res.exact``).
 
         Within an envelope, a record's own values were validated by the v1 model and the
         values derived from them (ecosystem and name from a valid package id, canonical
@@ -332,7 +330,7 @@ class RecordsV2(Step):
             rec = codec.loads(pl.raw)
             line = codec.dumps_bytes(rec)
             res.exact = res.exact and line == pl.raw
-            return [line], [rec]
+            return line + b"\n", [rec]
         if pl.shape == "A":
             env = pl.model
             recs = from_envelope(env, rel, pl.lineno, ff.run)
@@ -349,11 +347,10 @@ class RecordsV2(Step):
             back = to_platform_line(recs[0])
             if pid is None:
                 res.counts["shape B, ecosystem unknown"] += 1
-        lines = []
-        for rec in recs:
+        for i, rec in enumerate(recs, start=written + 1):
             for ev in rec["evidence"]:
-                ev["line"] = written + len(lines) + 1  # provenance points at the v2 line
-            lines.append(codec.dumps_bytes(rec))
+                ev["line"] = i  # provenance points at the v2 line
+        lines = codec.dumps_records(recs)
         try:  # what the line shares with all its records, from outside the record
             for rec in recs[:1] if validate else ():  # (an envelope may hold no record)
                 FailureRecordV2.model_validate(rec)

@@ -15,7 +15,7 @@ have other keys). A line whose field is not where canonical JSON puts it is deco
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from typing import Any
 
@@ -208,12 +208,19 @@ class FileLatest:
         self.best: dict[str, tuple[str, int, str, str, list[str] | None]] = {}
 
     def add(self, lineno: int, rec: dict[str, Any]) -> None:
-        pid = rec["package_id"]
-        if pid in self.only and rec["scope"] == "package":
-            key = ts_key(rec["timestamp"])
-            cur = self.best.get(pid)
-            if cur is None or key >= cur[0]:  # of equal times the later line wins
-                self.best[pid] = (key, lineno, rec["timestamp"], rec["category"], rec["blocked_by"])
+        self.add_all(lineno, (rec,))
+
+    def add_all(self, lineno: int, recs: Iterable[dict[str, Any]]) -> None:
+        """The records of consecutive lines, the first at ``lineno`` (one call per v1 line:
+        every record of the history comes through here)."""
+        only, best = self.only, self.best
+        for i, rec in enumerate(recs, start=lineno):
+            pid = rec["package_id"]
+            if pid in only and rec["scope"] == "package":
+                key = ts_key(rec["timestamp"])
+                cur = best.get(pid)
+                if cur is None or key >= cur[0]:  # of equal times the later line wins
+                    best[pid] = (key, i, rec["timestamp"], rec["category"], rec["blocked_by"])
 
     def carry(self) -> tuple[str, dict[str, Carried]]:
         return self.fingerprint, {
@@ -246,16 +253,22 @@ class SiblingFacts:
         self.history: list[tuple[str, int, str, list[str]]] = []
 
     def add(self, lineno: int, rec: dict[str, Any]) -> None:
-        pid = rec["package_id"]
-        if not pid:
-            return
-        if rec["scope"] == "platform":
-            if not rec["blocked_by"] and (
-                rec["exit_code"] == 8 or rec["category"] == "missing_dep"
-            ):
-                self.need.add(pid)
-        elif pid in self.candidates:
-            self.history.append((pid, lineno, ts_key(rec["timestamp"]), package_record_names(rec)))
+        self.add_all(lineno, (rec,))
+
+    def add_all(self, lineno: int, recs: Iterable[dict[str, Any]]) -> None:
+        """The records of consecutive lines, the first at ``lineno``."""
+        candidates = self.candidates
+        for i, rec in enumerate(recs, start=lineno):
+            pid = rec["package_id"]
+            if not pid:
+                continue
+            if rec["scope"] == "platform":
+                if not rec["blocked_by"] and (
+                    rec["exit_code"] == 8 or rec["category"] == "missing_dep"
+                ):
+                    self.need.add(pid)
+            elif pid in candidates:
+                self.history.append((pid, i, ts_key(rec["timestamp"]), package_record_names(rec)))
 
     def carry(self) -> tuple[str, bool, list[str], list[tuple[str, int, str, list[str]]]]:
         """(fingerprint of ``candidates``, whether ``need`` is inside them, ``need``, the

@@ -283,11 +283,10 @@ class RecordsV2(Step):
                 run_of("v2")
                 res.counts["v2 lines kept"] += 1
             out += lines
-            for i, rec in enumerate(recs, start=written + 1):
-                if latest:
-                    latest.add(i, rec)
-                if siblings:
-                    siblings.add(i, rec)
+            if latest:
+                latest.add_all(written + 1, recs)
+            if siblings:
+                siblings.add_all(written + 1, recs)
             written += len(recs)
         res.data = bytes(out)
         res.patch = {"layout": layout}

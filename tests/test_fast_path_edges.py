@@ -323,6 +323,8 @@ def _mutations(obj):
         {"category": "nope"},
         {"exit_code": "8"},
         {"exit_code": True},
+        {"exit_code": 8.0},
+        {"exit_code": 2**64},
         {"message": None},
         {"package_id": "Homebrew:x"},
         {"platform": "windows-x86_64"},
@@ -334,10 +336,11 @@ def _mutations(obj):
             yield {**obj, **change}
 
 
-def test_step_0001s_dict_validators_accept_and_refuse_what_the_models_do():
+def test_step_0001s_fast_path_accepts_and_refuses_what_the_models_do():
     from pydantic import ValidationError
 
     from migrate import models
+    from migrate.steps.s0001_records_v2 import fast_v1
 
     seen = 0
     for original in _v1_lines():
@@ -349,15 +352,17 @@ def test_step_0001s_dict_validators_accept_and_refuse_what_the_models_do():
                 want = model.model_validate_json(line).model_dump()
             except ValidationError:
                 want = None
-            try:
-                got = models.V1_DICTS[shape].validate_json(line)
-            except ValidationError:
-                got = None
+            got = fast_v1(shape, line.encode())
             if got is not None:  # absent optional keys read as null, as in the model
                 for item in got.get("failures", [got]):
                     item.setdefault("blocked_by", None)
                     if shape == "A":
                         item.setdefault("subcategory", None)
+            if got is None and want is not None:
+                # a line the fast path leaves to the strict one, which reads it: only an
+                # integer beyond 64 bits (orjson reads it as a float)
+                assert str(2**64) in line, line
+                continue
             assert got == want, line
             seen += 1
     assert seen > 500

@@ -1,3 +1,3 @@
-from migrate.cli import main
+from migrate.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -391,6 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def run() -> int:
+    """The program (``migrate``, ``python -m migrate``): one command, then the process ends."""
+    from migrate.parallel import FROZEN_TO_THE_END
+
+    FROZEN_TO_THE_END[0] = True
+    return main()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -50,7 +50,7 @@ from migrate.errors import (
 )
 from migrate.ledger import FileEntry, Ledger, StepEntry
 from migrate.lock import hold
-from migrate.parallel import map_files
+from migrate.parallel import long_lived, map_files
 from migrate.reader import Problem
 from migrate.repo import (
     LEDGER_DIR,
@@ -697,7 +697,7 @@ def up(
     for key in ("recipes",):  # checked before anything runs, not when step 0003 needs it
         if options.get(key) and not os.path.isdir(options[key]):
             raise UsageError(f"{options[key]}: not a directory (--{key} takes a folder)")
-    with hold(repo, "up", dry_run=dry_run):
+    with hold(repo, "up", dry_run=dry_run), long_lived():
         ledger = _load(repo, dry_run)
         resumed = None
         unfinished = ledger.unfinished
@@ -980,7 +980,7 @@ def down(
 ) -> RunReport:
     """Revert steps down to ``target`` (default: the last applied step only)."""
     start = clock.monotonic()
-    with hold(repo, "down", dry_run=dry_run):
+    with hold(repo, "down", dry_run=dry_run), long_lived():
         ledger = _load(repo, dry_run)
         reports = []
         unfinished = ledger.unfinished

@@ -80,3 +80,41 @@ def test_a_pool_started_in_a_thread_that_ends_keeps_its_workers():
 def _slow_upper(rel: str) -> str:
     time.sleep(0.05)
     return rel.upper()
+
+
+def test_what_a_run_freezes_goes_back_to_the_collector_when_it_ends(fixture_repo):
+    import gc
+
+    from migrate import engine
+    from migrate.parallel import long_lived
+    from migrate.repo import DataRepo
+
+    assert gc.get_freeze_count() == 0
+    with long_lived():
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        assert list(map_files(str.upper, ["a", "b", "c"], 2)) == ["A", "B", "C"]
+        assert gc.get_freeze_count() >= frozen  # (an inner block leaves it frozen)
+    assert gc.get_freeze_count() == 0
+    engine.up(DataRepo(fixture_repo("sample")), jobs=2)  # (used as a library: tests, demo)
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_program_leaves_it_frozen_to_the_end(tmp_path):
+    """``migrate`` (the program) ends after one command: no last full pass over it all."""
+    code = textwrap.dedent(
+        """
+        import gc, sys
+        from migrate import cli
+        from migrate.parallel import long_lived
+        def body():
+            with long_lived():
+                pass
+            print(gc.get_freeze_count() > 0)
+            return 0
+        cli.main = body
+        sys.exit(cli.run())
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True"]

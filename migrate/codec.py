@@ -172,10 +172,11 @@ def loads_queue(data: bytes) -> Any:
     try:
         obj = orjson.loads(data)
         text = data.decode("utf-8")
-        if dumps_queue(obj, escapes_html(text)) == text:
-            return obj
-    except (orjson.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError):
-        pass
+        again = orjson.dumps(obj, option=orjson.OPT_INDENT_2)  # (no fallback: else strict)
+    except (ValueError, TypeError, RecursionError):  # (orjson's errors are both)
+        return loads(data)
+    if _go_escape_bytes(again, escapes_html(text)).decode("utf-8") + "\n" == text:
+        return obj
     return loads(data)
 
 

@@ -70,7 +70,9 @@ def map_files(
             yield from progress(results) if progress else results
 
 
-_FROZEN = [0]
+#: [depth of nested ``long_lived`` blocks, whether the process had frozen objects itself]
+#: (runs are not started from several threads at once: no lock)
+_FROZEN = [0, False]
 #: Set by the program's entry point (``migrate.cli.run``): the process ends after its one
 #: command, so what ``long_lived`` froze stays frozen (giving it back to the collector
 #: would only buy one more full pass, at exit)
@@ -82,12 +84,15 @@ def long_lived() -> Iterator[None]:
     """What exists on entry lives as long as the block: the cyclic garbage collector skips
     it until the outermost such block ends (``gc.freeze``). Its passes over the queues and
     the carries took 0.1 s in all in the main process of `up` on the large benchmark
-    workload, and found nothing to collect."""
+    workload, and found nothing to collect. A process that froze objects of its own (a
+    server that forks, say) keeps them frozen: nothing is given back then."""
+    if not _FROZEN[0]:
+        _FROZEN[1] = gc.get_freeze_count() > 0
     gc.freeze()
     _FROZEN[0] += 1
     try:
         yield
     finally:
         _FROZEN[0] -= 1
-        if not _FROZEN[0] and not FROZEN_TO_THE_END[0]:
+        if not _FROZEN[0] and not _FROZEN[1] and not FROZEN_TO_THE_END[0]:
             gc.unfreeze()

@@ -71,6 +71,7 @@ def test_escapes_html_detects_the_legacy_writer():
         (b'{"a":"x\x00"}', "NUL byte"),
         (b'{"a":', "invalid JSON"),
         (b"[" * 100000, "nested too deeply"),
+        (b'{"a":' + b"[" * 1000 + b"]" * 1000 + b"}", "nested too deeply"),  # (orjson reads it)
     ],
 )
 def test_strict_decode_names_the_problem(raw, reason):

@@ -98,6 +98,14 @@ def test_what_a_run_freezes_goes_back_to_the_collector_when_it_ends(fixture_repo
     assert gc.get_freeze_count() == 0
     engine.up(DataRepo(fixture_repo("sample")), jobs=2)  # (used as a library: tests, demo)
     assert gc.get_freeze_count() == 0
+    gc.freeze()  # a process that freezes objects of its own keeps them frozen
+    try:
+        mine = gc.get_freeze_count()
+        with long_lived():
+            pass
+        assert gc.get_freeze_count() >= mine > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_the_program_leaves_it_frozen_to_the_end(tmp_path):

@@ -146,8 +146,10 @@ def loads_own(data: bytes | str) -> Any:
     (orjson; raises a ``ValueError`` on invalid JSON).
 
     Input from outside (v1 lines, queues, evidence, anything ``check`` validates) goes
-    through the strict :func:`loads`; a v2 line edited by hand since is caught by the
-    ledger checksums and by each step's round-trip verification.
+    through the strict :func:`loads`, or through a fast path that proves it reads the
+    same: :func:`loads_queue`, and step 0001's ``fast_v1``, after which a line that is
+    not Go's canonical bytes is decoded strictly again. A v2 line edited by hand since
+    is caught by the ledger checksums and by each step's round-trip verification.
     """
     return orjson.loads(data)
 

@@ -100,12 +100,17 @@ def dumps_queue(obj: Any, escape_html: bool = True) -> str:
     The legacy homebrew queue was written without HTML escaping (its tier labels hold a
     raw ``>``); pass ``escape_html=False`` for such files (see :func:`escapes_html`).
     """
-    # orjson's 2-space indent is json.dumps(indent=2)'s layout (tests/test_codec.py); queue
-    # documents are validated first and hold no floats (their models have none)
     try:
-        data = orjson.dumps(obj, option=orjson.OPT_INDENT_2)
+        return _dumps_queue_fast(obj, escape_html)
     except orjson.JSONEncodeError:
         return dumps_queue_stdlib(obj, escape_html)
+
+
+def _dumps_queue_fast(obj: Any, escape_html: bool) -> str:
+    """:func:`dumps_queue` by orjson (raises ``orjson.JSONEncodeError`` on what it refuses).
+    orjson's 2-space indent is json.dumps(indent=2)'s layout (tests/test_codec.py); queue
+    documents are validated first and hold no floats (their models have none)."""
+    data = orjson.dumps(obj, option=orjson.OPT_INDENT_2)
     return _go_escape_bytes(data, escape_html).decode("utf-8") + "\n"
 
 
@@ -174,11 +179,10 @@ def loads_queue(data: bytes) -> Any:
     try:
         obj = orjson.loads(data)
         text = data.decode("utf-8")
-        again = orjson.dumps(obj, option=orjson.OPT_INDENT_2)  # (no fallback: else strict)
+        if _dumps_queue_fast(obj, escapes_html(text)) == text:  # (no fallback: else strict)
+            return obj
     except (ValueError, TypeError, RecursionError):  # (orjson's errors are both)
-        return loads(data)
-    if _go_escape_bytes(again, escapes_html(text)).decode("utf-8") + "\n" == text:
-        return obj
+        pass
     return loads(data)
 
 

@@ -207,9 +207,6 @@ class FileLatest:
         self.only, self.fingerprint = only, fingerprint
         self.best: dict[str, tuple[str, int, str, str, list[str] | None]] = {}
 
-    def add(self, lineno: int, rec: dict[str, Any]) -> None:
-        self.add_all(lineno, (rec,))
-
     def add_all(self, lineno: int, recs: Iterable[dict[str, Any]]) -> None:
         """The records of consecutive lines, the first at ``lineno`` (one call per v1 line:
         every record of the history comes through here)."""
@@ -251,9 +248,6 @@ class SiblingFacts:
         self.candidates, self.fingerprint = candidates, fingerprint
         self.need: set[str] = set()
         self.history: list[tuple[str, int, str, list[str]]] = []
-
-    def add(self, lineno: int, rec: dict[str, Any]) -> None:
-        self.add_all(lineno, (rec,))
 
     def add_all(self, lineno: int, recs: Iterable[dict[str, Any]]) -> None:
         """The records of consecutive lines, the first at ``lineno``."""

@@ -74,8 +74,9 @@ def split_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
 
 
 def join_lines(lines: list[bytes]) -> bytes:
-    """Lines (without ``\\n``) back into file bytes, each ending with a newline."""
-    return b"\n".join(lines) + b"\n" if lines else b""
+    """Lines (without ``\\n``) back into file bytes, each ending with a newline (one
+    join: no second copy of the file to add the last newline)."""
+    return b"\n".join([*lines, b""])
 
 
 def field_path(loc: tuple[Any, ...]) -> str:

@@ -101,7 +101,7 @@ def test_file_latest_breaks_ties_and_orders_times_as_the_scan_does(tmp_path):
     (tmp_path / rel).write_bytes(b"\n".join(lines) + b"\n")
     latest = FileLatest(frozenset({"homebrew:a", "homebrew:b"}), "fp")
     for lineno, raw in enumerate(lines, start=1):
-        latest.add(lineno, codec.loads(raw))
+        latest.add_all(lineno, [codec.loads(raw)])
     fp, found = latest.carry()
     slow = _slow(DataRepo(tmp_path), rel, {b"homebrew:a", b"homebrew:b"})[0]
     assert fp == "fp" and set(found) == set(slow) == {"homebrew:a", "homebrew:b"}

@@ -88,10 +88,6 @@ def _untouched_not_found(raw: bytes) -> bool:
     )
 
 
-def _segment(rec: dict[str, Any]) -> bytes:
-    return codec.dumps_bytes({k: rec[k] for k in _SEGMENT})[1:-1]
-
-
 def _bounds(raw: bytes) -> tuple[int, int] | None:
     start = raw.find(_SEG_START)
     end = raw.find(_SEG_END, start + 1) if start > 0 else -1
@@ -391,8 +387,7 @@ class BackfillBlockedBy(Step):
                 pid = latest_at[lineno]
                 key, timestamp, _, _, _ = latest[pid]
                 latest[pid] = (key, timestamp, rec["category"], rec["blocked_by"], lineno)
-        out.append(b"")  # every line ends with a newline
-        res.data = b"\n".join(out)
+        res.data = join_lines(out)
         res.patch = {"lines": patch} if patch else None
         res.carry = (fingerprint, latest) if passed_on is not None else None
         return res

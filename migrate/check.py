@@ -1,9 +1,11 @@
 """``migrate check``: validate a data repo against the schema of the version it is at.
 
-Before step 0001 failure lines must match the v1-as-found models; after it, the v2 model.
-Queues are v1 until step 0003 and v2 after. Every line is accounted for in the report
-(blank + shape A + shape B + v2 + bad == lines read), and every problem is one
-``file:line: field: reason`` entry; nothing stops the check early.
+Before step 0001 failure lines must match the v1-as-found models; after it, the v2
+models (each line against the model of its own shape). Queues are v1 until step 0003 and
+v2 after. Every line is accounted for in the report (envelope + per-recipe + blank + bad
+== lines read), and every problem is one ``file:line: field: reason`` entry; nothing stops
+the check early. Unknown keys are notes (carried through by every step), never violations:
+a new upstream field must not turn CI red.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from migrate.parallel import map_files
 from migrate.reader import Problem, iter_failure_lines, parse_queue
 from migrate.repo import FAILURES_DIR, DataRepo
 
+NOTES_SHOWN = 20
+
 
 @dataclass
 class CheckReport:
@@ -26,10 +30,12 @@ class CheckReport:
     failures_version: int = 1
     queue_version: int = 1
     files: Counter[str] = field(default_factory=Counter)  # failures/empty/queue/batch-results
-    lines: Counter[str] = field(default_factory=Counter)  # blank/A/B/v2/bad
-    records: Counter[str] = field(default_factory=Counter)  # A/B/v2 records
+    lines: Counter[str] = field(default_factory=Counter)  # blank/envelope/recipe/bad
+    records: Counter[str] = field(default_factory=Counter)  # envelope/recipe records
     queue_entries: Counter[str] = field(default_factory=Counter)  # legacy/unified
     problems: list[Problem] = field(default_factory=list)
+    #: unknown keys, carried through untouched: reported, never a violation
+    notes: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -49,6 +55,7 @@ class CheckReport:
             "records": dict(self.records),
             "queue_entries": dict(self.queue_entries),
             "violations": [p.as_dict() for p in self.problems],
+            "notes": [p.as_dict() for p in self.notes],
         }
 
 
@@ -80,7 +87,7 @@ def _select(repo: DataRepo, paths: list[str] | None) -> tuple[list[str], list[st
     return want_f, want_q
 
 
-def _check_file(repo: DataRepo, rel: str, want: str | None, version: str) -> CheckReport:
+def _check_file(repo: DataRepo, rel: str, want: int, version: str) -> CheckReport:
     """One failure file's counts and problems (files are independent: ``--jobs`` maps them)."""
     part = CheckReport()
     try:
@@ -99,23 +106,23 @@ def _check_file(repo: DataRepo, rel: str, want: str | None, version: str) -> Che
             part.lines["bad"] += 1
             part.problems.extend(pl.problems)
             continue
-        if pl.shape is None:
+        if pl.blank:
             part.lines["blank"] += 1
             continue
-        if (pl.shape == "v2") != (want == "v2"):
+        if pl.version != want:
             part.lines["bad"] += 1
-            expected = "schema_version 2" if want else "schema_version 1 (shape A or B)"
             part.problems.append(
                 Problem(
                     rel,
                     pl.lineno,
-                    f"expected {expected} at this repo's version ({version})",
+                    f"expected schema_version {want} at this repo's version ({version})",
                     "schema_version",
                 )
             )
             continue
+        part.notes.extend(pl.notes)
         part.lines[pl.shape] += 1
-        part.records[pl.shape] += len(pl.model.failures) if pl.shape == "A" else 1
+        part.records[pl.shape] += len(pl.obj["failures"]) if pl.shape == "envelope" else 1
     return part
 
 
@@ -138,7 +145,7 @@ def check_repo(
             )
         )
     failures, queues = _select(repo, paths)
-    want = "v2" if report.failures_version == 2 else None
+    want = report.failures_version
     version = report.version or "base"
     for part in map_files(
         lambda rel: _check_file(repo, rel, want, version), failures, jobs, progress
@@ -147,6 +154,7 @@ def check_repo(
         report.lines.update(part.lines)
         report.records.update(part.records)
         report.problems.extend(part.problems)
+        report.notes.extend(part.notes)
     for rel in queues:
         try:
             data = repo.read_bytes(rel)
@@ -179,6 +187,9 @@ def check_repo(
 
 def format_text(report: CheckReport) -> str:
     lines = [str(p) for p in report.problems]
+    lines += [f"note: {p}" for p in report.notes[:NOTES_SHOWN]]
+    if len(report.notes) > NOTES_SHOWN:
+        lines.append(f"note: ... and {len(report.notes) - NOTES_SHOWN} more (--format json)")
     f, ln, rec = report.files, report.lines, report.records
     lines.append(
         f"checked {f['failures'] + f['empty']} failure files ({f['empty']} empty),"
@@ -187,15 +198,16 @@ def format_text(report: CheckReport) -> str:
         f" (failures v{report.failures_version}, queues v{report.queue_version})"
     )
     lines.append(
-        f"lines: {report.total_lines} = {ln['A']} envelope (shape A, {rec['A']} records)"
-        f" + {ln['B']} per-platform (shape B) + {ln['v2']} v2 + {ln['blank']} blank"
-        f" + {ln['bad']} bad"
+        f"lines: {report.total_lines} = {ln['envelope']} envelope ({rec['envelope']} records)"
+        f" + {ln['recipe']} per-recipe + {ln['blank']} blank + {ln['bad']} bad"
     )
     if report.queue_entries:
         lines.append(
             "queue entries: "
             + ", ".join(f"{n} {k}" for k, n in sorted(report.queue_entries.items()))
         )
+    if report.notes:
+        lines.append(f"{len(report.notes)} unknown key(s) carried through (notes, not violations)")
     n = len(report.problems)
     lines.append(f"{n} violation{'s' if n != 1 else ''}" if n else "ok: no violations")
     return "\n".join(lines)
@@ -211,6 +223,11 @@ def format_github(report: CheckReport) -> str:
         msg = _gh_escape(f"{p.field}: {p.reason}" if p.field else p.reason)
         loc = f"file={p.file},line={p.line}" if p.line else f"file={p.file}"
         out.append(f"::error {loc},title=migrate check::{msg}")
-    out.append(format_text(CheckReport(**{**report.__dict__, "problems": []})).splitlines()[0])
+    for p in report.notes:
+        loc = f"file={p.file},line={p.line}" if p.line else f"file={p.file}"
+        out.append(f"::notice {loc},title=migrate check::{_gh_escape(f'{p.field}: {p.reason}')}")
+    out.append(
+        format_text(CheckReport(**{**report.__dict__, "problems": [], "notes": []})).splitlines()[0]
+    )
     out.append(f"{len(report.problems)} violations" if report.problems else "ok: no violations")
     return "\n".join(out)

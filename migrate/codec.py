@@ -48,25 +48,6 @@ def dumps_bytes(obj: Any, escape_html: bool = True) -> bytes:
     return _go_escape_bytes(data, escape_html)
 
 
-#: Where one v2 record's line ends and the next begins in the encoding of a list of them.
-#: Inside a string a ``"`` is always escaped, and no object nested in a record has the key
-#: ``schema_version``: this occurs only between records (``dumps_records`` counts them).
-_NEXT_RECORD = b'},{"schema_version":2,'
-
-
-def dumps_records(recs: list[dict[str, Any]]) -> bytes:
-    """The lines of v2 records, each with its newline: what ``dumps_bytes(r) + b"\\n"`` for
-    each gives, from one encoding of the list (an envelope's records: a fifth of step
-    0001's encoding time). Should the records' boundaries not be exactly where they are
-    looked for, each record is encoded on its own."""
-    if len(recs) < 2:
-        return b"".join(dumps_bytes(r) + b"\n" for r in recs)
-    blob = dumps_bytes(recs)
-    if blob.count(_NEXT_RECORD) != len(recs) - 1:
-        return b"".join(dumps_bytes(r) + b"\n" for r in recs)
-    return blob[1:-1].replace(_NEXT_RECORD, b'}\n{"schema_version":2,') + b"\n"
-
-
 def _go_escape_bytes(data: bytes, escape_html: bool) -> bytes:
     # Go's escapes (_HTML_ESCAPES, _LINE_SEP_ESCAPES) on bytes, unrolled: once per line
     if escape_html:
@@ -150,23 +131,11 @@ def loads_own(data: bytes | str) -> Any:
     """Decode a line this tool wrote itself (a v2 record, a ledger line): the fast path
     (orjson; raises a ``ValueError`` on invalid JSON).
 
-    Input from outside (v1 lines, queues, evidence, anything ``check`` validates) goes
-    through the strict :func:`loads`, or through a fast path that proves it reads the
-    same: :func:`loads_queue`, and step 0001's ``fast_v1``, after which a line that is
-    not Go's canonical bytes is decoded strictly again. A v2 line edited by hand since
-    is caught by the ledger checksums and by each step's round-trip verification.
+    Input from outside (failure lines, queues, evidence, anything ``check`` validates)
+    goes through the strict :func:`loads`, or through a fast path that proves it reads the
+    same (:func:`loads_queue`).
     """
     return orjson.loads(data)
-
-
-def loads_record(data: bytes | str) -> Any:
-    """:func:`loads_own` for a v2 record or a slice of one. orjson reads an integer beyond
-    64 bits as a float; a record's only such field from outside is ``exit_code``, and a
-    record where it came back a float is read again by the standard library (exact)."""
-    obj = orjson.loads(data)
-    if isinstance(obj, dict) and type(obj.get("exit_code")) is float:
-        return json.loads(data)
-    return obj
 
 
 def loads_queue(data: bytes) -> Any:

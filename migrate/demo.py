@@ -73,7 +73,11 @@ def run_demo(keep: bool = False, out: TextIO | None = None) -> int:
 
         node = _first_record(root, "homebrew:node")
         if node:
-            say("", "a v2 record (homebrew:node):", "  " + json.dumps(node)[:400] + " ...")
+            say(
+                "",
+                "homebrew:node's record in its envelope, now v2 (same line, message cut here):",
+                "  " + json.dumps({**node, "message": node["message"][:60] + "..."}),
+            )
 
         from migrate.explain import explain
         from migrate.explain import format_text as explain_text
@@ -102,8 +106,11 @@ def run_demo(keep: bool = False, out: TextIO | None = None) -> int:
 
 
 def _first_record(root: Path, package_id: str) -> dict | None:
+    """The first envelope item of ``package_id`` that step 0002 backfilled."""
     for f in sorted((root / "data" / "failures").glob("*.jsonl")):
         for line in f.read_text(encoding="utf-8").splitlines():
-            if f'"package_id":"{package_id}"' in line:
-                return json.loads(line)
+            obj = json.loads(line) if line.strip() else {}
+            for item in obj.get("failures", []):
+                if item["package_id"] == package_id and item.get("evidence"):
+                    return item
     return None

@@ -186,9 +186,6 @@ class StepReport:
     resumed: bool = False
     files_read: int = 0
     changed_files: int = 0
-    written: dict[str, str] = field(default_factory=dict)  # path -> checksum written
-    #: path -> (checksum, carry): what ``up`` said about the bytes it left (UpResult.carry)
-    carry: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -511,11 +508,10 @@ def _up_step(
     problems = []
     rels = step.files(repo)
     dry = isinstance(repo, DryRunRepo)
-    carried = options.get("_carry") or {}
     offer = frozenset(offered or ())
 
     def one(rel: str) -> FileOutcome:
-        out = _up_file(step, ctx, repo, rel, stage=not dry, diff=diff, carried=carried, offer=offer)
+        out = _up_file(step, ctx, repo, rel, stage=not dry, diff=diff, offer=offer)
         if rel in offer:  # its spare, unless taken: its space is free as soon as possible
             _drop_spares(repo, (rel,))
         return out
@@ -525,8 +521,6 @@ def _up_step(
         for out in outcomes:
             report.files_read += 1
             report.totals.update(out.counts)
-            if out.carry is not None:
-                step.keep_carry(ctx, report.carry, out.rel, out.carry)
             report.notes.extend(out.notes)
             if out.problems:
                 problems.extend(out.problems)
@@ -555,7 +549,6 @@ def _up_step(
             hint="fix or remove these lines (see `migrate check`), then run again",
         )
     report.notes.extend(step.summary(ctx, report.totals))
-    report.written = {fe.path: fe.after for fe in entries}
     if dry_run:
         return report
     entry = StepEntry(
@@ -594,7 +587,6 @@ class FileOutcome:
     data: bytes | None = None  # the new bytes, kept only for dry runs
     line: bytes | None = None  # the entry's ledger line (staged files: the entry is light)
     verbatim: bool = False  # down cannot rebuild the bytes: the ledger keeps them
-    carry: tuple[str, Any] | None = None  # (checksum of the bytes left, UpResult.carry)
 
 
 def _up_file(
@@ -605,21 +597,13 @@ def _up_file(
     *,
     stage: bool,
     diff: bool,
-    carried: dict[str, tuple[str, Any]] | None = None,
     offer: frozenset[str] = frozenset(),
 ) -> FileOutcome:
-    """One file through a step: new bytes, round-trip verification, staging. ``carried``:
-    the previous step's (checksum, carry) per file; a carry reaches the step only for
-    bytes with that checksum. ``offer``: the spares this step may take (``_stage``)."""
+    """One file through a step: new bytes, round-trip verification, staging. ``offer``:
+    the spares this step may take (``_stage``)."""
     data = repo.read_bytes(rel)
-    digest = None
     try:
-        if step.takes_carry:
-            prev = (carried or {}).get(rel)
-            digest = sha256(data) if prev is not None else None
-            res = step.up(rel, data, ctx, prev[1] if prev and prev[0] == digest else None)
-        else:
-            res = step.up(rel, data, ctx)
+        res = step.up(rel, data, ctx)
     except (KeyError, TypeError, ValueError) as exc:
         why = f"step {step.id} cannot process this file ({type(exc).__name__}: {exc})"
         return FileOutcome(rel, None, Counter(), [], [Problem(rel, 0, why)])
@@ -627,21 +611,16 @@ def _up_file(
     if res.problems:
         return out
     if res.data == data:
-        if step.records_unchanged or res.carry is not None:
-            digest = digest or sha256(data)
         if step.records_unchanged:
+            digest = sha256(data)
             out.entry = FileEntry(rel, digest, digest)
-        if res.carry is not None:
-            out.carry = (digest, res.carry)
         return out
     restore = None
     exact = res.exact if res.exact is not None else step.down(rel, res.data, res.patch) == data
     if not exact:
         restore = data  # down cannot rebuild these exact bytes: keep them in the ledger
-    out.entry = FileEntry(rel, digest or sha256(data), sha256(res.data), restore, res.patch)
+    out.entry = FileEntry(rel, sha256(data), sha256(res.data), restore, res.patch)
     out.verbatim = restore is not None
-    if res.carry is not None:
-        out.carry = (out.entry.after, res.carry)
     if stage:
         _stage(repo, rel, res.data, offer)
         # the ledger line is encoded here, in the worker: what crosses back to the main
@@ -764,14 +743,11 @@ def _up_planned(
     if resumed:
         run.steps.append(resumed)
     view = DryRunRepo(repo) if dry_run else repo
-    written = latest_written(ledger) if the_plan.steps and ledger.steps else {}
-    carry: dict[str, tuple[str, Any]] = {}
     offered: list[str] = []  # spares the last step left for the next (_commit_stages)
     made: list[str] | None = None
     try:
         for i, step in enumerate(the_plan.steps):
             later = the_plan.steps[i + 1 :]
-            then = tuple(s.id for s in later)  # what a carry may serve
             made = _keeps_spares(step, later)
             report = _up_step(
                 view,
@@ -779,7 +755,7 @@ def _up_planned(
                 step,
                 dry_run=dry_run,
                 diff=diff,
-                options={**options, "_written": written, "_carry": carry, "_then": then},
+                options=options,
                 progress=progress,
                 after_each=after_each,
                 jobs=jobs,
@@ -787,9 +763,6 @@ def _up_planned(
                 spares=made,
             )
             offered, made = made or [], None
-            written = {**written, **report.written}
-            carry = report.carry
-            report.carry = {}  # the next step has it; the run report does not keep it
             run.steps.append(report)
     finally:
         _drop_spares(repo, offered + (made or []))
@@ -1049,20 +1022,6 @@ def status(repo: DataRepo) -> dict[str, Any]:
 
 def history(repo: DataRepo) -> list[StepEntry]:
     return Ledger.load(repo).steps
-
-
-def latest_written(ledger: Ledger) -> dict[str, str]:
-    """path -> checksum of the bytes the last step that wrote it left there. A file whose
-    bytes still have that checksum holds only lines this tool wrote, or validated and
-    passed through: steps may read it by byte offsets (each scan still falls back to
-    decoding when a line is not where canonical JSON puts its fields); any other file is
-    read line by line."""
-    out: dict[str, str] = {}
-    for entry in ledger.steps:
-        if ledger.detail_missing(entry):  # `up` still runs (line by line); `down` refuses
-            continue
-        out.update((fe.path, fe.after) for fe in ledger.files(entry))
-    return out
 
 
 def verify(repo: DataRepo) -> list[tuple[str, str]]:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrate import codec
 from migrate.errors import UsageError
-from migrate.failures_index import latest_package_failures, ts_key
+from migrate.failures_index import file_rows, latest_package_failures, ts_key
 from migrate.ledger import Ledger
 from migrate.queues import entry_id, load_queue_docs
-from migrate.reader import split_lines
 from migrate.repo import DataRepo
 from migrate.status_rules import decide, recipe_names
 
@@ -28,11 +26,11 @@ def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict
         )
     records = []
     for ff in repo.failure_files():
-        for lineno, raw in split_lines(repo.read_bytes(ff.rel)):
-            if raw.strip() and package_id.encode() in raw:
-                rec = codec.loads_record(raw)
-                if rec.get("package_id") == package_id:
-                    records.append({"file": ff.rel, "line": lineno, **rec})
+        data = repo.read_bytes(ff.rel)
+        name = package_id.partition(":")[2].encode()
+        if name in data:  # (a package id is ecosystem:name; a per-recipe line names the recipe)
+            rows, _ = file_rows(ff.rel, data)
+            records.extend(r for r in rows if r["package_id"] == package_id)
     records.sort(key=lambda r: ts_key(r["timestamp"]), reverse=True)
     latest = latest_package_failures(repo).get(package_id)
     if recipes is None:  # the recipes tree step 0003 was run with, as the ledger records it
@@ -85,7 +83,12 @@ def format_text(doc: dict[str, Any]) -> str:
     if not doc["queues"]:
         out.append("  no queue entry with this id")
     for q in doc["queues"]:
-        bb = f" blocked_by {q['blocked_by']}" if q["status"] == "blocked" else ""
+        if q["status"] != "blocked":
+            bb = ""
+        elif q["blocked_by"] is None:
+            bb = " by unknown blockers"
+        else:
+            bb = " by " + ", ".join(q["blocked_by"])
         out.append(f"  {q['file']}: {q['status']}{bb}")
         out.append(f"    rule: {q['rule']}")
         for b in q["blockers"]:
@@ -95,14 +98,14 @@ def format_text(doc: dict[str, Any]) -> str:
     out.append(f"  records, newest first ({len(doc['records'])}):")
     for r in doc["records"]:
         cat = r["category"] + (f" (was {r['reclassified_from']})" if r["reclassified_from"] else "")
+        platform = r["platform"] or "-"
         bb = "unknown" if r["blocked_by"] is None else (", ".join(r["blocked_by"]) or "none")
         out.append(
-            f"    {r['timestamp']}  {r['scope']:8} {r['platform']:26} {cat}  blockers: {bb}"
+            f"    {r['timestamp']}  {r['scope']:8} {platform:26} {cat}  blockers: {bb}"
             f"  [{r['file']}:{r['line']}]"
         )
         for ev in r["evidence"]:
             where = f"{ev['file']}:{ev['line']}" if ev.get("line") else ev.get("file") or ""
-            out.append(
-                f"      evidence {ev['source']}: {ev['names']} <- {ev['detail'][:120]} [{where}]"
-            )
+            names = ", ".join(ev["names"]) or "none missing"
+            out.append(f"      evidence {ev['source']}: {names} <- {ev['detail'][:120]} [{where}]")
     return "\n".join(out)

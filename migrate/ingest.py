@@ -1,9 +1,10 @@
-"""``migrate ingest``: turn new CI artifacts into v2 failure lines that carry ``blocked_by``.
+"""``migrate ingest``: turn new CI artifacts into v2 per-recipe lines that carry ``blocked_by``.
 
 Input: ``validation-results-<platform>.json`` arrays and, where given, ``tsuku install
 --json`` outputs (recognized by content, as for ``--evidence``). Every ``fail`` entry
-becomes one platform-scope v2 record, its blockers merged from the entry's ``blocked_by``
-and the install JSON's ``missing_recipes`` for the same recipe (and platform, if stated).
+becomes one v2 per-recipe line (the line the CI workflow's jq step writes, at v2), its
+blockers merged from the entry's ``blocked_by`` and the install JSON's ``missing_recipes``
+for the same recipe (and platform, if stated), with their evidence.
 Output: a new ``data/failures/batch-<run>.jsonl`` written atomically (or stdout), so the
 CI workflow no longer assembles lines with jq and the format cannot drift again.
 """
@@ -21,7 +22,7 @@ from migrate.evidence import EvidenceSet
 from migrate.evidence.artifacts import scan_file
 from migrate.evidence.names import merge
 from migrate.ledger import Ledger
-from migrate.models import FailureRecordV2
+from migrate.models import RecipeLineV2
 from migrate.queues import load_queue_docs, name_index
 from migrate.repo import FAILURES_DIR, DataRepo
 
@@ -71,30 +72,24 @@ def build_records(
             blocked_by = []
             evidence = [f.evidence()]
         package_id = by_name.get(f.recipe)
-        rec = {
+        rec = {  # the line the CI writer's jq step writes, at v2 (see migrate.records)
             "schema_version": 2,
-            "package_id": package_id,
+            "recipe": f.recipe,
             "ecosystem": package_id.partition(":")[0] if package_id else None,
-            "name": f.recipe,
-            "scope": "platform",
             "platform": f.platform,
-            "category": "missing_dep" if names else category_for_exit(f.exit_code),
-            "category_legacy": None,
-            "reclassified_from": None,
             "exit_code": f.exit_code,
+            "category": "missing_dep" if names else category_for_exit(f.exit_code),
             "blocked_by": blocked_by,
-            "evidence": evidence,
-            "message": None,
-            "message_truncated": False,
             "timestamp": timestamp,
-            "run": run,
         }
+        if blocked_by is not None:
+            rec["evidence"] = evidence
         try:
-            FailureRecordV2.model_validate(rec)
+            RecipeLineV2.model_validate(rec)
         except ValidationError as exc:
             why = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             ev.problems.append(
-                f"{f.file}: [{f.line}] {f.recipe}: skipped, not a valid failure record ({why})"
+                f"{f.file}: [{f.line}] {f.recipe}: skipped, not a valid failure line ({why})"
             )
             continue
         records.append(rec)

@@ -2,13 +2,16 @@
 
 * ``*V1`` models describe the data **as found** in tsuku's history: they accept every real
   line, anomalies included (legacy categories, dashed ``updated_at``, package ids outside
-  the published pattern), but reject wrong types, unknown keys and any value step 0001
-  could not carry into v2 (a platform, package id or blocker name v2 refuses), so
-  ``check`` at v1 and ``up`` agree.
-* ``*V2`` models are the strict target of the migration: enums, required fields, formats.
+  the published pattern), but reject wrong types and any value step 0001 could not carry
+  into v2 (a platform, package id or blocker name v2 refuses), so ``check`` at v1 and
+  ``up`` agree.
+* ``*V2`` models are the strict target of the migration. A v2 failure line is the v1 line
+  made strict and complete, never moved (design.md, "Compatibility"): the same shape and
+  keys, with a canonical category, ``blocked_by`` always stated and provenance for every
+  backfilled name. Key order on disk is the line's own (:mod:`migrate.records`), not the
+  order of the fields here.
 
 The JSON Schemas in ``schemas/`` are generated from these classes (``migrate schemas``).
-Field order matters: it is the key order written to disk.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ LEGACY_CATEGORIES: dict[str, str] = {
 #: Every category name in the real history: v1 as found accepts these and nothing else,
 #: so `check` refuses at v1 exactly what step 0001 could not map.
 CategoryV1 = Literal[CANONICAL_CATEGORIES + tuple(LEGACY_CATEGORIES)]
+LegacyCategory = Literal[tuple(LEGACY_CATEGORIES)]
 
 Scope = Literal["package", "platform"]
 LegacyStatus = Literal["pending", "in_progress", "success", "failed", "blocked", "skipped"]
@@ -76,6 +80,8 @@ RunId = Annotated[str, StringConstraints(pattern=_RUN)]
 Ecosystem = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.\-]*$")]
 Platform = Annotated[str, StringConstraints(pattern=r"^(linux|darwin)(-[a-z0-9_]+)+$")]
 PackageId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.\-]*:\S+$")]
+#: A recipe name as tsuku writes it (``procs``, ``openssl@3``): no blank, no path.
+RecipeName = Annotated[str, StringConstraints(pattern=r"^[^/\\<>\s]+$")]
 
 
 def _check_blocker(name: str) -> str:
@@ -94,11 +100,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
-# --------------------------------------------------------------------- failures, v1 as found
+# ------------------------------------------------------------------------- failure lines
+#
+# Keys tsuku's own Go structs define (formats.md section 7) are declared on the shapes they
+# belong to and valid at v1 and v2. Any other key is carried through untouched: the models
+# allow it (``model_extra``) and ``check`` notes it, so a new upstream field never turns CI
+# red. A line's key order is its writer's, at every version (see :mod:`migrate.records`).
 
 
-class FailureItemV1(_Strict):
-    """One record inside a Shape A envelope."""
+class _Open(BaseModel):
+    """Strict types, unknown keys allowed (and reported as notes by ``check``)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+def _ecosystem_prefix(ecosystem: str, package_ids: list[str]) -> None:
+    for pid in package_ids:
+        if not pid.startswith(ecosystem + ":"):
+            raise ValueError(f"package_id {pid!r} is not of the envelope's ecosystem {ecosystem!r}")
+
+
+class FailureItemV1(_Open):
+    """One record inside a Shape A envelope, as the Go orchestrator writes it."""
 
     package_id: PackageId
     category: CategoryV1
@@ -106,9 +129,10 @@ class FailureItemV1(_Strict):
     blocked_by: list[BlockerName] | None = None
     message: str
     timestamp: AnyTimestamp
+    workflow_url: str | None = None
 
 
-class EnvelopeV1(_Strict):
+class EnvelopeV1(_Open):
     """Shape A: the Go orchestrator's batch envelope (one line, 1-44 records)."""
 
     schema_version: Literal[1]
@@ -117,24 +141,30 @@ class EnvelopeV1(_Strict):
     updated_at: AnyTimestamp
     failures: list[FailureItemV1]
 
+    @model_validator(mode="after")
+    def _prefix(self) -> EnvelopeV1:
+        _ecosystem_prefix(self.ecosystem, [i.package_id for i in self.failures])
+        return self
 
-class PlatformLineV1(_Strict):
+
+class RecipeLineV1(_Open):
     """Shape B: the CI workflow's per-recipe, per-platform line (written with jq)."""
 
     schema_version: Literal[1]
-    recipe: NonEmpty
+    recipe: RecipeName
+    ecosystem: Ecosystem | None = None
     platform: Platform
     exit_code: int
     category: CategoryV1
+    subcategory: str | None = None
     blocked_by: list[BlockerName] | None = None
+    message: str | None = None
     timestamp: AnyTimestamp
-
-
-# ------------------------------------------------------------------------ failures, v2
+    workflow_url: str | None = None
 
 
 class Evidence(_Strict):
-    """Where one blocker name (or the lack of one) came from."""
+    """Where blocker names (or the statement that none was missing) came from."""
 
     source: EvidenceSource
     names: list[BlockerName]
@@ -143,45 +173,84 @@ class Evidence(_Strict):
     line: int | None = None
 
 
-class FailureRecordV2(_Strict):
-    """A failure record at schema_version 2: one per line, one per v1 record."""
+class _RecordV2(_Open):
+    """What v2 adds to a record (an envelope item or a per-recipe line): a canonical
+    category, ``blocked_by`` always stated, and the provenance of backfilled names."""
 
-    schema_version: Literal[2]
-    package_id: PackageId | None
-    ecosystem: Ecosystem | None
-    name: NonEmpty
-    scope: Scope
-    platform: Platform
     category: Category
-    category_legacy: NonEmpty | None = None
+    category_legacy: LegacyCategory | None = None
     reclassified_from: Category | None = None
-    exit_code: int | None
     blocked_by: list[BlockerName] | None
-    evidence: list[Evidence] = []
-    message: str | None
-    message_truncated: bool
-    timestamp: AnyTimestamp
-    run: RunId | None
+    evidence: Annotated[list[Evidence], Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> FailureRecordV2:
-        if (
-            self.package_id is not None
-            and self.ecosystem is not None
-            and not self.package_id.startswith(self.ecosystem + ":")
-        ):
-            raise ValueError("package_id does not start with the record's ecosystem")
-        if self.package_id is None and self.scope == "package":
-            raise ValueError("a package-scope record needs a package_id")
-        if self.scope == "package" and self.message is None:
-            raise ValueError("a package-scope record keeps its message (may be empty)")
-        if self.scope == "platform" and self.exit_code is None:
-            raise ValueError("a platform-scope record needs its exit_code")
-        if self.category_legacy is not None and self.category_legacy in CANONICAL_CATEGORIES:
-            raise ValueError("category_legacy holds only non-canonical names")
+    def _consistent(self) -> _RecordV2:
+        before = self.reclassified_from or self.category
+        if self.category_legacy is not None and LEGACY_CATEGORIES[self.category_legacy] != before:
+            raise ValueError(
+                f"category_legacy {self.category_legacy!r} is not a legacy name of {before!r}"
+            )
         if self.reclassified_from is not None and self.category != "missing_dep":
             raise ValueError("only a record reclassified to missing_dep has reclassified_from")
+        if self.evidence is not None:
+            if self.blocked_by is None:
+                raise ValueError("evidence without blocked_by: evidence says what it names")
+            named = {n for ev in self.evidence for n in ev.names}
+            if named != set(self.blocked_by):
+                raise ValueError(
+                    "every name in blocked_by needs its evidence, and only those"
+                    f" (blocked_by {sorted(self.blocked_by)}, evidence names {sorted(named)})"
+                )
         return self
+
+
+class FailureItemV2(_RecordV2):
+    """One record inside a v2 envelope: the v1 item with the v2 additions."""
+
+    package_id: PackageId
+    subcategory: str | None = None
+    message: str
+    timestamp: AnyTimestamp
+    workflow_url: str | None = None
+
+
+class EnvelopeV2(_Open):
+    """A v2 envelope: the same line as at v1, ``schema_version`` 2, its items at v2."""
+
+    schema_version: Literal[2]
+    ecosystem: Ecosystem
+    environment: Platform
+    updated_at: AnyTimestamp
+    failures: list[FailureItemV2]
+
+    @model_validator(mode="after")
+    def _prefix(self) -> EnvelopeV2:
+        _ecosystem_prefix(self.ecosystem, [i.package_id for i in self.failures])
+        return self
+
+
+class RecipeLineV2(_RecordV2):
+    """A v2 per-recipe line: the v1 line with the v2 additions and its ``ecosystem``
+    stated (null where it cannot be proven: never guessed)."""
+
+    schema_version: Literal[2]
+    recipe: RecipeName
+    ecosystem: Ecosystem | None
+    platform: Platform
+    exit_code: int
+    subcategory: str | None = None
+    message: str | None = None
+    timestamp: AnyTimestamp
+    workflow_url: str | None = None
+
+
+#: The model of each line shape at each version.
+LINE_MODELS: dict[tuple[str, int], type[BaseModel]] = {
+    ("envelope", 1): EnvelopeV1,
+    ("recipe", 1): RecipeLineV1,
+    ("envelope", 2): EnvelopeV2,
+    ("recipe", 2): RecipeLineV2,
+}
 
 
 # ---------------------------------------------------------------------------- queues, v1
@@ -324,11 +393,6 @@ def dict_type(model: type[BaseModel], made: dict[type, Any] | None = None) -> An
     return made[model]
 
 
-#: Step 0001's validators of v1 lines (``fast_v1``), as plain dicts.
-V1_DICTS: dict[str, TypeAdapter[Any]] = {
-    "A": TypeAdapter(dict_type(EnvelopeV1)),
-    "B": TypeAdapter(dict_type(PlatformLineV1)),
-}
 #: The v2 queue models' field rules over plain dicts (step 0003's test of its queues).
 QUEUE_V2_DICTS: dict[str, TypeAdapter[Any]] = {
     "legacy": TypeAdapter(dict_type(LegacyQueueV2)),

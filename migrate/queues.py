@@ -14,7 +14,6 @@ from collections import defaultdict
 
 import orjson
 
-from migrate import codec
 from migrate.errors import MigrateError
 from migrate.reader import ParsedQueue, Problem, parse_queue
 from migrate.repo import DataRepo
@@ -94,20 +93,13 @@ def load_queue_docs(repo: DataRepo) -> dict[str, dict]:
     return out
 
 
-def queue_ids(repo: DataRepo) -> tuple[frozenset[str], str]:
-    """The package id of every entry of every priority queue, and a fingerprint of that
-    set (steps compare fingerprints to tell they were given the same packages)."""
-    ids = frozenset(
+def queue_ids(repo: DataRepo) -> frozenset[str]:
+    """The package id of every entry of every priority queue."""
+    return frozenset(
         entry_id(entry)
         for doc in load_queue_docs(repo).values()
         for entry in doc.get("packages", doc.get("entries", []))
     )
-    return ids, fingerprint(ids)
-
-
-def fingerprint(ids: frozenset[str]) -> str:
-    """A checksum of a set of package ids."""
-    return hashlib.sha256(codec.dumps_bytes(sorted(ids))).hexdigest()
 
 
 def entry_id(entry: dict) -> str:

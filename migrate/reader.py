@@ -1,14 +1,13 @@
-"""Read failure files and queues into typed records that know where they came from.
+"""Read failure files and queues into typed lines that know where they came from.
 
-Every line of a failure file is exactly one of: blank, Shape A (envelope), Shape B
-(per-platform line), a v2 record, or bad (with a reason). Nothing is dropped silently:
-:class:`FileScan` counts each kind so a caller can prove every line was accounted for.
-Reading is per file; nothing holds the whole repo in memory.
+Every line of a failure file is exactly one of: blank, an envelope, a per-recipe line (each
+at schema_version 1 or 2, see :mod:`migrate.records`), or bad (with a reason). Nothing is
+dropped silently: ``check`` counts each kind so every line is accounted for. Reading is
+per file; nothing holds the whole repo in memory.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,17 +16,15 @@ from pydantic import BaseModel, ValidationError
 
 from migrate import codec
 from migrate.models import (
+    LINE_MODELS,
     BatchResults,
-    EnvelopeV1,
-    FailureRecordV2,
     LegacyQueueV1,
     LegacyQueueV2,
-    PlatformLineV1,
     UnifiedQueueV1,
     UnifiedQueueV2,
 )
+from migrate.records import shape_of
 
-Shape = Literal["A", "B", "v2"]
 SUPPORTED_VERSIONS = (1, 2)
 
 
@@ -50,14 +47,20 @@ class Problem:
 
 @dataclass
 class ParsedLine:
+    """One line of a failure file. ``shape`` is None for a blank line or a bad one (then
+    ``problems`` says why); ``obj`` is the decoded line, ``notes`` its unknown keys."""
+
     lineno: int
     raw: bytes
-    shape: Shape | None = None
-    model: EnvelopeV1 | PlatformLineV1 | FailureRecordV2 | None = None
+    shape: str | None = None
+    version: int | None = None
+    obj: dict[str, Any] | None = None
     problems: list[Problem] = field(default_factory=list)
-    #: parsed by pydantic's JSON parser, which keeps the last of duplicate keys: only
-    #: trusted once the line proves to be canonical bytes (see step 0001)
-    fast: bool = False
+    notes: list[Problem] = field(default_factory=list)
+
+    @property
+    def blank(self) -> bool:
+        return self.shape is None and not self.problems
 
 
 def split_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
@@ -74,8 +77,7 @@ def split_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
 
 
 def join_lines(lines: list[bytes]) -> bytes:
-    """Lines (without ``\\n``) back into file bytes, each ending with a newline (one
-    join: no second copy of the file to add the last newline)."""
+    """Lines (without ``\\n``) back into file bytes, each ending with a newline."""
     return b"\n".join([*lines, b""])
 
 
@@ -107,10 +109,8 @@ def validation_problems(
     return probs
 
 
-def detect_shape(obj: Any) -> Shape:
-    """Which line shape a decoded object is; raises ValueError with the reason if none."""
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+def line_version(obj: dict[str, Any]) -> int:
+    """The line's ``schema_version``; raises ValueError with the reason when unsupported."""
     version = obj.get("schema_version")
     if version is None:
         raise ValueError("no schema_version: not a failure record")
@@ -121,75 +121,40 @@ def detect_shape(obj: Any) -> Shape:
             f"schema_version {version} is not supported (this tool reads 1 and 2;"
             " a newer migrate may have written it)"
         )
-    if version == 2:
-        return "v2"
-    if "failures" in obj:
-        return "A"
-    if "recipe" in obj:
-        return "B"
-    raise ValueError("unknown shape: schema_version 1 line with neither 'failures' nor 'recipe'")
+    return version
 
 
-_MODELS: dict[str, type[BaseModel]] = {"A": EnvelopeV1, "B": PlatformLineV1, "v2": FailureRecordV2}
-
-
-_V2_PREFIX = b'{"schema_version":2,'
-_KEY = re.compile(rb'"([a-z_]+)":')
-_V2_KEYS = len(FailureRecordV2.model_fields)
-_EVIDENCE_KEYS = 5  # source, names, detail, file, line
-
-
-#: What lets a key escape the ``_KEY`` count: a letter, digit or underscore written as an
-#: escape (Go escapes only control characters, ``<``, ``>``, ``&``, U+2028 and U+2029), or
-#: blanks before its colon. A line with either takes the strict path.
-_ODD_ESCAPE = re.compile(rb"\\u00(?!26|3c|3e)[2-7][0-9a-fA-F]")
-_SPACED_KEY = re.compile(rb'"[ \t\r]+:')
-
-
-def _may_hide_a_key(raw: bytes) -> bool:
-    return bool((b"\\u00" in raw and _ODD_ESCAPE.search(raw)) or _SPACED_KEY.search(raw))
-
-
-def _fast_v2(raw: bytes) -> FailureRecordV2 | None:
-    """A canonical v2 line validated straight from its bytes (pydantic's JSON parser), or
-    None to take the strict path. pydantic keeps the last of duplicate keys, so each key
-    must occur exactly as often as the record has objects holding it; in canonical JSON an
-    unescaped ``"key":`` occurs only as a key, and no key can hide from that count
-    (:func:`_may_hide_a_key`)."""
-    if _may_hide_a_key(raw):
-        return None
-    try:
-        model = FailureRecordV2.model_validate_json(raw)
-    except ValidationError:
-        return None
-    # every object validated, so each of its keys is there: one key too many is a duplicate
-    if len(_KEY.findall(raw)) != _V2_KEYS + _EVIDENCE_KEYS * len(model.evidence):
-        return None
-    return model
+def unknown_keys(file: str, lineno: int, model: BaseModel) -> list[Problem]:
+    """A note per key no model declares (carried through untouched, never refused)."""
+    out = [
+        Problem(file, lineno, "unknown key, carried through untouched", key)
+        for key in model.model_extra or {}
+    ]
+    for i, item in enumerate(getattr(model, "failures", ())):
+        out.extend(
+            Problem(file, lineno, "unknown key, carried through untouched", f"failures[{i}].{key}")
+            for key in item.model_extra or {}
+        )
+    return out
 
 
 def parse_line(file: str, lineno: int, raw: bytes) -> ParsedLine:
-    """Decode and validate one non-blank line against the model of its own shape."""
+    """Decode one non-blank line and validate it against the model of its shape and version."""
     out = ParsedLine(lineno, raw)
-    if raw.startswith(_V2_PREFIX):
-        model = _fast_v2(raw)
-        if model is not None:
-            out.shape, out.model = "v2", model
-            return out
     try:
         obj = codec.loads(raw)
-    except codec.DecodeError as exc:
+        shape = shape_of(obj)
+        version = line_version(obj)
+    except (codec.DecodeError, ValueError) as exc:
         out.problems.append(Problem(file, lineno, str(exc)))
         return out
     try:
-        out.shape = detect_shape(obj)
-    except ValueError as exc:
-        out.problems.append(Problem(file, lineno, str(exc)))
-        return out
-    try:
-        out.model = _MODELS[out.shape].model_validate(obj)
+        model = LINE_MODELS[(shape, version)].model_validate(obj)
     except ValidationError as exc:
         out.problems.extend(validation_problems(file, lineno, exc))
+        return out
+    out.shape, out.version, out.obj = shape, version, obj
+    out.notes = unknown_keys(file, lineno, model)
     return out
 
 

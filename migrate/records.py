@@ -1,47 +1,188 @@
-"""v1 -> v2 record conversion and back: the pure core of step 0001.
+"""Failure lines at v1 and v2 and the records they hold: the one module that knows the layout.
 
-A v2 record keeps every v1 value (the raw ``timestamp``, the legacy category name in
-``category_legacy``, ``blocked_by`` only when the v1 record had it), so each v1 record
-can be rebuilt exactly; what is not a record's own (its envelope, line layout) is kept
-in the step's ledger patch.
+A line has one of two shapes (formats.md section 1), at either version:
+
+* ``envelope`` — ``{"schema_version", "ecosystem", "environment", "updated_at",
+  "failures": [item, ...]}`` from the Go orchestrator; each item is a *package* record
+  (the package failed);
+* ``recipe`` — ``{"schema_version", "recipe", "platform", "exit_code", "category", ...,
+  "timestamp"}`` from the CI workflow's jq step; a *platform* record (a recipe that passed
+  on linux-glibc failed on another platform: never a package-level failure).
+
+**v2 is v1 made strict and complete, never moved** (design.md, "Compatibility"): a line
+keeps its shape, its place in its file and its keys in their order, so every reader that
+understood v1 reads v2 unchanged. v2 changes values and adds keys, at fixed places:
+
+=================== ============================================================ ======
+key                 v2                                                           step
+=================== ============================================================ ======
+schema_version      2 (on the line)                                              0001
+category            the canonical name                                           0001
+category_legacy     the v1 name, after ``category``, only where it was a legacy   0001
+                    name
+blocked_by          stated on every record: the v1 list, else added after         0001
+                    ``category_legacy``/``category`` as null (unknown)
+ecosystem           (recipe lines) kept if the writer put one in, else added      0001
+                    after ``recipe``: proven from the file name or the queue, or
+                    null
+reclassified_from   the category before a dependency miss was proven, after       0002
+                    ``category_legacy``/``category``
+evidence            the provenance of the backfilled names, last                  0002
+=================== ============================================================ ======
+
+Each step's inverse is a function of the line alone (:func:`down_0001`,
+:func:`down_0002`): a step proves, line by line, that the inverse gives back the exact
+original bytes, and keeps the original line in its ledger patch where it would not (another
+writer's spacing, a v1 line stating ``blocked_by: null``, an ``ecosystem`` its writer put
+in). :func:`flat_records` gives the one-record-per-row view that analysis wants (explain,
+report, export) from a line at either version.
 """
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Callable
 from typing import Any
 
 from migrate.models import CANONICAL_CATEGORIES, LEGACY_CATEGORIES
+from migrate.repo import FailureFile
 
-#: Upstream cuts messages at 500 bytes (on a rune boundary) and appends "...".
-TRUNCATE_BYTES = 500
-
-
-class ConversionError(ValueError):
-    """A v1 value that has no v2 equivalent; ``field`` names it."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(reason)
-        self.field = field
+Line = dict[str, Any]
 
 
-def canonical_category(name: str, field: str = "category") -> tuple[str, str | None]:
-    """(canonical category, legacy name or None) for a v1 category."""
-    if name in CANONICAL_CATEGORIES:
-        return name, None
+def shape_of(obj: Any) -> str:
+    """``envelope`` or ``recipe``, the way tsuku's readers tell them (formats.md section 7);
+    raises ValueError with the reason for anything else."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    if "failures" in obj:
+        return "envelope"
+    if "recipe" in obj:
+        return "recipe"
+    raise ValueError("unknown shape: a line with neither 'failures' nor 'recipe'")
+
+
+def records_of(line: Line) -> list[dict[str, Any]]:
+    """The records a line holds, as the line's own dicts (changing them changes the line)."""
+    return line.get("failures", [line])
+
+
+def _put(rec: dict[str, Any], key: str, value: Any, after: tuple[str, ...]) -> dict[str, Any]:
+    """``rec`` with ``key`` set to ``value``: in its place when present, else right after
+    the first of ``after`` that ``rec`` has (at the end when none). Returns a new dict
+    when a key is inserted; callers keep the result."""
+    if key in rec:
+        rec[key] = value
+        return rec
+    anchor = next((a for a in after if a in rec), None)
+    if anchor is None:
+        return {**rec, key: value}
+    out: dict[str, Any] = {}
+    for k, v in rec.items():
+        out[k] = v
+        if k == anchor:
+            out[key] = value
+    return out
+
+
+_AFTER_CATEGORY = ("category_legacy", "category")
+
+
+# --------------------------------------------------------------------------- step 0001
+
+
+def _record_up(rec: dict[str, Any]) -> dict[str, Any]:
+    name = rec["category"]
     if name in LEGACY_CATEGORIES:
-        return LEGACY_CATEGORIES[name], name
-    raise ConversionError(field, f"unknown category {name!r} (no canonical equivalent)")
+        rec["category"] = LEGACY_CATEGORIES[name]
+        rec = _put(rec, "category_legacy", name, ("category",))
+    if "blocked_by" not in rec:
+        rec = _put(rec, "blocked_by", None, _AFTER_CATEGORY)
+    return rec
 
 
-def is_truncated(message: str) -> bool:
-    """True when the message was cut by the orchestrator's 500-byte limit."""
-    if not message.endswith("..."):
-        return False
-    body = len(message.encode("utf-8")) - 3
-    return TRUNCATE_BYTES - 3 <= body <= TRUNCATE_BYTES
+def up_0001(line: Line, ecosystem: str | None = None) -> Line:
+    """The v2 form of a valid v1 line (a new dict; ``line`` is not changed). ``ecosystem``:
+    what a recipe line without one of its own is proven to belong to (or None)."""
+    new = copy.deepcopy(line)
+    new["schema_version"] = 2
+    if "failures" in new:
+        new["failures"] = [_record_up(item) for item in new["failures"]]
+        return new
+    new = _record_up(new)
+    if "ecosystem" not in new:
+        new = _put(new, "ecosystem", ecosystem, ("recipe",))
+    return new
 
 
+def down_0001(line: Line) -> Line:
+    """The v1 line a v2 line (at step 0001, nothing backfilled) came from: the inverse of
+    :func:`up_0001` for every line Go or jq wrote."""
+    new = copy.deepcopy(line)
+    new["schema_version"] = 1
+    for rec in records_of(new):
+        if "category_legacy" in rec:
+            rec["category"] = rec.pop("category_legacy")
+        if "blocked_by" in rec and rec["blocked_by"] is None:
+            del rec["blocked_by"]  # v1 states blockers only when it knows some
+    if "failures" not in new:
+        new.pop("ecosystem", None)
+    return new
+
+
+# --------------------------------------------------------------------------- step 0002
+
+
+def backfill(
+    rec: dict[str, Any],
+    blocked_by: list[str] | None,
+    evidence: list[dict[str, Any]],
+    reclassified_from: str | None,
+) -> dict[str, Any]:
+    """A v2 record with step 0002's findings in place (returns the record to keep)."""
+    rec["blocked_by"] = blocked_by
+    if reclassified_from is not None:
+        rec["category"] = "missing_dep"
+        rec = _put(rec, "reclassified_from", reclassified_from, _AFTER_CATEGORY)
+    if evidence:
+        rec["evidence"] = [*rec.get("evidence", []), *evidence]
+    return rec
+
+
+def down_0002(line: Line) -> Line:
+    """The line before step 0002: categories from ``reclassified_from``, and ``blocked_by``
+    back to the names the record itself stated (its ``record`` evidence) or null."""
+    new = copy.deepcopy(line)
+    for rec in records_of(new):
+        if "reclassified_from" in rec:
+            rec["category"] = rec.pop("reclassified_from")
+        if "evidence" in rec:
+            own = [ev["names"] for ev in rec.pop("evidence") if ev["source"] == "record"]
+            rec["blocked_by"] = own[0] if own else None
+    return new
+
+
+def to_v1(line: Line) -> Line:
+    """A v2 line this tool wrote outside the steps (``migrate ingest``) as the v1 writer
+    would have written it: its blockers kept (a v1 recipe line may state them), the rest of
+    v2 taken out."""
+    new = copy.deepcopy(line)
+    for rec in records_of(new):
+        evidence = rec.pop("evidence", None)
+        if "reclassified_from" in rec:
+            rec["category"] = rec.pop("reclassified_from")
+        if evidence is not None and not rec.get("blocked_by"):
+            rec["blocked_by"] = None
+    return down_0001(new)
+
+
+# --------------------------------------------------------------------------- flat view
+
+_CATEGORY = {
+    **{name: (name, None) for name in CANONICAL_CATEGORIES},
+    **{name: (canon, name) for name, canon in LEGACY_CATEGORIES.items()},
+}
 _TS = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2})[:-](\d{2})[:-](\d{2})")
 
 
@@ -51,132 +192,75 @@ def run_id(timestamp: str) -> str | None:
     return f"{m.group(1)}T{m.group(2)}-{m.group(3)}-{m.group(4)}Z" if m else None
 
 
-def record_evidence(rel: str, lineno: int, names: list[str]) -> list[dict[str, Any]]:
-    if not names:
-        return []
-    return [
-        {
-            "source": "record",
-            "names": list(names),
-            "detail": "blocked_by of the original (v1) record",
-            "file": rel,
-            "line": lineno,
-        }
-    ]
+def recipe_ecosystem(
+    ff: FailureFile, line: Line, ecosystem_of: Callable[[str], str | None] | None
+) -> str | None:
+    """The ecosystem of a recipe line: its own ``ecosystem`` key (v2, or a newer writer),
+    else the file name's (``homebrew.jsonl``, ``homebrew-<ts>``), else the queue's
+    (``ecosystem_of``: the package a recipe name unambiguously means), else None. Never
+    assumed to be homebrew (the upstream dashboard's bug)."""
+    if "ecosystem" in line:
+        return line["ecosystem"]
+    if ff.ecosystem is not None:
+        return ff.ecosystem
+    pid = ecosystem_of(line["recipe"]) if ecosystem_of else None
+    return pid.partition(":")[0] if pid else None
 
 
-#: v1 category name -> (canonical category, legacy name or None), for every name v1 allows
-_CATEGORY = {
-    **{name: (name, None) for name in CANONICAL_CATEGORIES},
-    **{name: (canon, name) for name, canon in LEGACY_CATEGORIES.items()},
-}
-
-
-def canonical_or_none(name: str) -> str | None:
-    """The canonical category of a v1 category name, or None for a name v1 does not allow."""
-    pair = _CATEGORY.get(name)
-    return pair[0] if pair else None
-
-
-def from_envelope(
-    env: dict[str, Any], rel: str, lineno: int, file_run: str | None
-) -> list[dict[str, Any]]:
-    """One v2 record per item of a Shape A envelope (validated by ``EnvelopeV1``'s rules,
-    as dicts: optional keys may be absent), in order. (Every v1 line of the history goes
-    through here: lookups are hoisted out of the loop.)"""
-    out = []
-    run = file_run or run_id(env["updated_at"])
-    platform = env["environment"]
-    categories = _CATEGORY
-    for i, item in enumerate(env["failures"]):
-        pair = categories.get(item["category"])
-        if pair is None:
-            pair = canonical_category(item["category"], f"failures[{i}].category")  # raises
-        if item.get("subcategory") is not None:
-            raise ConversionError(f"failures[{i}].subcategory", "subcategory has no v2 field")
-        package_id = item["package_id"]
-        eco, sep, name = package_id.partition(":")
-        if not sep or not eco or not name:
-            raise ConversionError(f"failures[{i}].package_id", "package_id is not ECOSYSTEM:NAME")
-        blocked = item.get("blocked_by")
-        message = item["message"]
-        out.append(
-            {
-                "schema_version": 2,
-                "package_id": package_id,
-                "ecosystem": eco,
-                "name": name,
-                "scope": "package",
-                "platform": platform,
-                "category": pair[0],
-                "category_legacy": pair[1],
-                "reclassified_from": None,
-                "exit_code": None,
-                "blocked_by": blocked,
-                "evidence": record_evidence(rel, lineno, blocked) if blocked else [],
-                "message": message,
-                "message_truncated": message.endswith("...") and is_truncated(message),
-                "timestamp": item["timestamp"],
-                "run": run,
-            }
-        )
-    return out
-
-
-def from_platform_line(
-    line: dict[str, Any],
-    rel: str,
+def flat_records(
+    ff: FailureFile,
     lineno: int,
-    package_id: str | None,
-    file_run: str | None,
+    line: Line,
+    ecosystem_of: Callable[[str], str | None] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per record of a valid line (v1 or v2): where it is, its package id,
+    ecosystem and name, scope, platform, category (canonical, legacy name beside it),
+    blockers and evidence, message, timestamp and run (see ``migrate.export.COLUMNS``).
+    ``ecosystem_of`` maps a recipe name to its package id where the queue knows it
+    unambiguously (for v1 recipe lines in ``batch-*`` files)."""
+    version = line["schema_version"]
+    out = []
+    if "failures" in line:
+        run = ff.run or run_id(line["updated_at"])
+        for pos, item in enumerate(line["failures"]):
+            pid = item["package_id"]
+            out.append(
+                _row(ff, lineno, pos, item, version, pid, line["ecosystem"], pid.partition(":")[2])
+                | {"scope": "package", "platform": line["environment"], "exit_code": None}
+                | {"message": item["message"], "run": run}
+            )
+        return out
+    eco = recipe_ecosystem(ff, line, ecosystem_of)
+    recipe = line["recipe"]
+    row = _row(ff, lineno, 0, line, version, f"{eco}:{recipe}" if eco else None, eco, recipe)
+    row |= {"scope": "platform", "platform": line["platform"], "exit_code": line["exit_code"]}
+    row |= {"message": line.get("message"), "run": ff.run or run_id(line["timestamp"])}
+    return [row]
+
+
+def _row(
+    ff: FailureFile,
+    lineno: int,
+    pos: int,
+    rec: dict[str, Any],
+    version: int,
+    pid: str | None,
+    eco: str | None,
+    name: str,
 ) -> dict[str, Any]:
-    """The v2 record of a Shape B line (validated by ``PlatformLineV1``'s rules, as a dict:
-    ``blocked_by`` may be absent); ``package_id`` is None when the ecosystem is unknown."""
-    category, legacy = canonical_category(line["category"])
-    blocked = line.get("blocked_by")
+    category, legacy = _CATEGORY.get(rec["category"], (rec["category"], None))
     return {
-        "schema_version": 2,
-        "package_id": package_id,
-        "ecosystem": package_id.partition(":")[0] if package_id else None,
-        "name": line["recipe"],
-        "scope": "platform",
-        "platform": line["platform"],
+        "file": ff.rel,
+        "line": lineno,
+        "position": pos,
+        "package_id": pid,
+        "ecosystem": eco,
+        "name": name,
         "category": category,
-        "category_legacy": legacy,
-        "reclassified_from": None,
-        "exit_code": line["exit_code"],
-        "blocked_by": blocked,
-        "evidence": record_evidence(rel, lineno, blocked or []),
-        "message": None,
-        "message_truncated": False,
-        "timestamp": line["timestamp"],
-        "run": file_run or run_id(line["timestamp"]),
+        "category_legacy": rec.get("category_legacy", legacy),
+        "reclassified_from": rec.get("reclassified_from"),
+        "blocked_by": rec.get("blocked_by"),
+        "evidence": rec.get("evidence", []),
+        "timestamp": rec["timestamp"],
+        "schema_version": version,
     }
-
-
-def to_envelope_item(rec: dict[str, Any]) -> dict[str, Any]:
-    """The v1 Shape A item a v2 package record came from (key order as the Go writer)."""
-    item: dict[str, Any] = {
-        "package_id": rec["package_id"],
-        "category": rec["category_legacy"] or rec["category"],
-    }
-    if rec["blocked_by"] is not None:
-        item["blocked_by"] = rec["blocked_by"]
-    item["message"] = rec["message"]
-    item["timestamp"] = rec["timestamp"]
-    return item
-
-
-def to_platform_line(rec: dict[str, Any]) -> dict[str, Any]:
-    """The v1 Shape B line a v2 platform record came from (key order as the jq writer)."""
-    line: dict[str, Any] = {
-        "schema_version": 1,
-        "recipe": rec["name"],
-        "platform": rec["platform"],
-        "exit_code": rec["exit_code"],
-        "category": rec["category_legacy"] or rec["category"],
-    }
-    if rec["blocked_by"] is not None:
-        line["blocked_by"] = rec["blocked_by"]
-    line["timestamp"] = rec["timestamp"]
-    return line

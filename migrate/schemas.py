@@ -15,8 +15,9 @@ from migrate import models
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "failure-envelope.v1.schema.json": models.EnvelopeV1,
-    "failure-platform-line.v1.schema.json": models.PlatformLineV1,
-    "failure-record.v2.schema.json": models.FailureRecordV2,
+    "failure-recipe-line.v1.schema.json": models.RecipeLineV1,
+    "failure-envelope.v2.schema.json": models.EnvelopeV2,
+    "failure-recipe-line.v2.schema.json": models.RecipeLineV2,
     "queue-legacy.v1.schema.json": models.LegacyQueueV1,
     "queue-unified.v1.schema.json": models.UnifiedQueueV1,
     "queue-legacy.v2.schema.json": models.LegacyQueueV2,

@@ -60,3 +60,34 @@ def up_stopped_at_the_third_rename(root: Path, monkeypatch) -> None:
         m.setattr("migrate.engine.os.replace", stop_third)
         with pytest.raises(RepoError, match="unfinished"):
             engine.up(DataRepo(root))
+
+
+def records(root: Path) -> list[dict]:
+    """Every failure record under ``root`` as one dict, read independently of the tool:
+    the record's own keys (an envelope item, or a per-recipe line) plus ``file``, ``line``,
+    ``scope`` (package: an envelope item; platform: a per-recipe line), ``package_id``,
+    ``name``, ``platform`` and ``run`` (the file name's stamp, else the line's time)."""
+    import json
+    import re
+
+    out = []
+    for f in sorted((root / "data" / "failures").glob("*.jsonl")):
+        stamp = re.search(r"\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", f.name)
+        for i, text in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if not text.strip():
+                continue
+            line = json.loads(text)
+            if "failures" in line:
+                run = stamp.group(0) if stamp else line["updated_at"].replace(":", "-")
+                for item in line["failures"]:
+                    pid = item["package_id"]
+                    where = {"file": f.name, "line": i, "scope": "package", "run": run}
+                    where |= {"name": pid.split(":", 1)[1], "platform": line["environment"]}
+                    out.append({**item, **where})
+                continue
+            eco = line.get("ecosystem")
+            pid = f"{eco}:{line['recipe']}" if eco else None
+            run = stamp.group(0) if stamp else line["timestamp"][:19].replace(":", "-") + "Z"
+            where = {"file": f.name, "line": i, "scope": "platform", "run": run}
+            out.append({**line, **where, "package_id": pid, "name": line["recipe"]})
+    return out

@@ -33,7 +33,7 @@ def test_fixtures_are_clean_at_v1_and_every_line_is_accounted_for(name):
     lines, blank = count_lines(root)
     assert report.total_lines == lines
     assert report.lines["blank"] == blank
-    assert report.lines["A"] + report.lines["B"] + blank == lines
+    assert report.lines["envelope"] + report.lines["recipe"] + blank == lines
 
 
 @pytest.mark.parametrize("snapshot", SNAPSHOTS)
@@ -43,7 +43,7 @@ def test_real_snapshots_pass_check(snapshot):
     assert report.ok, [str(p) for p in report.problems[:5]]
     lines, _ = count_lines(root)
     assert report.total_lines == lines
-    assert report.records["A"] > 300 and report.records["B"] > 100
+    assert report.records["envelope"] > 300 and report.records["recipe"] > 100
 
 
 def test_each_broken_line_is_reported_with_file_and_line(capsys):
@@ -130,10 +130,10 @@ def test_check_follows_the_recorded_version(fixture_repo, capsys):
     assert check_repo(DataRepo(root)).ok
     f = root / "data" / "failures" / "homebrew.jsonl"
     rec = json.loads(f.read_text().splitlines()[0])
-    rec["category"] = "validation_failed"  # legacy name is not a v2 category
+    rec["failures"][0]["category"] = "validation_failed"  # legacy name: not a v2 category
     f.write_text(json.dumps(rec) + "\n" + f.read_text())
     report = check_repo(DataRepo(root))
-    assert [str(p).split(": ")[1] for p in report.problems] == ["category"]
+    assert [str(p).split(": ")[1] for p in report.problems] == ["failures[0].category"]
 
 
 @pytest.mark.parametrize("args", [["check", "--repo", "/no/such/dir"], ["status", "--repo", "/"]])

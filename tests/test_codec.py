@@ -139,27 +139,3 @@ def test_values_orjson_refuses_go_through_the_reference_encoder():
     assert codec.dumps_bytes(big) == b'{"n":1180591620717411303424,"s":"a\\u003cb"}'
     with pytest.raises(ValueError):
         codec.dumps_bytes({"x": float("nan")} | {1: 2})  # non-str key: stdlib, then NaN
-
-
-def _record(message, evidence, nested=None):
-    rec = {"schema_version": 2, "package_id": "homebrew:x", "message": message}
-    rec["evidence"] = evidence if nested is None else [*evidence, nested]
-    rec["exit_code"] = None
-    return rec
-
-
-RECORDS = st.lists(
-    st.builds(
-        _record,
-        TEXT | st.sampled_from(['},{"schema_version":2,', 'a"},{"schema_version":2,"b', "}\n{"]),
-        st.lists(st.dictionaries(st.sampled_from(["source", "names", "line"]), JSON), max_size=2),
-        st.none() | st.just({"schema_version": 2, "x": 1}),  # a boundary look-alike
-    ),
-    max_size=5,
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(RECORDS)
-def test_records_encoded_at_once_are_the_lines_encoded_one_by_one(recs):
-    assert codec.dumps_records(recs) == b"".join(codec.dumps_bytes(r) + b"\n" for r in recs)

@@ -147,7 +147,9 @@ def test_quarantine_moves_bad_lines_into_the_ledger_and_back(fixture_repo, capsy
     assert "quarantined data/failures/broken.jsonl:2: invalid JSON" in out
     assert check_repo(DataRepo(root)).ok  # what is left is valid v2
     detail = (root / "data" / ".migrate" / "0001-records-v2.jsonl").read_text()
-    assert '"q64"' in detail and '"q"' in detail  # verbatim, invalid UTF-8 included
+    assert '"lines64"' in detail and '"lines"' in detail  # verbatim, invalid UTF-8 included
+    lines = (root / "data/failures/broken.jsonl").read_bytes().split(b"\n")
+    assert [i + 1 for i, x in enumerate(lines[:-1]) if not x] == [2, 3, 4, 5, 6, 7, 8, 9]
     engine.down(DataRepo(root), "base")
     assert snapshot(root) == before
 

@@ -30,14 +30,25 @@ def test_ingest_writes_one_v2_line_per_failure_with_blockers(fixture_repo):
     assert rel == "data/failures/batch-2026-04-01T12-00-00Z.jsonl" and problems == []
     recs = [json.loads(x) for x in (root / rel).read_text().splitlines()]
     assert n == len(recs) == 4  # 4 fail entries; pass and skipped entries are not failures
-    by = {(r["name"], r["platform"]): r for r in recs}
+    by = {(r["recipe"], r["platform"]): r for r in recs}
     apr = by[("apr-util", "linux-alpine-musl-x86_64")]
     assert apr["blocked_by"] == ["apr"] and apr["category"] == "missing_dep"
-    assert apr["package_id"] == "homebrew:apr-util" and apr["run"] == "2026-04-01T12-00-00Z"
+    assert apr["ecosystem"] == "homebrew" and apr["timestamp"] == "2026-04-01T12:00:00Z"
+    assert list(apr) == [  # the CI writer's per-recipe line, at v2
+        "schema_version",
+        "recipe",
+        "ecosystem",
+        "platform",
+        "exit_code",
+        "category",
+        "blocked_by",
+        "timestamp",
+        "evidence",
+    ]
     assert by[("apr-util", "linux-alpine-musl-arm64")]["blocked_by"] is None  # exit 8, unnamed
     any6 = by[("anycable-go", "linux-alpine-musl-x86_64")]
     assert any6["blocked_by"] == [] and any6["category"] == "install_failed"
-    assert any6["package_id"] is None  # not in the queue: never assumed
+    assert any6["ecosystem"] is None  # not in the queue: never assumed
     assert check_repo(repo).ok
 
 

@@ -71,38 +71,52 @@ def platform_line(draw):
     }
     if draw(st.booleans()):
         line["blocked_by"] = draw(st.lists(BLOCKER, max_size=2, unique=True))
+    if draw(st.integers(0, 4)) == 0:  # a newer writer's keys, one of them unknown
+        line |= {"workflow_url": "https://ci/1", "message": draw(MESSAGE), "zz": [1]}
     line["timestamp"] = draw(timestamp())
     return codec.dumps_line(line)
 
 
 @st.composite
 def v2_line(draw):
-    """A v2 record already in a v1 file (e.g. added by `migrate ingest`), spelled by this
-    tool or by another writer (ASCII escapes, raw <, >, &): step 0001 passes it through."""
-    eco = draw(st.sampled_from(["homebrew", "github"]))
-    name = draw(NAME)
+    """A v2 line already in a v1 file (e.g. added by `migrate ingest`), an envelope or a
+    per-recipe line, spelled by this tool or by another writer (ASCII escapes, raw <, >,
+    &): step 0001 passes it through."""
     blocked = draw(st.one_of(st.none(), st.lists(BLOCKER, max_size=2, unique=True)))
     rec = {
-        "schema_version": 2,
-        "package_id": f"{eco}:{name}",
-        "ecosystem": eco,
-        "name": name,
-        "scope": "package",
-        "platform": draw(st.sampled_from(PLATFORMS)),
         "category": draw(st.sampled_from(["install_failed", "missing_dep", "network_error"])),
-        "category_legacy": None,
-        "reclassified_from": None,
-        "exit_code": None,
         "blocked_by": blocked,
-        "evidence": [],
-        "message": draw(MESSAGE),
-        "message_truncated": False,
-        "timestamp": draw(timestamp()),
-        "run": None,
     }
+    if blocked is not None:
+        evidence = {"source": "validation_results", "names": blocked, "detail": "d"}
     if draw(st.booleans()):
-        return codec.dumps_line(rec)
-    return json.dumps(rec, separators=(",", ":"), ensure_ascii=True)
+        eco = draw(st.sampled_from(["homebrew", "github"]))
+        item = {"package_id": f"{eco}:{draw(NAME)}", **rec, "message": draw(MESSAGE)}
+        item["timestamp"] = draw(timestamp())
+        if blocked is not None:
+            item["evidence"] = [evidence]
+        line = {
+            "schema_version": 2,
+            "ecosystem": eco,
+            "environment": "linux-glibc-x86_64",
+            "updated_at": draw(timestamp(dashes=True)),
+            "failures": [item],
+        }
+    else:
+        line = {
+            "schema_version": 2,
+            "recipe": draw(NAME),
+            "ecosystem": draw(st.sampled_from(["homebrew", None])),
+            "platform": draw(st.sampled_from(PLATFORMS)),
+            "exit_code": draw(st.sampled_from([1, 6, 8])),
+            **rec,
+            "timestamp": draw(timestamp()),
+        }
+        if blocked is not None:
+            line["evidence"] = [evidence]
+    if draw(st.booleans()):
+        return codec.dumps_line(line)
+    return json.dumps(line, separators=(",", ":"), ensure_ascii=True)
 
 
 @st.composite

@@ -23,4 +23,4 @@ def test_no_stray_schema_files():
 def test_write_all_writes_into_a_given_folder(tmp_path):
     written = write_all(tmp_path)
     assert sorted(p.name for p in written) == sorted(SCHEMAS)
-    assert '"schema_version"' in (tmp_path / "failure-record.v2.schema.json").read_text()
+    assert '"schema_version"' in (tmp_path / "failure-envelope.v2.schema.json").read_text()

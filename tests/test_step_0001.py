@@ -65,64 +65,100 @@ def up_lines(repo, rel):
     return [json.loads(x) for x in res.data.decode().splitlines()], res
 
 
-def test_converts_upwards_an_envelope_into_one_line_per_record(tmp_path):
+def test_converts_upwards_an_envelope_keeping_its_shape(tmp_path):
+    """One envelope line stays one envelope line, its records in order; v2 changes values
+    and adds keys only (formats.md section 7: tsuku's readers then read it unchanged)."""
     repo = make_repo(tmp_path, {"homebrew-2026-02-07T03-03-36Z.jsonl": (NODE_A + "\n").encode()})
-    recs, _ = up_lines(repo, "data/failures/homebrew-2026-02-07T03-03-36Z.jsonl")
-    node, uv = recs
-    assert node["package_id"] == "homebrew:node" and node["name"] == "node"
-    assert node["scope"] == "package" and node["platform"] == "linux-glibc-x86_64"
-    assert node["category"] == "missing_dep" and node["category_legacy"] is None
-    assert node["blocked_by"] == ["ada-url"]
-    assert node["evidence"][0]["source"] == "record"
-    assert node["timestamp"] == "2026-02-07T03:03:36.69166035Z"
-    assert node["run"] == "2026-02-07T03-03-36Z"
+    (env,), _ = up_lines(repo, "data/failures/homebrew-2026-02-07T03-03-36Z.jsonl")
+    v1 = json.loads(NODE_A)
+    assert list(env) == list(v1) and env["schema_version"] == 2
+    assert {k: env[k] for k in ("ecosystem", "environment", "updated_at")} == {
+        k: v1[k] for k in ("ecosystem", "environment", "updated_at")
+    }
+    node, uv = env["failures"]
+    assert list(node) == ["package_id", "category", "blocked_by", "message", "timestamp"]
+    assert node == v1["failures"][0]  # canonical already, blockers stated: nothing to add
+    assert list(uv) == [
+        "package_id",
+        "category",
+        "category_legacy",
+        "blocked_by",
+        "message",
+        "timestamp",
+    ]
     assert uv["category"] == "install_failed" and uv["category_legacy"] == "validation_failed"
-    assert uv["blocked_by"] is None and uv["message"] == "" and uv["evidence"] == []
+    assert uv["blocked_by"] is None  # unknown: never [] and never a guess
 
 
-def test_converts_downwards_to_the_exact_envelope(tmp_path):
+def test_converts_downwards_to_the_exact_lines(tmp_path):
     raw = (NODE_A + "\n" + PROCS_B + "\n\n" + PROCS_B + "\n").encode()
     repo = make_repo(tmp_path, {"homebrew.jsonl": raw})
     step = RecordsV2()
     res = step.up("data/failures/homebrew.jsonl", raw, step.prepare(repo, {}))
-    assert res.patch == {
-        "layout": [
-            {
-                "A": {
-                    "ecosystem": "homebrew",
-                    "environment": "linux-glibc-x86_64",
-                    "updated_at": "2026-02-07T03-03-36Z",
-                },
-                "n": 2,
-            },
-            {"B": 1},
-            {"blank": ""},
-            {"B": 1},
-        ]
-    }
+    assert res.data.count(b"\n") == raw.count(b"\n")  # every line in its place
+    assert res.data.split(b"\n")[2] == b""  # the blank line stays blank
+    assert res.patch is None  # every line comes back from its v2 form alone
     assert step.down("data/failures/homebrew.jsonl", res.data, res.patch) == raw
 
 
 @pytest.mark.parametrize(
     "fname, recipe, expected",
     [
-        ("homebrew-2026-02-08T02-37-10Z.jsonl", "procs", "homebrew:procs"),
-        ("homebrew.jsonl", "anything", "homebrew:anything"),
-        ("batch-2026-02-18T15-51-38Z.jsonl", "bat", "github:sharkdp/bat"),  # from the queue
+        ("homebrew-2026-02-08T02-37-10Z.jsonl", "procs", "homebrew"),
+        ("homebrew.jsonl", "anything", "homebrew"),
+        ("batch-2026-02-18T15-51-38Z.jsonl", "bat", "github"),  # from the queue
         ("batch-2026-02-18T15-51-38Z.jsonl", "jq", None),  # ambiguous in the queue
         ("batch-2026-02-18T15-51-38Z.jsonl", "unknown-recipe", None),  # not in the queue
     ],
 )
-def test_platform_line_ecosystem_is_never_assumed(tmp_path, fname, recipe, expected):
+def test_recipe_line_ecosystem_is_proven_or_null_never_assumed(tmp_path, fname, recipe, expected):
     line = PROCS_B.replace('"procs"', json.dumps(recipe))
     repo = make_repo(tmp_path, {fname: (line + "\n").encode()})
     (rec,), _ = up_lines(repo, f"data/failures/{fname}")
-    assert rec["package_id"] == expected
-    assert rec["ecosystem"] == (expected.split(":")[0] if expected else None)
-    assert rec["scope"] == "platform" and rec["exit_code"] == 6 and rec["message"] is None
-    assert rec["run"] == (
-        "2026-02-08T02-37-10Z" if fname == "homebrew.jsonl" else fname.split("-", 1)[1][:-6]
+    assert list(rec) == [
+        "schema_version",
+        "recipe",
+        "ecosystem",
+        "platform",
+        "exit_code",
+        "category",
+        "category_legacy",
+        "blocked_by",
+        "timestamp",
+    ]
+    assert rec["ecosystem"] == expected and rec["recipe"] == recipe
+    assert rec["category"] == "generation_failed" and rec["category_legacy"] == "deterministic"
+
+
+def test_keys_tsuku_defines_and_unknown_keys_are_carried_through(tmp_path):
+    """A newer upstream writer's fields (workflow_url, subcategory, message, its own
+    ecosystem) and a key nobody knows are kept as they are, and come back exactly."""
+    item = json.loads(NODE_A)
+    item["failures"][1] |= {"subcategory": "timeout", "workflow_url": "https://x/1", "zz": 1}
+    item["run_url"] = "https://x/run/1"
+    recipe = json.loads(PROCS_B) | {"ecosystem": "homebrew", "message": "m", "future": [1]}
+    raw = (codec.dumps_line(item) + "\n" + codec.dumps_line(recipe) + "\n").encode()
+    repo = make_repo(tmp_path, {"homebrew-2026-02-07T03-03-36Z.jsonl": raw})
+    before = snapshot(tmp_path)
+    report = check_repo(repo)
+    assert report.ok and sorted(p.field for p in report.notes) == [
+        "failures[1].zz",
+        "future",
+        "run_url",
+    ]
+    engine.up(repo)
+    env, line = (
+        json.loads(x)
+        for x in (tmp_path / "data/failures/homebrew-2026-02-07T03-03-36Z.jsonl")
+        .read_text()
+        .splitlines()
     )
+    assert env["run_url"] == "https://x/run/1"
+    assert env["failures"][1]["zz"] == 1 and env["failures"][1]["subcategory"] == "timeout"
+    assert line["future"] == [1] and line["ecosystem"] == "homebrew" and line["message"] == "m"
+    assert check_repo(repo).ok
+    engine.down(repo, "base")
+    assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize(
@@ -133,6 +169,7 @@ def test_platform_line_ecosystem_is_never_assumed(tmp_path, fname, recipe, expec
         (PROCS_B.replace(",", ", ") + "\n").encode(),  # not Go's spacing
         (NODE_A.replace("\\u003c", "<").replace("\\u003e", ">") + "\n").encode(),  # jq escaping
         (NODE_A.replace('"blocked_by":["ada-url"],', '"blocked_by":[],') + "\n").encode(),
+        (PROCS_B.replace('"timestamp"', '"blocked_by":null,"timestamp"') + "\n").encode(),
         b"\n\n   \n" + (PROCS_B + "\n").encode(),  # blank lines
         b"",  # zero bytes
     ],
@@ -142,6 +179,7 @@ def test_platform_line_ecosystem_is_never_assumed(tmp_path, fname, recipe, expec
         "spaces",
         "unescaped-html",
         "empty-blocked-by",
+        "null-blocked-by",
         "blank-lines",
         "empty-file",
     ],
@@ -189,51 +227,53 @@ def test_unknown_category_is_refused_not_guessed(tmp_path):
 
 
 def _ingested_v2_line(spaced: bool) -> str:
-    rec = {
+    line = {
         "schema_version": 2,
-        "package_id": "homebrew:jq",
+        "recipe": "jq",
         "ecosystem": "homebrew",
-        "name": "jq",
-        "scope": "package",
-        "platform": "linux-glibc-x86_64",
+        "platform": "linux-alpine-musl-x86_64",
+        "exit_code": 6,
         "category": "install_failed",
-        "category_legacy": None,
-        "reclassified_from": None,
-        "exit_code": None,
-        "blocked_by": None,
-        "evidence": [],
-        "message": "tsuku create jq --from <ecosystem>",
-        "message_truncated": False,
+        "blocked_by": [],
         "timestamp": "2026-03-05T00:00:00Z",
-        "run": None,
+        "evidence": [
+            {
+                "source": "validation_results",
+                "names": [],
+                "detail": "jq on linux-alpine-musl-x86_64: status fail, exit_code 6",
+                "file": "validation-results-linux-alpine-musl-x86_64.json",
+                "line": 1,
+            }
+        ],
     }
-    return json.dumps(rec) if spaced else codec.dumps_line(rec)
+    return json.dumps(line) if spaced else codec.dumps_line(line)
 
 
 @pytest.mark.parametrize("spaced", [False, True], ids=["as-migrate-writes", "another-writer"])
 def test_a_file_already_v2_at_base_comes_back_exactly(fixture_repo, spaced):
-    """A file that is v2 before any step (ingested early, or written by hand) is written
-    canonical by step 0001 and recorded, so `down` gives back exactly what was there."""
+    """A file that is v2 before any step (ingested early, or written by hand) is left as it
+    is and recorded, so `down` gives back exactly what was there."""
     root = fixture_repo("sample")
-    f = root / "data" / "failures" / "homebrew-2026-03-05T00-00-00Z.jsonl"
+    f = root / "data" / "failures" / "batch-2026-03-05T00-00-00Z.jsonl"
     f.write_text(_ingested_v2_line(spaced) + "\n")
     before = snapshot(root)
     repo = DataRepo(root)
     engine.up(repo)
-    line = f.read_bytes().rstrip(b"\n")
-    assert line == codec.dumps_bytes(codec.loads(line))  # canonical, so later steps read it
+    assert check_repo(repo).ok
     engine.down(repo, "base")
     assert snapshot(root) == before
 
 
 def test_a_file_already_v2_and_changed_later_is_converted_down_not_refused(fixture_repo):
     root = fixture_repo("sample")
-    f = root / "data" / "failures" / "homebrew-2026-03-05T00-00-00Z.jsonl"
+    f = root / "data" / "failures" / "batch-2026-03-05T00-00-00Z.jsonl"
     f.write_text(_ingested_v2_line(False) + "\n")
     repo = DataRepo(root)
     engine.up(repo)
     assert engine.verify(repo) == []
-    f.write_text(f.read_text() + f.read_text())  # e.g. `migrate ingest` appended a record
+    f.write_text(f.read_text() + f.read_text())  # e.g. `migrate ingest` appended a line
     assert engine.verify(repo) == []  # step 0001 did not write it: nothing to report
     engine.down(repo, "base")
-    assert all(json.loads(line)["schema_version"] == 1 for line in f.read_text().splitlines())
+    lines = [json.loads(line) for line in f.read_text().splitlines()]
+    assert all(line["schema_version"] == 1 for line in lines)
+    assert all("evidence" not in line and "ecosystem" not in line for line in lines)

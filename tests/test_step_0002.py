@@ -11,24 +11,15 @@ from migrate import codec, engine
 from migrate.check import check_repo
 from migrate.repo import DataRepo
 from tests.conftest import FIXTURES, copy_repo, corpus_snapshot
-from tests.helpers import snapshot
+from tests.helpers import records, snapshot
 
 EVIDENCE = str(FIXTURES / "evidence")
-
-
-def records(root):
-    out = []
-    for f in sorted((root / "data" / "failures").glob("*.jsonl")):
-        for i, line in enumerate(f.read_text().splitlines(), 1):
-            if line.strip():
-                out.append((f.name, i, json.loads(line)))
-    return out
 
 
 def find(root, package_id, run=None, platform=None):
     hits = [
         r
-        for _, _, r in records(root)
+        for r in records(root)
         if (r["package_id"] == package_id or r["name"] == package_id)
         and (run is None or r["run"] == run)
         and (platform is None or r["platform"] == platform)
@@ -54,6 +45,26 @@ def test_message_names_are_backfilled_with_provenance(sample_with_evidence):
     assert ev["source"] == "message" and ev["names"] == ["ada-url"]
     assert ev["detail"] == "Error: registry: recipe ada-url not found in registry"
     assert ev["file"] == "data/failures/homebrew-2026-02-07T03-03-36Z.jsonl" and ev["line"] == 1
+    # the line keeps its place and shape: one envelope, the same record in it
+    path = root / "data/failures/homebrew-2026-02-07T03-03-36Z.jsonl"
+    (line,) = path.read_text().splitlines()
+    assert list(json.loads(line)) == [
+        "schema_version",
+        "ecosystem",
+        "environment",
+        "updated_at",
+        "failures",
+    ]
+    assert list(node)[:7] == [
+        "package_id",
+        "category",
+        "category_legacy",
+        "reclassified_from",
+        "blocked_by",
+        "message",
+        "timestamp",
+    ]
+    assert list(node)[7] == "evidence"
 
 
 def test_records_that_only_mention_dependencies_gain_nothing(sample_with_evidence):
@@ -62,8 +73,8 @@ def test_records_that_only_mention_dependencies_gain_nothing(sample_with_evidenc
     for pid, run in [("homebrew:gh", "2026-01-31T18-00-45Z"), ("homebrew:exa", None)]:
         for rec in find(root, pid, run=run):
             if rec["scope"] == "package":
-                assert rec["blocked_by"] is None and rec["reclassified_from"] is None
-                assert rec["evidence"] == []
+                assert rec["blocked_by"] is None
+                assert "reclassified_from" not in rec and "evidence" not in rec
 
 
 def test_record_own_names_kept_and_truncated_message_adds_nothing_wrong(sample_with_evidence):
@@ -79,8 +90,8 @@ def test_record_own_names_kept_and_truncated_message_adds_nothing_wrong(sample_w
         "simdjson",
         "uvwasi",
     ]
-    assert [e["source"] for e in node["evidence"]] == ["record"]
-    assert node["message_truncated"] is True
+    assert "evidence" not in node  # the record's own names: nothing backfilled
+    assert node["message"].endswith("...")
 
 
 def test_artifacts_fill_platform_lines_and_disagreements_take_the_union(sample_with_evidence):
@@ -93,6 +104,7 @@ def test_artifacts_fill_platform_lines_and_disagreements_take_the_union(sample_w
     (gitui,) = [r for r in find(root, "homebrew:gitui") if r["scope"] == "package"]
     assert gitui["blocked_by"] == ["openssl@3", "zlib-ng"]
     assert [e["source"] for e in gitui["evidence"]] == ["message", "install_json"]
+    assert gitui["evidence"][1]["names"] == ["openssl@3", "zlib-ng"]
     step = run.steps[1]
     assert step.totals["records where sources disagree (union taken)"] == 1
     assert any("disagreement" in n and "homebrew:gitui" in n for n in step.notes)
@@ -203,7 +215,7 @@ def test_acceptance_on_the_feb_8_snapshot(tmp_path):
         assert recs and all(r["blocked_by"] == names for r in recs), pid
     # independent recount: every envelope record whose message carries the registry error
     # is missing_dep with exactly the named recipes; none without it gains a name
-    for _, _, r in records(root):
+    for r in records(root):
         if r["scope"] != "package":
             continue
         named = list(dict.fromkeys(REGISTRY.findall(r["message"])))
@@ -211,21 +223,22 @@ def test_acceptance_on_the_feb_8_snapshot(tmp_path):
             assert r["category"] == "missing_dep", r["package_id"]
             assert r["blocked_by"] == named, r["package_id"]
         elif "package '" not in r["message"]:
-            assert r["blocked_by"] is None or r["evidence"][0]["source"] == "record"
+            assert "evidence" not in r, r["package_id"]
         if re.search(r"Resolving runtime dependency|Installing dependency:", r["message"]) and (
             not named
         ):
             assert r["blocked_by"] is None
 
 
-def test_written_lines_are_what_a_full_encode_writes(sample_with_evidence):
-    """Every line step 0002 leaves (changed or passed through) is the canonical encoding of
-    the record it holds."""
+def test_written_lines_are_canonical_and_keep_every_other_key(sample_with_evidence):
+    """Every line step 0002 changes is the canonical encoding of its object, and holds
+    the keys it held at step 0001 in the same order, values changed and keys added only."""
     root, run = sample_with_evidence
     assert any(s.changed_files for s in run.steps if s.step.id == "0002")
-    for name, lineno, rec in records(root):
-        raw = (root / "data" / "failures" / name).read_bytes().split(b"\n")
-        assert codec.dumps_bytes(rec) == raw[lineno - 1], f"{name}:{lineno}"
+    for f in sorted((root / "data" / "failures").glob("*.jsonl")):
+        for raw in f.read_bytes().splitlines():
+            if raw.strip():
+                assert codec.dumps_bytes(codec.loads(raw)) == raw, f.name
 
 
 def test_a_line_not_in_canonical_form_is_reencoded_and_still_comes_back(fixture_repo):
@@ -236,11 +249,10 @@ def test_a_line_not_in_canonical_form_is_reencoded_and_still_comes_back(fixture_
     for f in sorted((root / "data" / "failures").glob("*.jsonl")):
         lines = f.read_bytes().split(b"\n")
         for i, line in enumerate(lines):
-            if b"not found in registry" in line:
-                # a hand edit's spacing inside the fields step 0002 changes: the line comes
-                # out canonical, and down gives the hand-edited bytes back
-                lines[i] = line.replace(b'"reclassified_from":null', b'"reclassified_from": null')
-                assert lines[i] != line
+            if b"not found in registry" in line and b'"blocked_by":null' in line:
+                # a hand edit's spacing: the line comes out canonical, and down gives the
+                # hand-edited bytes back (the ledger keeps them)
+                lines[i] = line.replace(b'"blocked_by":null', b'"blocked_by": null', 1)
                 target = (f, i)
                 break
         if target:
@@ -249,9 +261,9 @@ def test_a_line_not_in_canonical_form_is_reencoded_and_still_comes_back(fixture_
     assert target, "the sample has a registry error"
     f, i = target
     before = snapshot(root)
-    engine.up(repo, "0002", options={"jobs": 1})
+    engine.up(repo, "0002")
     new = f.read_bytes().split(b"\n")[i]
-    assert codec.dumps_bytes(codec.loads_own(new)) == new  # written canonical
-    assert codec.loads_own(new)["blocked_by"]  # and backfilled
+    assert codec.dumps_bytes(codec.loads(new)) == new  # written canonical
+    assert b'"evidence":[{"source":"message"' in new  # and backfilled
     engine.down(repo, "0001", force=True)  # the file was edited after 0001: --force
     assert snapshot(root) == before

@@ -14,7 +14,7 @@ from migrate.cli import main
 from migrate.errors import BadInputError
 from migrate.repo import DataRepo
 from tests.conftest import copy_repo, corpus_snapshot
-from tests.helpers import snapshot
+from tests.helpers import records, snapshot
 
 FIXED = {"success", "excluded", "requires_manual", "skipped"}
 
@@ -28,12 +28,7 @@ def load_queue(path):
 
 
 def failures_frame(root):
-    rows = []
-    for f in sorted((root / "data" / "failures").glob("*.jsonl")):
-        for line in f.read_text().splitlines():
-            if line.strip():
-                rows.append(json.loads(line))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(records(root))
 
 
 def expected_statuses(queue_before: pd.DataFrame, failures: pd.DataFrame) -> pd.DataFrame:
@@ -193,8 +188,9 @@ def test_explain_shows_records_blockers_evidence_and_rule(fixture_repo, capsys):
     assert {b["name"]: b["queue_status"] for b in q["blockers"]}["libuv"] == ["success"]
     ts = [r["timestamp"] for r in doc["records"]]
     assert ts == sorted(ts, reverse=True) and len(ts) == 3
-    assert doc["records"][0]["evidence"][0]["source"] == "record"
+    assert doc["records"][0]["evidence"] == []  # the March record states its own blockers
+    assert doc["records"][1]["evidence"][0]["source"] == "message"
     assert main(["explain", "--repo", str(root), "homebrew:node"]) == 0
     text = capsys.readouterr().out
-    assert "rule: latest failure" in text and "evidence message: ['ada-url']" in text
+    assert "rule: latest failure" in text and "evidence message: ada-url <- Error" in text
     assert main(["explain", "--repo", str(root), "homebrew:nope"]) == 2

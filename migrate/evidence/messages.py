@@ -64,11 +64,6 @@ def blocker_names(message: str, package_name: str | None = None) -> MessageMatch
     return MessageMatch(names, lines, rejected)
 
 
-#: :data:`TRUE_NOT_FOUND` on a message as canonical JSON spells it (``'`` is never escaped
-#: there, and no escape sequence holds one): a match here means a match in the decoded text.
-TRUE_NOT_FOUND_BYTES = re.compile(rb"package '[^']+' not found in [\w.\-]+")
-
-
 def true_not_found(message: str) -> str | None:
     """The source package named by ``package 'X' not found in <eco>``, if the message says so."""
     m = TRUE_NOT_FOUND.search(message)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrate.reader import Problem
+from migrate import codec
+from migrate.reader import Problem, join_lines, split_lines
 from migrate.repo import DataRepo
 
 
@@ -26,20 +29,69 @@ class UpResult:
     #: True/False when the step itself proved, line by line, whether ``down`` rebuilds the
     #: exact input; None lets the engine run ``down`` on the whole file to find out.
     exact: bool | None = None
-    #: What the step knows about its output bytes (``data``) that the next step of the same
-    #: run would otherwise read them again to learn; the engine hands it on with the
-    #: checksum of those bytes, and the next step uses it only for a file that still has
-    #: them (see ``Step.takes_carry``).
-    carry: Any = None
+
+
+class LinePatch:
+    """What ``down`` of a line-by-line step needs besides the new bytes: the original of
+    each line its line-wise inverse would not give back exactly (or that it blanked,
+    see ``--quarantine``), whether the file lacked a final newline, and, for a step that
+    changes some lines only (``changed`` a list), which ones: ``down`` takes back only
+    those. Lines never move, so a line number is the same before and after."""
+
+    def __init__(self, data: bytes, some_lines: bool = False):
+        self.lines: dict[str, str] = {}
+        self.lines64: dict[str, str] = {}
+        self.no_final_newline = bool(data) and not data.endswith(b"\n")
+        self.changed: list[int] | None = [] if some_lines else None
+
+    def keep(self, lineno: int, raw: bytes) -> None:
+        try:
+            self.lines[str(lineno)] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.lines64[str(lineno)] = base64.b64encode(raw).decode("ascii")
+
+    def to_json(self) -> dict[str, Any] | None:
+        out: dict[str, Any] = {}
+        if self.lines:
+            out["lines"] = self.lines
+        if self.lines64:
+            out["lines64"] = self.lines64
+        if self.no_final_newline:
+            out["no_final_newline"] = True
+        if self.changed:
+            out["changed"] = self.changed
+        return out or None
+
+
+def down_lines(data: bytes, patch: Any, line_down: Callable[[Any], Any]) -> bytes:
+    """A file back through a line-by-line step: each decoded line through ``line_down``
+    (a line it leaves as it is keeps its bytes; blank lines stay), except the lines the
+    patch keeps (:class:`LinePatch`)."""
+    patch = patch or {}
+    kept = patch.get("lines", {})
+    kept64 = patch.get("lines64", {})
+    changed = set(patch["changed"]) if "changed" in patch else None
+    out = []
+    for lineno, raw in split_lines(data):
+        key = str(lineno)
+        if key in kept:
+            out.append(kept[key].encode("utf-8"))
+        elif key in kept64:
+            out.append(base64.b64decode(kept64[key]))
+        elif not raw.strip() or (changed is not None and lineno not in changed):
+            out.append(raw)
+        else:
+            obj = codec.loads(raw)
+            new = line_down(obj)
+            out.append(raw if new == obj else codec.dumps_bytes(new))
+    body = join_lines(out) if out else b""
+    return body[:-1] if patch.get("no_final_newline") else body
 
 
 class Step:
     #: record files ``up`` leaves unchanged in the ledger (before == after), for a step whose
     #: ``down_unrecorded`` converts files it has no record of
     records_unchanged: bool = False
-    #: ``up`` takes a fourth argument: the previous step's ``carry`` for this file, passed
-    #: only when the bytes the step is given are the very bytes it describes (else None)
-    takes_carry: bool = False
     #: which files ``files`` lists ("failures", "queues"): two steps of one family rewrite
     #: the same files, so the engine keeps what the first replaced for the second to reuse
     family: str = ""
@@ -57,26 +109,11 @@ class Step:
         return []
 
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Any:
-        """Whole-repo context computed once before ``up`` (read-only).
-
-        ``options["_written"]`` maps each file an applied step wrote to the checksum it
-        left (see ``engine.latest_written``): a file that still has it holds only this
-        tool's canonical lines, which a step may read by byte offsets.
-        ``options["_carry"]`` maps each file to (checksum, carry) from the previous step of
-        this run (``UpResult.carry``): valid for a file whose bytes have that checksum.
-        ``options["_then"]``: the ids of the steps this run applies after this one (a
-        carry is worth building only for a step that will run).
-        """
+        """Whole-repo context computed once before ``up`` (read-only)."""
         return None
 
     def up(self, rel: str, data: bytes, ctx: Any) -> UpResult:
         raise NotImplementedError
-
-    def keep_carry(self, ctx: Any, kept: dict[str, Any], rel: str, carry: Any) -> None:
-        """Keep one file's (checksum, carry) for the next step; called in file order, as
-        the files' outcomes arrive (a step may drop what another file's carry supersedes,
-        so that memory follows what the next step needs, not the number of records)."""
-        kept[rel] = carry
 
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
         raise NotImplementedError

@@ -1,160 +1,76 @@
 """Step 0002 backfill-blocked-by: fill ``blocked_by`` from every source of evidence.
 
-For each v2 record (one line each, lines never move):
+For each record of each v2 line (an envelope's items, a per-recipe line; lines never move):
 
-* package scope — names from the record itself, its ``message``
+* package records (envelope items) — names from the record itself, its ``message``
   (:mod:`migrate.evidence.messages`), and the ``--evidence`` findings assigned to it.
   Names found -> ``blocked_by`` is their union in first-seen order, the category becomes
   ``missing_dep`` (the previous one kept in ``reclassified_from``), and one ``evidence``
-  entry per source says where the names came from. A true not-found
-  (``package 'X' not found in <eco>``) is never touched.
-* platform scope — findings for its recipe and platform (validation results, install
-  JSON); an exit-8 line is a dependency failure by the CLI's own exit code and becomes
-  ``missing_dep``; with no names of its own it takes the blockers of the same package's
-  nearest earlier package-scope record (``sibling_record``).
+  entry per source says where the names came from (the record's own names as a
+  ``record`` entry). A true not-found (``package 'X' not found in <eco>``) is never
+  touched.
+* per-recipe (platform) records — findings for its recipe and platform (validation
+  results, install JSON); an exit-8 line is a dependency failure by the CLI's own exit
+  code and becomes ``missing_dep``; with no names of its own it takes the blockers of the
+  same package's nearest earlier package record (``sibling_record``).
 * nothing found -> ``blocked_by`` stays ``null`` (unknown): never ``[]``, never a guess.
   ``[]`` is written only where a source states it (install JSON with no missing recipes).
 
-The ledger patch of a file maps each changed line to its previous ``category``,
-``reclassified_from``, ``blocked_by`` and evidence count, so ``down`` removes exactly what
-``up`` added.
+``down`` is :func:`migrate.records.down_0002`, a function of the line alone; the ledger
+patch keeps only the lines it would not give back exactly.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from migrate import codec
 from migrate.evidence import EvidenceSet, Finding
 from migrate.evidence.artifacts import scan_dirs
-from migrate.evidence.messages import TRUE_NOT_FOUND_BYTES, blocker_names, true_not_found
+from migrate.evidence.messages import blocker_names, true_not_found
 from migrate.evidence.names import merge
-from migrate.failures_index import (
-    UNKNOWN,
-    all_v2_lines,
-    decode_v2,
-    lines_with,
-    package_id_bytes,
-    package_record_names,
-    refuse_non_v2,
-    ts_key,
-    v2_lines,
-)
+from migrate.failures_index import file_rows, package_record_names, refuse, ts_key
+from migrate.models import LINE_MODELS
 from migrate.parallel import map_files
 from migrate.queues import load_queue_docs, name_index, queue_problems
-from migrate.reader import Problem, join_lines, split_lines
-from migrate.repo import DataRepo
-from migrate.steps.base import Step, UpResult
+from migrate.reader import Problem, join_lines, split_lines, validation_problems
+from migrate.records import backfill, down_0002, flat_records, records_of, shape_of
+from migrate.repo import DataRepo, FailureFile
+from migrate.steps.base import LinePatch, Step, UpResult, down_lines
 
-#: The keys step 0002 may change, contiguous in a canonical v2 line (``category`` to
-#: ``evidence``). ``down`` splices the previous values into the line's bytes between
-#: ``,"category":"`` and ``,"message":`` (unescaped, those occur only as these keys), so
-#: the rest of the line, the long message above all, is neither decoded nor re-encoded.
-_SEGMENT = (
-    "category",
-    "category_legacy",
-    "reclassified_from",
-    "exit_code",
-    "blocked_by",
-    "evidence",
-)
-_SEG_START = b',"category":"'
-_SEG_END = b',"message":'
-_MESSAGE = b',"message":"'
-_MESSAGE_END = b'","message_truncated":'
-_PACKAGE_SCOPE = b',"scope":"package",'
-#: a dependency failure by the record's own category or exit code (canonical bytes)
-_MISSING_DEP = b'"category":"missing_dep"'
-_EXIT_8 = b'"exit_code":8,'
-
-
-def _untouched_not_found(raw: bytes) -> bool:
-    """A canonical line ``_backfill`` leaves alone and counts only as a true not-found,
-    told from its bytes: a package record whose message says ``package 'X' not found in
-    <eco>``, and neither ``missing_dep`` nor exit code 8 (which ``up`` also counts). Unescaped,
-    these keys occur only as the record's own, so the message is the text between them."""
-    if b"' not found in " not in raw:  # (a registry error has no quote there)
-        return False
-    if raw.find(_PACKAGE_SCOPE) < 0 or _MISSING_DEP in raw:
-        return False
-    start = raw.find(_MESSAGE)
-    end = raw.find(_MESSAGE_END, start) if start >= 0 else -1
-    return (
-        end > 0 and TRUE_NOT_FOUND_BYTES.search(raw, start, end) is not None and _EXIT_8 not in raw
-    )
-
-
-def _bounds(raw: bytes) -> tuple[int, int] | None:
-    start = raw.find(_SEG_START)
-    end = raw.find(_SEG_END, start + 1) if start > 0 else -1
-    return (start + 1, end) if end > 0 else None
-
-
-def _down_line(raw: bytes, prior: dict[str, Any]) -> bytes:
-    """One line back to what it was before step 0002 (``prior`` from the ledger patch)."""
-    bounds = _bounds(raw)
-    try:
-        seg = codec.loads_record(b"{" + raw[bounds[0] : bounds[1]] + b"}") if bounds else None
-    except ValueError:
-        seg = None
-    if not isinstance(seg, dict) or tuple(seg) != _SEGMENT:
-        rec = codec.loads_record(raw)  # not a canonical line (edited, --force): re-encode it
-        _restore(rec, prior)
-        return codec.dumps_bytes(rec)
-    _restore(seg, prior)
-    # (seg holds the segment's keys in their order: encoded as it is)
-    return raw[: bounds[0]] + codec.dumps_bytes(seg)[1:-1] + raw[bounds[1] :]
-
-
-def _restore(rec: dict[str, Any], prior: dict[str, Any]) -> None:
-    rec["category"] = prior["category"]
-    rec["reclassified_from"] = prior["reclassified_from"]
-    rec["blocked_by"] = prior["blocked_by"]
-    del rec["evidence"][prior["evidence"] :]
-
-
-@dataclass
-class Ref:
-    rel: str
-    line: int
-    package_id: str | None
-    name: str
-    scope: str
-    platform: str
-    run: str | None
-    ts: str
+#: (file, line, position in the line) of one record
+Where = tuple[str, int, int]
 
 
 @dataclass
 class Context:
     evidence: EvidenceSet
-    assigned: dict[tuple[str, int], list[Finding]] = field(default_factory=dict)
-    #: package_id -> [(ts_key, names, "file:line")] of every package record of a package
-    #: that has a platform line needing a sibling, sorted by time
-    package_names: dict[str, list[tuple[str, list[str], str]]] = field(default_factory=dict)
+    names: dict[str, str | None] = field(default_factory=dict)  # recipe -> package id
+    assigned: dict[Where, list[Finding]] = field(default_factory=dict)
+    #: package_id -> [(ts_key, names, file, line)] of every package record of a package
+    #: that has a platform record needing a sibling, sorted by time (stable: file, line)
+    package_names: dict[str, list[tuple[str, list[str], str, int]]] = field(default_factory=dict)
     unmatched: list[Finding] = field(default_factory=list)
-    #: built from step 0001's account of the files it wrote in this run (SiblingFacts):
-    #: a file whose bytes are no longer those is refused
-    from_carry: bool = False
 
 
-def _skip(rec: dict[str, Any]) -> bool:
-    """A true not-found (``package 'X' not found in homebrew``): never touched."""
-    msg = rec.get("message")
-    return rec["scope"] == "package" and bool(msg) and true_not_found(msg) is not None
+def _matches(f: Finding, row: dict[str, Any]) -> bool:
+    """Whether finding ``f`` describes the record of ``row``."""
+    if row["name"] != f.recipe and row["package_id"] != f.recipe:
+        return False
+    if f.platform and f.platform != row["platform"]:
+        return False
+    if not f.platform and row["scope"] != "package":
+        return False  # no platform: the orchestrator's own install
+    if f.run and f.run != row["run"]:
+        return False
+    return not (f.package_id and row["package_id"] and f.package_id != row["package_id"])
 
 
 class BackfillBlockedBy(Step):
-    #: step 0001's account of the files it wrote in this run: what the sibling lookups need
-    #: (read in ``prepare`` instead of the files), and each file's latest record per queue
-    #: package (this step moves no line and changes no package id, scope or timestamp, so
-    #: the same records stay the latest; their category and blockers are updated here and
-    #: handed on to step 0003)
-    takes_carry = True
     family = "failures"
     id = "0002"
     name = "backfill-blocked-by"
@@ -169,364 +85,230 @@ class BackfillBlockedBy(Step):
         return queue_problems(repo)
 
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
+        """One read of every file: the records the findings describe, and the package
+        records the sibling lookups need."""
         ctx = Context(scan_dirs(list(options.get("evidence") or [])))
-        by_name = name_index(load_queue_docs(repo))
-        wanted: dict[str, list[Finding]] = defaultdict(list)
+        ctx.names = name_index(load_queue_docs(repo))
         for f in ctx.evidence.findings:
-            f.package_id = f.package_id or by_name.get(f.recipe)
-            wanted[f.recipe].append(f)
-            if f.package_id:
-                wanted[f.package_id].append(f)
-        candidates: dict[int, list[Ref]] = defaultdict(list)  # id(finding) -> refs
+            f.package_id = f.package_id or ctx.names.get(f.recipe)
+        wanted = {f.recipe for f in ctx.evidence.findings}
+
+        def scan(rel: str):
+            rows, probs = file_rows(rel, repo.read_bytes(rel), ctx.names.get)
+            need, history, hits = set(), [], []
+            for r in rows:
+                where = (rel, r["line"], r["position"])
+                if r["scope"] == "package":
+                    ts = ts_key(r["timestamp"])
+                    history.append((r["package_id"], ts, package_record_names(r), where))
+                elif r["package_id"] and not r["blocked_by"] and _dependency(r):
+                    need.add(r["package_id"])
+                if r["name"] in wanted or r["package_id"] in wanted:
+                    hits.append((where, r["scope"], r["package_id"], ts_key(r["timestamp"]), r))
+            return need, history, hits, probs
+
+        need: set[str] = set()
+        history: dict[str, dict[Where, tuple[str, list[str]]]] = defaultdict(dict)
+        refs: dict[int, list[tuple[Where, str, str | None, str]]] = defaultdict(list)
         problems: list[Problem] = []
-        files = self.files(repo)
-        jobs = options.get("jobs", 1)
-        if not wanted and self._from_carry(ctx, files, options.get("_carry") or {}):
-            return ctx
-
-        def pass1(rel: str) -> tuple[set[str], list[Problem]]:
-            """Which packages have a platform line that may need a sibling (bytes first)."""
-            pids: set[str] = set()
-            probs: list[Problem] = []
-            data = repo.read_bytes(rel)
-            lines = (
-                lines_with(data, b'"scope":"platform"')
-                if all_v2_lines(data)
-                else v2_lines(rel, data, probs)  # names every line that is not v2
-            )
-            for lineno, raw in lines:
-                if b'"scope":"platform"' in raw and (_EXIT_8 in raw or _MISSING_DEP in raw):
-                    rec = decode_v2(rel, lineno, raw, probs)
-                    if rec and rec["package_id"] and not rec["blocked_by"]:
-                        pids.add(rec["package_id"])
-            return pids, probs
-
-        need_sibling: set[str] = set()
-        for pids, probs in map_files(pass1, files, jobs):
-            need_sibling |= pids
-            problems.extend(probs)
-
-        # Pass 2: decode only the lines a finding or a sibling lookup can use (v2 lines are
-        # canonical JSON, so these substrings are exact filters).
-        def needles(keys) -> list[bytes] | None:
-            return [json.dumps(k)[1:-1].encode() for k in keys] if len(keys) <= 64 else None
-
-        want_b = needles(wanted)
-        sib_ids = {pid.encode("utf-8") for pid in need_sibling}
-        index_of = {id(f): i for i, f in enumerate(ctx.evidence.findings)}
-
-        def pass2(rel: str) -> tuple[list[tuple[int, Ref]], list[tuple[str, str, str, list]]]:
-            refs: list[tuple[int, Ref]] = []
-            hist: list[tuple[str, str, str, list[str]]] = []
-            for lineno, raw in v2_lines(rel, repo.read_bytes(rel), []):
-                sib = (
-                    sib_ids
-                    and b'"scope":"package"' in raw
-                    and ((pid_b := package_id_bytes(raw)) in sib_ids or pid_b == UNKNOWN)
-                )
-                hit = wanted and (want_b is None or any(k in raw for k in want_b))
-                if not (sib or hit):
-                    continue
-                rec = decode_v2(rel, lineno, raw, [])
-                if rec is None:
-                    continue
-                ref = None
-                for key in {rec["name"], rec["package_id"]} - {None}:
-                    for f in wanted.get(key, ()):
-                        if f.platform and f.platform != rec["platform"]:
-                            continue
-                        if not f.platform and rec["scope"] != "package":
-                            continue  # no platform: the orchestrator's own install
-                        if f.run and f.run != rec["run"]:
-                            continue
-                        if f.package_id and rec["package_id"] and f.package_id != rec["package_id"]:
-                            continue
-                        ref = ref or Ref(
-                            rel,
-                            lineno,
-                            rec["package_id"],
-                            rec["name"],
-                            rec["scope"],
-                            rec["platform"],
-                            rec["run"],
-                            ts_key(rec["timestamp"]),
-                        )
-                        refs.append((index_of[id(f)], ref))
-                pid = rec["package_id"]
-                if rec["scope"] == "package" and pid in need_sibling:
-                    names = package_record_names(rec)
-                    hist.append((pid, f"{rel}:{lineno}", ts_key(rec["timestamp"]), names))
-            return refs, hist
-
-        history: dict[str, dict[str, tuple[str, list[str]]]] = defaultdict(dict)
         findings = ctx.evidence.findings
-        if not problems and (wanted or need_sibling):
-            for refs, hist in map_files(pass2, files, jobs):
-                for i, ref in refs:
-                    if ref not in candidates[id(findings[i])]:
-                        candidates[id(findings[i])].append(ref)
-                for pid, where, ts, names in hist:
-                    history[pid][where] = (ts, names)
-        refuse_non_v2(problems)
-        for f in ctx.evidence.findings:
-            refs = candidates.get(id(f), [])
-            if not refs:
+        for n, hist, hits, probs in map_files(scan, self.files(repo), options.get("jobs", 1)):
+            need |= n
+            problems.extend(probs)
+            for pid, ts, names, where in hist:
+                history[pid][where] = (ts, names)
+            for where, scope, pid, ts, row in hits:
+                for i, f in enumerate(findings):
+                    if _matches(f, row):
+                        refs[i].append((where, scope, pid, ts))
+        refuse(problems)
+        for i, f in enumerate(findings):
+            found = refs.get(i, [])
+            if not found:
                 ctx.unmatched.append(f)
                 continue
             if not f.run:  # no run stamp: the artifact describes the latest attempt
-                latest = max(r.ts for r in refs)
-                refs = [r for r in refs if r.ts == latest]
-            for r in refs:
-                ctx.assigned.setdefault((r.rel, r.line), []).append(f)
-                where = f"{r.rel}:{r.line}"
-                if r.scope == "package" and where in history.get(r.package_id or "", {}):
-                    ts, names = history[r.package_id][where]
-                    history[r.package_id][where] = (ts, merge(names, f.names))
+                latest = max(ts for _, _, _, ts in found)
+                found = [r for r in found if r[3] == latest]
+            for where, scope, pid, _ in found:
+                ctx.assigned.setdefault(where, []).append(f)
+                if scope == "package" and where in history.get(pid or "", {}):
+                    ts, names = history[pid][where]
+                    history[pid][where] = (ts, merge(names, f.names))
         ctx.package_names = {
             pid: sorted(
-                ((ts, names, where) for where, (ts, names) in recs.items()), key=lambda e: e[0]
+                ((ts, names, w[0], w[1]) for w, (ts, names) in recs.items()), key=lambda e: e[0]
             )
             for pid, recs in history.items()
+            if pid in need
         }
         return ctx
 
-    def keep_carry(self, ctx: Context, kept: dict[str, Any], rel: str, carry: Any) -> None:
-        """One fingerprint string for all files (memory per file stays small)."""
-        digest, (fp, latest) = carry
-        kept[rel] = (digest, (sys.intern(fp), latest))
-
-    @staticmethod
-    def _from_carry(ctx: Context, files: list[str], carried: dict[str, tuple[str, Any]]) -> bool:
-        """Fill ``ctx.package_names`` from step 0001's SiblingFacts of every file (what passes
-        1 and 2 below read), when each file has them and every package needing a sibling
-        was among the candidates step 0001 gathered; False leaves ``ctx`` as it was."""
-        facts = []
-        for rel in files:
-            carry = carried.get(rel)  # (checksum, (FileLatest carry, SiblingFacts carry))
-            sib = carry[1][1] if carry is not None and carry[1] is not None else None
-            if sib is None or not sib[1]:  # none, or a package outside the candidates
-                return False
-            if facts and sib[0] != facts[0][0]:  # gathered for other candidates
-                return False
-            facts.append(sib)
-        need = {pid for _, _, pids, _ in facts for pid in pids}
-        history: dict[str, list[tuple[str, list[str], str]]] = defaultdict(list)
-        for rel, (_, _, _, records) in zip(files, facts, strict=True):
-            for pid, lineno, ts, names in records:
-                if pid in need:
-                    history[pid].append((ts, names, f"{rel}:{lineno}"))
-        # sorted by time; the sort is stable, so file and line order break ties as above
-        ctx.package_names = {pid: sorted(recs, key=lambda e: e[0]) for pid, recs in history.items()}
-        ctx.from_carry = True
-        return True
-
     # ------------------------------------------------------------------ up
 
-    def up(self, rel: str, data: bytes, ctx: Context, carry: Any = None) -> UpResult:
-        # down writes every line with a final newline: a file without one comes back
-        # exactly only from the bytes the ledger keeps
-        res = UpResult(b"", exact=not data or data.endswith(b"\n"))
-        if ctx.from_carry and carry is None:
-            res.problems.append(
-                Problem(
-                    rel, 0, "changed since step 0001 wrote it in this run; run `migrate up` again"
-                )
-            )
-            return res
-        passed_on = carry[0] if carry is not None else None  # step 0001's FileLatest
-        fingerprint, latest = passed_on if passed_on is not None else (None, {})
-        latest_at = {entry[4]: pid for pid, entry in latest.items()}
-        # the lines out, joined once at the end: most are the very objects split from
-        # ``data`` (a growing buffer copied them again and again as it grew)
+    def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
+        ff = FailureFile.from_rel(rel)
+        res = UpResult(b"", exact=True)
+        patch = LinePatch(data, some_lines=True)
         out: list[bytes] = []
-        patch: dict[str, Any] = {}
-        # bytes step 0001 wrote in this run (the engine checked the checksum): canonical
-        trusted = carry is not None and not ctx.assigned
-        assigned = ctx.assigned
         for lineno, raw in split_lines(data):
-            # only lines ``_backfill`` may change or count are decoded: a registry error
-            # or not-found text, exit 8 or missing_dep, or a finding (inlined: every line
-            # of the history comes through here)
-            if (
-                b"not found in" not in raw
-                and _EXIT_8 not in raw
-                and _MISSING_DEP not in raw
-                and not (assigned and (rel, lineno) in assigned)
-            ) or raw.isspace():
+            if not raw.strip():
                 out.append(raw)
                 continue
-            if trusted and _untouched_not_found(raw):  # (a third of the lines decoded)
-                res.counts["true not-found, untouched"] += 1
+            try:
+                line = codec.loads(raw)
+                shape = shape_of(line)
+                rows = flat_records(ff, lineno, line, ctx.names.get)
+            except (ValueError, KeyError, TypeError) as exc:
+                res.problems.append(Problem(rel, lineno, f"not a v2 failure line ({exc})"))
+                continue
+            changed = False
+            recs = records_of(line)
+            for pos, row in enumerate(rows):
+                rec = self._backfill(recs[pos], row, ctx, res.counts, res.notes)
+                if rec is not None:
+                    changed = True
+                    if shape == "envelope":
+                        line["failures"][pos] = rec
+                    else:
+                        line = rec
+            if not changed:
                 out.append(raw)
                 continue
-            rec = decode_v2(rel, lineno, raw, res.problems)
-            if rec is None:
+            try:
+                LINE_MODELS[(shape, 2)].model_validate(line)
+            except ValidationError as exc:
+                res.problems.extend(validation_problems(rel, lineno, exc))
                 continue
-            prior = {
-                "category": rec["category"],
-                "reclassified_from": rec["reclassified_from"],
-                "blocked_by": rec["blocked_by"],
-                "evidence": len(rec["evidence"]),
-            }
-            if self._backfill(rec, rel, lineno, ctx, res.counts, res.notes):
-                patch[str(lineno)] = prior
-                new = codec.dumps_bytes(rec)  # the whole record: canonical whatever came in
-                # the proof, line by line: down gives back these exact bytes (a line another
-                # writer spelled differently does not come back: the ledger keeps the file)
-                res.exact = res.exact and _down_line(new, prior) == raw
-                # a compact copy kept: orjson's result holds its whole working buffer, a
-                # few KB, for as long as it lives
-                out.append(bytes(memoryview(new)))
-            else:
-                out.append(raw)
-            if rec["blocked_by"] is None and (
-                rec["category"] == "missing_dep" or rec["exit_code"] == 8
-            ):
-                res.counts["unknown blockers left (null)"] += 1
-            if lineno in latest_at:  # (ts key, timestamp, category, blocked_by, line)
-                pid = latest_at[lineno]
-                key, timestamp, _, _, _ = latest[pid]
-                latest[pid] = (key, timestamp, rec["category"], rec["blocked_by"], lineno)
-        res.data = join_lines(out)
-        res.patch = {"lines": patch} if patch else None
-        res.carry = (fingerprint, latest) if passed_on is not None else None
+            new = codec.dumps_bytes(line)
+            patch.changed.append(lineno)
+            if codec.dumps_bytes(down_0002(line)) != raw:
+                patch.keep(lineno, raw)
+            out.append(new)
+        res.data = join_lines(out) if out else b""
+        res.patch = patch.to_json()
         return res
 
     def _backfill(
         self,
         rec: dict[str, Any],
-        rel: str,
-        lineno: int,
+        row: dict[str, Any],
         ctx: Context,
         counts: Counter[str],
         notes: list[str],
-    ) -> bool:
-        if _skip(rec):
+    ) -> dict[str, Any] | None:
+        """The record with what the evidence proves, or None when nothing changes."""
+        where = f"{row['file']}:{row['line']}"
+        dependency = _dependency(row)
+        if row["scope"] == "package" and row["message"] and true_not_found(row["message"]):
             counts["true not-found, untouched"] += 1
-            return False
+            return None
         own = rec["blocked_by"] or []
         found: list[tuple[str, list[str], dict[str, Any]]] = []  # (source, names, evidence)
         match = (
-            blocker_names(rec["message"], rec["name"])
-            if rec["scope"] == "package" and rec["message"]
+            blocker_names(row["message"], row["name"])
+            if row["scope"] == "package" and row["message"]
             else None
         )
-        msg_names = match.names if match else []
         if match and match.rejected:
             counts["names rejected (contain /, \\, .., < or >)"] += len(match.rejected)
-        if msg_names:
-            found.append(
-                (
-                    "message",
-                    msg_names,
-                    {
-                        "source": "message",
-                        "names": msg_names,
-                        "detail": match.lines[0][:300],
-                        "file": rel,
-                        "line": lineno,
-                    },
-                )
-            )
+        if match and match.names:
+            ev = {
+                "source": "message",
+                "names": match.names,
+                "detail": match.lines[0][:300],
+                "file": row["file"],
+                "line": row["line"],
+            }
+            found.append(("message", match.names, ev))
         explicit_none: Finding | None = None
-        for f in ctx.assigned.get((rel, lineno), []):
+        for f in ctx.assigned.get((row["file"], row["line"], row["position"]), []):
             if f.names:
                 found.append((f.source, f.names, f.evidence()))
             elif f.exit_code != 8:
                 explicit_none = explicit_none or f
-        if (
-            not own
-            and not found
-            and rec["scope"] == "platform"
-            and rec["package_id"]
-            and (rec["exit_code"] == 8 or rec["category"] == "missing_dep")
-        ):
-            sib = self._sibling(rec, ctx)
+        if not own and not found and row["scope"] == "platform" and dependency:
+            sib = self._sibling(row, ctx)
             if sib:
-                names, where = sib
-                found.append(
-                    (
-                        "sibling_record",
-                        names,
-                        {
-                            "source": "sibling_record",
-                            "names": names,
-                            "detail": f"blockers of {rec['package_id']}'s nearest earlier package"
-                            f" record ({where})",
-                            "file": where.rsplit(":", 1)[0],
-                            "line": int(where.rsplit(":", 1)[1]),
-                        },
-                    )
-                )
+                names, file, line = sib
+                ev = {
+                    "source": "sibling_record",
+                    "names": names,
+                    "detail": f"blockers of {row['package_id']}'s nearest earlier package"
+                    f" record ({file}:{line})",
+                    "file": file,
+                    "line": line,
+                }
+                found.append(("sibling_record", names, ev))
         names = merge(own, *(n for _, n, _ in found))
-        changed = False
+        blocked_by, evidence = rec["blocked_by"], []
         if names != own:
+            if own:
+                evidence.append(
+                    {
+                        "source": "record",
+                        "names": list(own),
+                        "detail": "blocked_by of the record as written",
+                        "file": row["file"],
+                        "line": row["line"],
+                    }
+                )
             for source, src_names, ev in found:
                 if set(src_names) - set(own):
                     counts[f"records backfilled from {source}"] += 1
-                rec["evidence"].append(ev)
-            rec["blocked_by"] = names
-            changed = True
-            self._note_disagreement(rec, rel, lineno, own, found, counts, notes)
-        elif (
-            not names
-            and explicit_none
-            and rec["blocked_by"] is None
-            and not (rec["category"] == "missing_dep" or rec["exit_code"] == 8)
-        ):
-            rec["blocked_by"] = []
-            rec["evidence"].append(explicit_none.evidence())
+                evidence.append(ev)
+            blocked_by = names
+            self._note_disagreement(row, where, own, found, counts, notes)
+        elif not names and explicit_none and rec["blocked_by"] is None and not dependency:
+            blocked_by = []
+            evidence.append(explicit_none.evidence())
             counts[f"records known unblocked from {explicit_none.source}"] += 1
-            changed = True
-        dependency = bool(names) or rec["exit_code"] == 8
-        if dependency and rec["category"] != "missing_dep":
+        reclassified = None
+        if (bool(names) or row["exit_code"] == 8) and rec["category"] != "missing_dep":
             counts[f"reclassified to missing_dep from {rec['category']}"] += 1
-            rec["reclassified_from"] = rec["category"]
-            rec["category"] = "missing_dep"
-            changed = True
-        return changed
+            reclassified = rec["category"]
+        if blocked_by is None and (dependency or reclassified):
+            counts["unknown blockers left (null)"] += 1
+        if not evidence and reclassified is None:
+            return None
+        return backfill(rec, blocked_by, evidence, reclassified)
 
     @staticmethod
-    def _sibling(rec: dict[str, Any], ctx: Context) -> tuple[list[str], str] | None:
+    def _sibling(row: dict[str, Any], ctx: Context) -> tuple[list[str], str, int] | None:
         """The blockers of the same package's nearest earlier package record, if it names
         any (a nearer record naming none means the miss is not proven: nothing)."""
-        key = ts_key(rec["timestamp"])
+        key = ts_key(row["timestamp"])
         best = None
-        for ts, names, where in ctx.package_names.get(rec["package_id"], []):
+        for ts, names, file, line in ctx.package_names.get(row["package_id"], []):
             if ts <= key:
-                best = (names, where)
+                best = (names, file, line)
         return best if best and best[0] else None
 
     @staticmethod
-    def _note_disagreement(rec, rel, lineno, own, found, counts, notes) -> None:
+    def _note_disagreement(row, where, own, found, counts, notes) -> None:
         if len(found) + bool(own) < 2:
             return  # one source cannot disagree with itself
         sets = [(src, n) for src, n, _ in found]
         if own:
             sets.insert(0, ("record", own))
         full = set().union(*(set(n) for _, n in sets))
-        differing = []
-        for src, n in sets:
-            if set(n) != full:
-                if src == "message" and rec.get("message_truncated"):
-                    continue  # a cut message may hide names: not a disagreement
-                differing.append(f"{src} {n}")
-        if differing and len(sets) > 1:
+        truncated = bool(row["message"]) and row["message"].endswith("...")
+        differing = [
+            src
+            for src, n in sets
+            if set(n) != full and not (src == "message" and truncated)  # a cut message
+        ]  # may hide names: not a disagreement
+        if differing:
             counts["records where sources disagree (union taken)"] += 1
             notes.append(
-                f"disagreement {rel}:{lineno} {rec['package_id'] or rec['name']}: "
-                + "; ".join(f"{src} {n}" for src, n in sets)
+                f"disagreement {where} {row['package_id'] or row['name']}: "
+                + "; ".join(f"{src} {', '.join(n)}" for src, n in sets)
             )
 
     # ------------------------------------------------------------------ down
 
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
-        changes = (patch or {}).get("lines", {})
-        out = []
-        for lineno, raw in split_lines(data):
-            prior = changes.get(str(lineno))
-            out.append(raw if prior is None else _down_line(raw, prior))
-        return join_lines(out)
+        return down_lines(data, patch, down_0002)
 
     def summary(self, ctx: Context, totals: Counter[str]) -> list[str]:
         ev = ctx.evidence
@@ -544,3 +326,8 @@ class BackfillBlockedBy(Step):
                 + (f" in run {f.run}" if f.run else "")
             )
         return lines
+
+
+def _dependency(row: dict[str, Any]) -> bool:
+    """A dependency failure by the record's own category or the CLI's exit code 8."""
+    return row["category"] == "missing_dep" or row["exit_code"] == 8

@@ -18,7 +18,7 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from migrate import clock, codec
-from migrate.failures_index import latest_package_failures, refuse_non_v2
+from migrate.failures_index import latest_package_failures, refuse
 from migrate.models import LegacyStatus, UnifiedStatus, queue_v2_valid
 from migrate.queues import checked_queue, entry_id, parsed_queue, queue_doc, queue_ids
 from migrate.reader import QUEUE_MODELS, Problem, element_lines, queue_problems
@@ -73,21 +73,10 @@ class QueueStatus(Step):
     def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
         recipes = recipe_names(options["recipes"]) if options.get("recipes") else set()
         problems: list[Problem] = []
-        wanted, fingerprint = queue_ids(repo)
-        carried = {  # the previous step's account of the files it left, for these packages
-            rel: (digest, latest)
-            for rel, (digest, (fp, latest)) in (options.get("_carry") or {}).items()
-            if fp == fingerprint
-        }
         latest = latest_package_failures(
-            repo,
-            problems,
-            jobs=options.get("jobs", 1),
-            only=set(wanted),
-            written=options.get("_written"),
-            carried=carried,
+            repo, problems, jobs=options.get("jobs", 1), only=set(queue_ids(repo))
         )
-        refuse_non_v2(problems)
+        refuse(problems)
         return Context(latest, recipes, clock.now_iso())
 
     def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from migrate.errors import UsageError
-from migrate.failures_index import file_rows, latest_package_failures, ts_key
+from migrate.failures_index import file_rows, latest_package_failures
 from migrate.ledger import Ledger
-from migrate.queues import entry_id, load_queue_docs
+from migrate.queues import entry_id, load_queue_docs, name_index
+from migrate.records import ts_key
 from migrate.repo import DataRepo
 from migrate.status_rules import decide, recipe_names
 
@@ -24,12 +25,15 @@ def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict
             f"the repo is at {ledger.current or 'base'}; explain reads backfilled v2 records",
             hint="run `migrate up` (or try it on a copy first)",
         )
+    names = name_index(load_queue_docs(repo))
+    # an envelope names the package id; a per-recipe line the recipe (which may be the
+    # queue's name of a package named otherwise: bat is github:sharkdp/bat)
+    needles = {package_id.partition(":")[2]} | {n for n, pid in names.items() if pid == package_id}
     records = []
     for ff in repo.failure_files():
         data = repo.read_bytes(ff.rel)
-        name = package_id.partition(":")[2].encode()
-        if name in data:  # (a package id is ecosystem:name; a per-recipe line names the recipe)
-            rows, _ = file_rows(ff.rel, data)
+        if any(n.encode() in data for n in needles):
+            rows, _ = file_rows(ff.rel, data, names.get)
             records.extend(r for r in rows if r["package_id"] == package_id)
     records.sort(key=lambda r: ts_key(r["timestamp"]), reverse=True)
     latest = latest_package_failures(repo).get(package_id)

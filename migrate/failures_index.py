@@ -7,7 +7,6 @@ kept, never the records of the whole history.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from migrate import codec
@@ -16,21 +15,15 @@ from migrate.evidence.messages import blocker_names, true_not_found
 from migrate.evidence.names import merge
 from migrate.parallel import map_files
 from migrate.reader import Problem, line_version, split_lines
-from migrate.records import flat_records, shape_of
+from migrate.records import PackageOf, flat_records, shape_of, ts_key
 from migrate.repo import DataRepo, FailureFile
 from migrate.status_rules import Latest
-
-
-def ts_key(ts: str) -> str:
-    """Sortable form of an RFC 3339 UTC timestamp with 0-9 fractional digits."""
-    base, _, frac = ts.rstrip("Z").partition(".")
-    return base.replace("-", "").replace(":", "") + frac.ljust(9, "0")
 
 
 def file_rows(
     rel: str,
     data: bytes,
-    ecosystem_of: Callable[[str], str | None] | None = None,
+    package_of: PackageOf | None = None,
     want: int | None = 2,
 ) -> tuple[list[dict[str, Any]], list[Problem]]:
     """The flat rows of every record in a failure file, and a problem for each line that is
@@ -51,7 +44,7 @@ def file_rows(
                     f"a schema_version {version} line where {want} is expected"
                     " (see `migrate check`)"
                 )
-            rows.extend(flat_records(ff, lineno, obj, ecosystem_of))
+            rows.extend(flat_records(ff, lineno, obj, package_of))
         except (ValueError, KeyError, TypeError) as exc:  # (DecodeError is a ValueError)
             problems.append(Problem(rel, lineno, str(exc) if str(exc) else repr(exc)))
     return rows, problems

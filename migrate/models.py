@@ -120,7 +120,27 @@ def _ecosystem_prefix(ecosystem: str, package_ids: list[str]) -> None:
             raise ValueError(f"package_id {pid!r} is not of the envelope's ecosystem {ecosystem!r}")
 
 
-class FailureItemV1(_Open):
+#: Keys only v2 writes. On a v1 line they are no newer writer's field but a malformed line
+#: (step 0001 would overwrite them), refused at v1 as ``up`` refuses them.
+V2_ONLY_KEYS = ("category_legacy", "reclassified_from", "evidence")
+
+
+def _no_v2_keys(data: Any) -> Any:
+    if isinstance(data, dict):
+        for key in V2_ONLY_KEYS:
+            if key in data:
+                raise ValueError(f"{key!r} is a schema_version 2 key, on a version 1 line")
+    return data
+
+
+class _OpenV1(_Open):
+    @model_validator(mode="before")
+    @classmethod
+    def _v1_keys(cls, data: Any) -> Any:
+        return _no_v2_keys(data)
+
+
+class FailureItemV1(_OpenV1):
     """One record inside a Shape A envelope, as the Go orchestrator writes it."""
 
     package_id: PackageId
@@ -132,7 +152,7 @@ class FailureItemV1(_Open):
     workflow_url: str | None = None
 
 
-class EnvelopeV1(_Open):
+class EnvelopeV1(_OpenV1):
     """Shape A: the Go orchestrator's batch envelope (one line, 1-44 records)."""
 
     schema_version: Literal[1]
@@ -147,7 +167,7 @@ class EnvelopeV1(_Open):
         return self
 
 
-class RecipeLineV1(_Open):
+class RecipeLineV1(_OpenV1):
     """Shape B: the CI workflow's per-recipe, per-platform line (written with jq)."""
 
     schema_version: Literal[1]
@@ -411,8 +431,3 @@ def queue_v2_valid(kind: str, doc: Any) -> bool:
         return False
     entries = doc["packages"] if kind == "legacy" else doc["entries"]
     return all((e["status"] == "blocked") == ("blocked_by" in e) for e in entries)
-
-
-def dump(model: BaseModel) -> dict[str, Any]:
-    """The model as the dict written to disk: declared order, unset optional keys omitted."""
-    return model.model_dump(mode="json", exclude_unset=True)

@@ -99,7 +99,7 @@ def validation_problems(
         path = field_path(tuple(err["loc"]))
         if prefix:
             path = prefix + ("." + path if path and not path.startswith("[") else path)
-        reason = err["msg"]
+        reason = err["msg"].removeprefix("Value error, ")
         if err["type"] not in ("missing", "extra_forbidden") and "input" in err:
             shown = repr(err["input"])
             reason += f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
@@ -130,7 +130,8 @@ def unknown_keys(file: str, lineno: int, model: BaseModel) -> list[Problem]:
         Problem(file, lineno, "unknown key, carried through untouched", key)
         for key in model.model_extra or {}
     ]
-    for i, item in enumerate(getattr(model, "failures", ())):
+    items = model.failures if "failures" in type(model).model_fields else []
+    for i, item in enumerate(items):
         out.extend(
             Problem(file, lineno, "unknown key, carried through untouched", f"failures[{i}].{key}")
             for key in item.model_extra or {}

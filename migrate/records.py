@@ -40,7 +40,6 @@ report, export) from a line at either version.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable
 from typing import Any
@@ -56,8 +55,8 @@ def shape_of(obj: Any) -> str:
     raises ValueError with the reason for anything else."""
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    if "failures" in obj:
-        return "envelope"
+    if isinstance(obj.get("failures"), list) or ("failures" in obj and "recipe" not in obj):
+        return "envelope"  # (a ``failures`` that is no list: the envelope model names it)
     if "recipe" in obj:
         return "recipe"
     raise ValueError("unknown shape: a line with neither 'failures' nor 'recipe'")
@@ -93,6 +92,7 @@ _AFTER_CATEGORY = ("category_legacy", "category")
 
 
 def _record_up(rec: dict[str, Any]) -> dict[str, Any]:
+    rec = dict(rec)
     name = rec["category"]
     if name in LEGACY_CATEGORIES:
         rec["category"] = LEGACY_CATEGORIES[name]
@@ -105,27 +105,39 @@ def _record_up(rec: dict[str, Any]) -> dict[str, Any]:
 def up_0001(line: Line, ecosystem: str | None = None) -> Line:
     """The v2 form of a valid v1 line (a new dict; ``line`` is not changed). ``ecosystem``:
     what a recipe line without one of its own is proven to belong to (or None)."""
-    new = copy.deepcopy(line)
-    new["schema_version"] = 2
-    if "failures" in new:
-        new["failures"] = [_record_up(item) for item in new["failures"]]
-        return new
-    new = _record_up(new)
-    if "ecosystem" not in new:
-        new = _put(new, "ecosystem", ecosystem, ("recipe",))
-    return new
+    if "failures" in line:
+        return {
+            **line,
+            "schema_version": 2,
+            "failures": [_record_up(item) for item in line["failures"]],
+        }
+    new = _record_up({**line, "schema_version": 2})
+    return new if "ecosystem" in new else _put(new, "ecosystem", ecosystem, ("recipe",))
+
+
+def _each_record(line: Line, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Line:
+    """``line`` with ``fn`` applied to each record (``fn`` returns a record changed as a
+    copy, or the record itself: nothing is copied that does not change)."""
+    if "failures" in line:
+        return {**line, "failures": [fn(item) for item in line["failures"]]}
+    return fn(line)
+
+
+def _record_down_0001(rec: dict[str, Any]) -> dict[str, Any]:
+    if "category_legacy" not in rec and rec.get("blocked_by", []) is not None:
+        return rec
+    rec = dict(rec)
+    if "category_legacy" in rec:
+        rec["category"] = rec.pop("category_legacy")
+    if "blocked_by" in rec and rec["blocked_by"] is None:
+        del rec["blocked_by"]  # v1 states blockers only when it knows some
+    return rec
 
 
 def down_0001(line: Line) -> Line:
     """The v1 line a v2 line (at step 0001, nothing backfilled) came from: the inverse of
     :func:`up_0001` for every line Go or jq wrote."""
-    new = copy.deepcopy(line)
-    new["schema_version"] = 1
-    for rec in records_of(new):
-        if "category_legacy" in rec:
-            rec["category"] = rec.pop("category_legacy")
-        if "blocked_by" in rec and rec["blocked_by"] is None:
-            del rec["blocked_by"]  # v1 states blockers only when it knows some
+    new = _each_record({**line, "schema_version": 1}, _record_down_0001)
     if "failures" not in new:
         new.pop("ecosystem", None)
     return new
@@ -140,8 +152,8 @@ def backfill(
     evidence: list[dict[str, Any]],
     reclassified_from: str | None,
 ) -> dict[str, Any]:
-    """A v2 record with step 0002's findings in place (returns the record to keep)."""
-    rec["blocked_by"] = blocked_by
+    """A copy of a v2 record with step 0002's findings in place."""
+    rec = {**rec, "blocked_by": blocked_by}
     if reclassified_from is not None:
         rec["category"] = "missing_dep"
         rec = _put(rec, "reclassified_from", reclassified_from, _AFTER_CATEGORY)
@@ -150,31 +162,39 @@ def backfill(
     return rec
 
 
+def _record_down_0002(rec: dict[str, Any]) -> dict[str, Any]:
+    if "reclassified_from" not in rec and "evidence" not in rec:
+        return rec
+    rec = dict(rec)
+    if "reclassified_from" in rec:
+        rec["category"] = rec.pop("reclassified_from")
+    if "evidence" in rec:
+        own = [ev["names"] for ev in rec.pop("evidence") if ev["source"] == "record"]
+        rec["blocked_by"] = own[0] if own else None
+    return rec
+
+
 def down_0002(line: Line) -> Line:
     """The line before step 0002: categories from ``reclassified_from``, and ``blocked_by``
-    back to the names the record itself stated (its ``record`` evidence) or null."""
-    new = copy.deepcopy(line)
-    for rec in records_of(new):
-        if "reclassified_from" in rec:
-            rec["category"] = rec.pop("reclassified_from")
-        if "evidence" in rec:
-            own = [ev["names"] for ev in rec.pop("evidence") if ev["source"] == "record"]
-            rec["blocked_by"] = own[0] if own else None
-    return new
+    back to what the record itself stated (its ``record`` evidence: a list, ``[]``
+    included) or null."""
+    return _each_record(line, _record_down_0002)
 
 
 def to_v1(line: Line) -> Line:
     """A v2 line this tool wrote outside the steps (``migrate ingest``) as the v1 writer
     would have written it: its blockers kept (a v1 recipe line may state them), the rest of
     v2 taken out."""
-    new = copy.deepcopy(line)
-    for rec in records_of(new):
-        evidence = rec.pop("evidence", None)
+
+    def strip(rec: dict[str, Any]) -> dict[str, Any]:
+        rec = {k: v for k, v in rec.items() if k != "evidence"}
         if "reclassified_from" in rec:
             rec["category"] = rec.pop("reclassified_from")
-        if evidence is not None and not rec.get("blocked_by"):
+        if not rec.get("blocked_by"):
             rec["blocked_by"] = None
-    return down_0001(new)
+        return rec
+
+    return down_0001(_each_record(line, strip))
 
 
 # --------------------------------------------------------------------------- flat view
@@ -186,38 +206,53 @@ _CATEGORY = {
 _TS = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2})[:-](\d{2})[:-](\d{2})")
 
 
+def ts_key(ts: str) -> str:
+    """Sortable form of an RFC 3339 UTC timestamp with 0-9 fractional digits."""
+    base, _, frac = ts.rstrip("Z").partition(".")
+    return base.replace("-", "").replace(":", "") + frac.ljust(9, "0")
+
+
 def run_id(timestamp: str) -> str | None:
     """``2026-02-07T03:03:36.69Z`` or ``2026-02-07T03-03-36Z`` -> ``2026-02-07T03-03-36Z``."""
     m = _TS.match(timestamp)
     return f"{m.group(1)}T{m.group(2)}-{m.group(3)}-{m.group(4)}Z" if m else None
 
 
-def recipe_ecosystem(
-    ff: FailureFile, line: Line, ecosystem_of: Callable[[str], str | None] | None
-) -> str | None:
+PackageOf = Callable[[str], "str | None"]
+
+
+def recipe_ecosystem(ff: FailureFile, line: Line, package_of: PackageOf | None) -> str | None:
     """The ecosystem of a recipe line: its own ``ecosystem`` key (v2, or a newer writer),
     else the file name's (``homebrew.jsonl``, ``homebrew-<ts>``), else the queue's
-    (``ecosystem_of``: the package a recipe name unambiguously means), else None. Never
+    (``package_of``: the package a recipe name unambiguously means), else None. Never
     assumed to be homebrew (the upstream dashboard's bug)."""
     if "ecosystem" in line:
         return line["ecosystem"]
     if ff.ecosystem is not None:
         return ff.ecosystem
-    pid = ecosystem_of(line["recipe"]) if ecosystem_of else None
+    pid = package_of(line["recipe"]) if package_of else None
     return pid.partition(":")[0] if pid else None
 
 
+def recipe_package_id(eco: str | None, recipe: str, package_of: PackageOf | None) -> str | None:
+    """The package a recipe line is about: the queue's package of that recipe name when it
+    is of the line's ecosystem (``github:sharkdp/bat`` for recipe ``bat``), else
+    ``ECOSYSTEM:RECIPE``; None when the ecosystem is unknown."""
+    if eco is None:
+        return None
+    pid = package_of(recipe) if package_of else None
+    return pid if pid and pid.startswith(eco + ":") else f"{eco}:{recipe}"
+
+
 def flat_records(
-    ff: FailureFile,
-    lineno: int,
-    line: Line,
-    ecosystem_of: Callable[[str], str | None] | None = None,
+    ff: FailureFile, lineno: int, line: Line, package_of: PackageOf | None = None
 ) -> list[dict[str, Any]]:
     """One row per record of a valid line (v1 or v2): where it is, its package id,
     ecosystem and name, scope, platform, category (canonical, legacy name beside it),
     blockers and evidence, message, timestamp and run (see ``migrate.export.COLUMNS``).
-    ``ecosystem_of`` maps a recipe name to its package id where the queue knows it
-    unambiguously (for v1 recipe lines in ``batch-*`` files)."""
+    ``package_of`` maps a recipe name to its package id where the queue knows it
+    unambiguously (a recipe line's ecosystem in ``batch-*`` files at v1, and its package id
+    where the package is not named after the recipe)."""
     version = line["schema_version"]
     out = []
     if "failures" in line:
@@ -230,9 +265,10 @@ def flat_records(
                 | {"message": item["message"], "run": run}
             )
         return out
-    eco = recipe_ecosystem(ff, line, ecosystem_of)
+    eco = recipe_ecosystem(ff, line, package_of)
     recipe = line["recipe"]
-    row = _row(ff, lineno, 0, line, version, f"{eco}:{recipe}" if eco else None, eco, recipe)
+    pid = recipe_package_id(eco, recipe, package_of)
+    row = _row(ff, lineno, 0, line, version, pid, eco, recipe)
     row |= {"scope": "platform", "platform": line["platform"], "exit_code": line["exit_code"]}
     row |= {"message": line.get("message"), "run": ff.run or run_id(line["timestamp"])}
     return [row]

@@ -94,7 +94,7 @@ def test_dry_run_writes_nothing_and_reports_counts(fixture_repo):
     assert not (root / LEDGER_DIR).exists()
     step = run.steps[0]
     assert step.changed_files > 0
-    assert step.totals["v2 lines"] == step.totals["shape A records"] + step.totals["shape B lines"]
+    assert (step.totals["envelope records"], step.totals["per-recipe lines"]) == (49, 26)
     assert any(f.diff.startswith("--- a/data/failures/") for f in step.files)
     assert not list(root.rglob("*.migrate-stage"))
 
@@ -271,10 +271,11 @@ def test_corpus_up_check_down_is_exact(corpus_repo):
     before = check_repo(repo)
     run = engine.up(repo)
     totals = run.steps[0].totals
-    assert totals["v2 lines"] == before.records["A"] + before.records["B"]
+    assert totals["envelope records"] == before.records["envelope"] > 300
+    assert totals["per-recipe lines"] == before.records["recipe"] > 100
     after = check_repo(repo)
     assert after.ok, after.problems[:5]
-    assert after.lines["v2"] == totals["v2 lines"]
+    assert (after.failures_version, after.lines, after.records) == (2, before.lines, before.records)
     engine.down(repo, "base")
     assert snapshot(corpus_repo) == original
 

@@ -6,7 +6,8 @@ silently; a line with a non-empty ``failures`` array is an envelope, a line with
 non-empty ``recipe`` and ``category`` a per-recipe line, any other line contributes
 nothing; unknown keys are ignored; legacy category names are remapped; the blockers shown
 are, for each blocked queue entry, the ``blocked_by`` of the last record read for its
-package id (files in name order, lines in order). The dashboard reads the unified queue;
+package id (files in name order, lines in order; a per-recipe line's package id there is
+its ``ecosystem``, else homebrew). The dashboard reads the unified queue;
 where a snapshot has none (Feb 8), the legacy queue stands in for it, so that its
 blockers are compared too.
 
@@ -79,6 +80,8 @@ def dashboard_view(root: Path) -> dict:
             elif line.get("recipe") and line.get("category"):
                 eco = line.get("ecosystem") or prefix or "unknown"
                 pid = f"{eco}:{line['recipe']}"
+                # for blockers, a per-recipe line's package falls back to homebrew
+                blocker_pid = f"{line.get('ecosystem') or 'homebrew'}:{line['recipe']}"
                 details[(f.name, lineno, 0)] = {
                     "package_id": pid,
                     "platform": line.get("platform"),
@@ -90,7 +93,7 @@ def dashboard_view(root: Path) -> dict:
                     "timestamp": line.get("timestamp") or line.get("updated_at"),
                     "workflow_url": line.get("workflow_url") or "",
                 }
-                last_blocked_by[pid] = line.get("blocked_by")
+                last_blocked_by[blocker_pid] = line.get("blocked_by")
     pairs = set()
     blocked = set()
     for entry in _queue_entries(root):
@@ -127,9 +130,9 @@ def _v2_records(root: Path) -> dict[tuple[str, int, int], dict]:
     return out
 
 
-def assert_reader_sees_the_same_and_more(root: Path) -> tuple[dict, dict]:
+def assert_reader_sees_the_same_and_more(root: Path, **options) -> tuple[dict, dict]:
     before = dashboard_view(root)
-    engine.up(DataRepo(root))
+    engine.up(DataRepo(root), options=options)
     after = dashboard_view(root)
     v2 = _v2_records(root)
     assert after["details"].keys() == before["details"].keys()  # same failures, same places
@@ -162,6 +165,15 @@ def test_tsukus_dashboard_reads_the_migrated_snapshot(tmp_path, name):
 def test_tsukus_dashboard_reads_the_migrated_fixture(tmp_path, name):
     root = copy_repo(FIXTURES / name, tmp_path)
     assert_reader_sees_the_same_and_more(root)
+
+
+def test_tsukus_dashboard_sees_what_ci_evidence_adds(tmp_path):
+    root = copy_repo(FIXTURES / "sample", tmp_path)
+    before, after = assert_reader_sees_the_same_and_more(
+        root, evidence=[str(FIXTURES / "evidence")]
+    )
+    recipe_lines = [k for k, d in after["details"].items() if "platform" in d and d["blocked_by"]]
+    assert recipe_lines  # validation results reached per-recipe lines
 
 
 @pytest.mark.parametrize("name", SNAPSHOTS)

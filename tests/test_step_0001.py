@@ -277,3 +277,28 @@ def test_a_file_already_v2_and_changed_later_is_converted_down_not_refused(fixtu
     lines = [json.loads(line) for line in f.read_text().splitlines()]
     assert all(line["schema_version"] == 1 for line in lines)
     assert all("evidence" not in line and "ecosystem" not in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ['"category_legacy":"old",', '"evidence":"see log",', '"reclassified_from":"x",'],
+)
+def test_a_v2_key_on_a_v1_line_is_refused_by_check_and_up_alike(tmp_path, extra):
+    line = PROCS_B.replace('"timestamp"', extra + '"timestamp"')
+    repo = make_repo(tmp_path, {"homebrew.jsonl": (line + "\n").encode()})
+    (problem,) = check_repo(repo).problems
+    assert "is a schema_version 2 key, on a version 1 line" in problem.reason
+    from migrate.errors import BadInputError
+
+    with pytest.raises(BadInputError) as exc:
+        engine.up(repo)
+    assert exc.value.problems == [str(problem)]
+
+
+def test_a_line_go_reads_as_a_recipe_line_is_one_here_too(tmp_path):
+    """tsuku's readers take a line as an envelope only when ``failures`` is an array."""
+    line = PROCS_B.replace('"timestamp"', '"failures":null,"timestamp"')
+    repo = make_repo(tmp_path, {"homebrew.jsonl": (line + "\n").encode()})
+    report = check_repo(repo)
+    assert report.ok and report.lines["recipe"] == 1
+    assert [p.field for p in report.notes] == ["failures"]

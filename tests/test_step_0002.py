@@ -267,3 +267,135 @@ def test_a_line_not_in_canonical_form_is_reencoded_and_still_comes_back(fixture_
     assert b'"evidence":[{"source":"message"' in new  # and backfilled
     engine.down(repo, "0001", force=True)  # the file was edited after 0001: --force
     assert snapshot(root) == before
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def _queue(entries):
+    return {
+        "schema_version": 1,
+        "updated_at": "2026-03-03T03:21:03Z",
+        "entries": [
+            {
+                "name": name,
+                "source": source,
+                "priority": 1,
+                "status": "pending",
+                "confidence": "auto",
+                "disambiguated_at": None,
+                "failure_count": 0,
+                "next_retry_at": None,
+            }
+            for name, source in entries
+        ],
+    }
+
+
+def _repo(tmp_path, files, queue=None):
+    (tmp_path / "data" / "failures").mkdir(parents=True)
+    (tmp_path / "data" / "queues").mkdir()
+    for name, text in files.items():
+        (tmp_path / "data" / "failures" / name).write_text(text)
+    if queue:
+        (tmp_path / "data" / "queues" / "priority-queue.json").write_text(codec.dumps_queue(queue))
+    return tmp_path
+
+
+RECIPE = (
+    '{"schema_version":1,"recipe":"%s","platform":"linux-alpine-musl-x86_64","exit_code":8,'
+    '"category":"missing_dep",%s"timestamp":"2026-02-21T07:27:58Z"}\n'
+)
+
+
+def test_a_recipe_whose_package_is_not_named_after_it_takes_its_evidence(tmp_path):
+    """`bat` is github:sharkdp/bat in the queue: the per-recipe line's package is that one,
+    so the validation results for `bat` reach it (not a made-up github:bat)."""
+    root = _repo(
+        tmp_path,
+        {"batch-2026-02-21T07-27-58Z.jsonl": RECIPE % ("bat", "")},
+        _queue([("bat", "github:sharkdp/bat"), ("oniguruma", "homebrew:oniguruma")]),
+    )
+    ev = tmp_path / "ev" / "2026-02-21T07-27-58Z"
+    ev.mkdir(parents=True)
+    (ev / "validation-results-linux-alpine-musl-x86_64.json").write_text(
+        json.dumps(
+            [
+                {
+                    "recipe": "bat",
+                    "platform": "linux-alpine-musl-x86_64",
+                    "status": "fail",
+                    "exit_code": 8,
+                    "attempts": 1,
+                    "blocked_by": ["oniguruma"],
+                }
+            ]
+        )
+    )
+    run = engine.up(DataRepo(root), options={"evidence": [str(tmp_path / "ev")]})
+    (rec,) = records(root)
+    assert rec["ecosystem"] == "github" and rec["blocked_by"] == ["oniguruma"]
+    assert not any("unmatched" in n for s in run.steps for n in s.notes)
+    from migrate.explain import explain
+
+    doc = explain(DataRepo(root), "github:sharkdp/bat")
+    assert [r["name"] for r in doc["records"]] == ["bat"]
+
+
+def test_down_of_0002_leaves_lines_it_did_not_change_even_without_a_final_newline(tmp_path):
+    """A file whose only change at 0002 is its final newline: down takes back that newline
+    and nothing else (here a v2 line already carrying evidence)."""
+    root = _repo(tmp_path, {"batch-2026-02-21T07-27-58Z.jsonl": RECIPE % ("apr-util", "")})
+    repo = DataRepo(root)
+    engine.up(repo, "0001")
+    f = root / "data" / "failures" / "batch-2026-02-21T07-27-58Z.jsonl"
+    line = json.loads(f.read_text())
+    line |= {
+        "blocked_by": ["apr"],
+        "evidence": [{"source": "log", "names": ["apr"], "detail": "d"}],
+    }
+    f.write_bytes(f.read_bytes() + codec.dumps_bytes(line))  # no final newline
+    before = snapshot(root)
+    engine.up(repo)
+    engine.down(repo, "0001", force=True)  # (the file was edited after 0001)
+    assert snapshot(root) == before
+
+
+def test_a_record_that_says_nothing_is_missing_keeps_saying_it(tmp_path):
+    """`blocked_by: []` is a statement, not an unknown: names a message proves are added
+    beside it (the record's [] kept as evidence, a disagreement noted, down exact), and an
+    exit-8 line stating [] takes no sibling's names."""
+    env = {
+        "schema_version": 1,
+        "ecosystem": "homebrew",
+        "environment": "linux-glibc-x86_64",
+        "updated_at": "2026-02-20T00-00-00Z",
+        "failures": [
+            {
+                "package_id": "homebrew:apr-util",
+                "category": "validation_failed",
+                "blocked_by": [],
+                "message": "Error: registry: recipe apr not found in registry",
+                "timestamp": "2026-02-20T00:00:00Z",
+            }
+        ],
+    }
+    root = _repo(
+        tmp_path,
+        {
+            "homebrew-2026-02-20T00-00-00Z.jsonl": codec.dumps_line(env) + "\n",
+            "homebrew-2026-02-21T07-27-58Z.jsonl": RECIPE % ("apr-util", '"blocked_by":[],'),
+        },
+    )
+    before = snapshot(root)
+    run = engine.up(DataRepo(root))
+    item, line = records(root)
+    assert item["blocked_by"] == ["apr"]
+    assert [(e["source"], e["names"]) for e in item["evidence"]] == [
+        ("record", []),
+        ("message", ["apr"]),
+    ]
+    assert any("disagreement" in n and "record (none)" in n for n in run.steps[1].notes)
+    assert line["blocked_by"] == [] and "evidence" not in line
+    engine.down(DataRepo(root), "base")
+    assert snapshot(root) == before

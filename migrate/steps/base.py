@@ -44,6 +44,17 @@ class LinePatch:
         self.no_final_newline = bool(data) and not data.endswith(b"\n")
         self.changed: list[int] | None = [] if some_lines else None
 
+    def changed_line(
+        self, lineno: int, raw: bytes, new: Any, line_down: Callable[[Any], Any]
+    ) -> bytes:
+        """The bytes of a line the step changed to ``new``; the original is kept when
+        ``line_down`` does not give it back byte for byte (the proof ``up`` makes)."""
+        if self.changed is not None:
+            self.changed.append(lineno)
+        if codec.dumps_bytes(line_down(new)) != raw:
+            self.keep(lineno, raw)
+        return codec.dumps_bytes(new)
+
     def keep(self, lineno: int, raw: bytes) -> None:
         try:
             self.lines[str(lineno)] = raw.decode("utf-8")
@@ -58,7 +69,7 @@ class LinePatch:
             out["lines64"] = self.lines64
         if self.no_final_newline:
             out["no_final_newline"] = True
-        if self.changed:
+        if self.changed is not None:
             out["changed"] = self.changed
         return out or None
 

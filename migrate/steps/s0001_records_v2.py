@@ -21,7 +21,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from migrate import codec
 from migrate.models import LINE_MODELS
 from migrate.queues import load_queue_docs, name_index, queue_problems
 from migrate.reader import Problem, join_lines, parse_line, split_lines, validation_problems
@@ -77,7 +76,7 @@ class RecordsV2(Step):
                 out.append(raw)
                 res.counts["blank lines"] += 1
                 continue
-            new, obj, problems = self._line(ff, lineno, raw, ctx, res)
+            obj, problems = self._line(ff, lineno, raw, ctx, res)
             if problems:
                 if not ctx.quarantine:
                     res.problems.extend(problems)
@@ -87,27 +86,29 @@ class RecordsV2(Step):
                 res.counts["lines quarantined"] += 1
                 res.notes.extend(f"quarantined {p}" for p in problems)
                 continue
-            if codec.dumps_bytes(down_0001(obj)) != raw:
-                # not what down gives back (another writer's spacing or escaping, a v2 line
-                # passed through, a key its writer added): the ledger keeps the line
+            if obj is None:  # a v2 line, passed through: the ledger keeps it for down
                 patch.keep(lineno, raw)
-            out.append(new)
+                out.append(raw)
+                continue
+            # (another writer's spacing or escaping, a key its writer added: kept as well)
+            out.append(patch.changed_line(lineno, raw, obj, down_0001))
         res.data = join_lines(out) if out else b""
         res.patch = patch.to_json()
         return res
 
     def _line(
         self, ff: FailureFile, lineno: int, raw: bytes, ctx: Context, res: UpResult
-    ) -> tuple[bytes, dict[str, Any], list[Problem]]:
-        """The v2 bytes and object of one non-blank line, or the problems that refuse it."""
+    ) -> tuple[dict[str, Any] | None, list[Problem]]:
+        """The v2 form of one non-blank line (None for a line already v2), or the problems
+        that refuse it."""
         pl = parse_line(ff.rel, lineno, raw)
         if pl.problems:
-            return b"", {}, pl.problems
+            return None, pl.problems
         if pl.notes:
             res.counts["unknown keys carried through"] += len(pl.notes)
         if pl.version == 2:  # written by `migrate ingest` or restored by hand: kept
             res.counts["v2 lines kept"] += 1
-            return raw, pl.obj, []
+            return None, []
         eco = None
         if pl.shape == "recipe":
             eco = recipe_ecosystem(ff, pl.obj, ctx.names.get)
@@ -121,8 +122,8 @@ class RecordsV2(Step):
         try:
             LINE_MODELS[(pl.shape, 2)].model_validate(new)
         except ValidationError as exc:
-            return b"", {}, validation_problems(ff.rel, lineno, exc)
-        return codec.dumps_bytes(new), new, []
+            return None, validation_problems(ff.rel, lineno, exc)
+        return new, []
 
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
         return down_lines(data, patch, down_0001)

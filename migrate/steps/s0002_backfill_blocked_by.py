@@ -33,12 +33,12 @@ from migrate.evidence import EvidenceSet, Finding
 from migrate.evidence.artifacts import scan_dirs
 from migrate.evidence.messages import blocker_names, true_not_found
 from migrate.evidence.names import merge
-from migrate.failures_index import file_rows, package_record_names, refuse, ts_key
+from migrate.failures_index import file_rows, package_record_names, refuse
 from migrate.models import LINE_MODELS
 from migrate.parallel import map_files
 from migrate.queues import load_queue_docs, name_index, queue_problems
 from migrate.reader import Problem, join_lines, split_lines, validation_problems
-from migrate.records import backfill, down_0002, flat_records, records_of, shape_of
+from migrate.records import backfill, down_0002, flat_records, records_of, shape_of, ts_key
 from migrate.repo import DataRepo, FailureFile
 from migrate.steps.base import LinePatch, Step, UpResult, down_lines
 
@@ -180,11 +180,7 @@ class BackfillBlockedBy(Step):
             except ValidationError as exc:
                 res.problems.extend(validation_problems(rel, lineno, exc))
                 continue
-            new = codec.dumps_bytes(line)
-            patch.changed.append(lineno)
-            if codec.dumps_bytes(down_0002(line)) != raw:
-                patch.keep(lineno, raw)
-            out.append(new)
+            out.append(patch.changed_line(lineno, raw, line, down_0002))
         res.data = join_lines(out) if out else b""
         res.patch = patch.to_json()
         return res
@@ -203,7 +199,8 @@ class BackfillBlockedBy(Step):
         if row["scope"] == "package" and row["message"] and true_not_found(row["message"]):
             counts["true not-found, untouched"] += 1
             return None
-        own = rec["blocked_by"] or []
+        stated = rec["blocked_by"]  # a list (maybe [], "nothing missing"), or None: unknown
+        own = stated or []
         found: list[tuple[str, list[str], dict[str, Any]]] = []  # (source, names, evidence)
         match = (
             blocker_names(row["message"], row["name"])
@@ -227,7 +224,7 @@ class BackfillBlockedBy(Step):
                 found.append((f.source, f.names, f.evidence()))
             elif f.exit_code != 8:
                 explicit_none = explicit_none or f
-        if not own and not found and row["scope"] == "platform" and dependency:
+        if stated is None and not found and row["scope"] == "platform" and dependency:
             sib = self._sibling(row, ctx)
             if sib:
                 names, file, line = sib
@@ -241,13 +238,13 @@ class BackfillBlockedBy(Step):
                 }
                 found.append(("sibling_record", names, ev))
         names = merge(own, *(n for _, n, _ in found))
-        blocked_by, evidence = rec["blocked_by"], []
+        blocked_by, evidence = stated, []
         if names != own:
-            if own:
+            if stated is not None and "evidence" not in rec:  # what the record itself said
                 evidence.append(
                     {
                         "source": "record",
-                        "names": list(own),
+                        "names": list(stated),
                         "detail": "blocked_by of the record as written",
                         "file": row["file"],
                         "line": row["line"],
@@ -258,8 +255,8 @@ class BackfillBlockedBy(Step):
                     counts[f"records backfilled from {source}"] += 1
                 evidence.append(ev)
             blocked_by = names
-            self._note_disagreement(row, where, own, found, counts, notes)
-        elif not names and explicit_none and rec["blocked_by"] is None and not dependency:
+            self._note_disagreement(row, where, stated, found, counts, notes)
+        elif not names and explicit_none and stated is None and not dependency:
             blocked_by = []
             evidence.append(explicit_none.evidence())
             counts[f"records known unblocked from {explicit_none.source}"] += 1
@@ -285,12 +282,13 @@ class BackfillBlockedBy(Step):
         return best if best and best[0] else None
 
     @staticmethod
-    def _note_disagreement(row, where, own, found, counts, notes) -> None:
-        if len(found) + bool(own) < 2:
+    def _note_disagreement(row, where, stated, found, counts, notes) -> None:
+        """``stated``: the record's own blocked_by (``[]`` says nothing was missing)."""
+        if len(found) + (stated is not None) < 2:
             return  # one source cannot disagree with itself
         sets = [(src, n) for src, n, _ in found]
-        if own:
-            sets.insert(0, ("record", own))
+        if stated is not None:
+            sets.insert(0, ("record", stated))
         full = set().union(*(set(n) for _, n in sets))
         truncated = bool(row["message"]) and row["message"].endswith("...")
         differing = [
@@ -302,7 +300,7 @@ class BackfillBlockedBy(Step):
             counts["records where sources disagree (union taken)"] += 1
             notes.append(
                 f"disagreement {where} {row['package_id'] or row['name']}: "
-                + "; ".join(f"{src} {', '.join(n)}" for src, n in sets)
+                + "; ".join(f"{src} {', '.join(n) or '(none)'}" for src, n in sets)
             )
 
     # ------------------------------------------------------------------ down

@@ -1,6 +1,6 @@
 """migrate: data migration and backfill for tsuku's batch-pipeline failure records and queues.
 
-Library first: every CLI verb is a function in :mod:`migrate.api`.
+Library first: every CLI verb is a plain function (engine.up, check.check_repo, ...).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -20,6 +20,7 @@ from migrate.ledger import Ledger
 from migrate.parallel import map_files
 from migrate.reader import Problem, iter_failure_lines, parse_queue
 from migrate.repo import FAILURES_DIR, DataRepo
+from migrate.steps import versions_at
 
 NOTES_SHOWN = 20
 
@@ -60,8 +61,9 @@ class CheckReport:
 
 
 def expected_versions(ledger: Ledger) -> tuple[int, int]:
-    """(failure-record version, queue version) the repo must be at, from its ledger."""
-    return (2 if ledger.is_applied("0001") else 1, 2 if ledger.is_applied("0003") else 1)
+    """(failure-line version, queue version) the repo must be at, from its ledger."""
+    versions = versions_at(ledger.current)
+    return versions["failures"], versions["queues"]
 
 
 def _select(repo: DataRepo, paths: list[str] | None) -> tuple[list[str], list[str]]:
@@ -133,15 +135,14 @@ def check_repo(
     ledger = Ledger.load(repo)
     report = CheckReport(version=ledger.current)
     report.failures_version, report.queue_version = expected_versions(ledger)
-    unfinished = ledger.unfinished
-    if unfinished is not None:
+    pending = ledger.pending
+    if pending is not None:
         report.problems.append(
             Problem(
-                "data/.migrate/ledger.json",
+                pending.rel,
                 0,
-                f"step {unfinished.id} is half-"
-                f"{'applied' if unfinished.state == 'applying' else 'reverted'}"
-                " (a run was interrupted): run `migrate up` to finish or `migrate down` to undo",
+                f"run {pending.id} ({pending.kind} to {pending.to or 'base'}) was interrupted:"
+                " the next `migrate up` or `migrate down` finishes it",
             )
         )
     failures, queues = _select(repo, paths)

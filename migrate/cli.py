@@ -10,12 +10,12 @@ from collections.abc import Sequence
 
 from migrate import __version__
 from migrate.allocator import keep_freed_memory
-from migrate.errors import BadInputError, MigrateError
+from migrate.errors import BadInputError, MigrateError, StepBug
 from migrate.repo import DataRepo
 
 EPILOG = """\
 exit codes: 0 ok, 1 violations/edits found, 2 usage, I/O or bad input, 3 lock held,
-4 ledger/version problem, 5 data changed since the ledger recorded it
+4 ledger/version problem, 5 data changed since the ledger recorded it, 6 a bug in a step
 """
 
 
@@ -53,12 +53,12 @@ NOTES_SHOWN = 20
 def _print_run(run, out=None) -> None:
     out = out or sys.stdout
     head = "dry run: " if run.dry_run else ""
+    if run.settled:
+        print(run.settled, file=out)
     for line in run.plan.describe():
         print(head + line, file=out)
     for sr in run.steps:
         verb = "would change" if run.dry_run else "changed"
-        if sr.resumed:
-            print(f"{sr.step.id}: resumed an interrupted run", file=out)
         print(
             f"{sr.step.id} {sr.step.name}: {verb} {sr.changed_files} of {sr.files_read} files",
             file=out,
@@ -70,13 +70,10 @@ def _print_run(run, out=None) -> None:
             print(f"  {note}", file=out)
         if len(shown) < len(sr.notes):
             print(f"  ... and {len(sr.notes) - len(shown)} more (all of them: --dry-run)", file=out)
-        if run.dry_run:
-            for fr in sr.files:
-                if fr.changed:
-                    counts = ", ".join(f"{k} {v}" for k, v in sorted(fr.counts.items()))
-                    print(f"  {fr.path}: {counts}", file=out)
-                if fr.diff:
-                    print(fr.diff, end="", file=out)
+    for path, diff in run.files:
+        print(f"  would change {path}", file=out)
+        if diff:
+            print(diff, end="", file=out)
     if not run.dry_run and run.plan.steps:
         print(f"now at {run.plan.target or 'base'} ({run.seconds:.2f}s)", file=out)
 
@@ -93,7 +90,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"pending: {', '.join(st['pending']) or 'none'}")
         if "unfinished" in st:
             u = st["unfinished"]
-            print(f"unfinished: step {u['id']} ({u['state']}) - run `migrate up` or `migrate down`")
+            print(
+                f"unfinished: run {u['run']} ({u['kind']} to {u['to'] or 'base'}) - the next"
+                " `migrate up` or `migrate down` finishes it"
+            )
     if args.check and (st["pending"] or "unfinished" in st):
         return 2
     return 0
@@ -102,16 +102,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     from migrate.engine import history
 
-    entries = history(_repo(args))
+    runs = history(_repo(args))
     if args.json:
-        print(json.dumps([e.to_json() for e in entries], indent=2))
+        print(json.dumps([r.header() | {"pending": r.pending} for r in runs], indent=2))
         return 0
-    if not entries:
-        print("no steps applied (base)")
-    for e in entries:
-        files = e.summary.get("files_changed", "?")
+    if not runs:
+        print("no runs (base)")
+    for r in runs:
+        changed = sum(c.get("files_changed", 0) for c in r.counts.values())
         print(
-            f"{e.id} {e.name}  {e.state}  {e.applied_at}  migrate {e.tool_version}  {files} files"
+            f"{r.id}  {r.kind} {r.from_ or 'base'} -> {r.to or 'base'}"
+            f"  ({', '.join(r.steps)})  {r.at}  migrate {r.tool_version}"
+            f"  {changed} file change(s){'  UNFINISHED' if r.pending else ''}"
         )
     return 0
 
@@ -119,17 +121,14 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from migrate.engine import up
     from migrate.progress import progress_for
+    from migrate.steps.base import RunOptions
 
     run = up(
         _repo(args),
         args.to,
         dry_run=args.dry_run,
         diff=args.diff,
-        options={
-            "evidence": args.evidence or [],
-            "recipes": args.recipes,
-            "quarantine": args.quarantine,
-        },
+        options=RunOptions(tuple(args.evidence or ()), args.recipes, args.quarantine),
         progress=progress_for(args, "up"),
         jobs=max(1, args.jobs),
     )
@@ -251,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"migrate {__version__}")
+    p.add_argument(
+        "--debug", action="store_true", help="show the traceback when a step fails (a bug)"
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--repo", metavar="DIR", help="data repo (default: current directory)")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -438,6 +440,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep_freed_memory()
     try:
         return args.func(args)
+    except StepBug as exc:
+        if args.debug:
+            for text in exc.tracebacks:
+                print(text, file=sys.stderr)
+        print(f"migrate: error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"migrate: hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
     except BadInputError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)

@@ -127,34 +127,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
 
 
-def loads_own(data: bytes | str) -> Any:
-    """Decode a line this tool wrote itself (a v2 record, a ledger line): the fast path
-    (orjson; raises a ``ValueError`` on invalid JSON).
-
-    Input from outside (failure lines, queues, evidence, anything ``check`` validates)
-    goes through the strict :func:`loads`, or through a fast path that proves it reads the
-    same (:func:`loads_queue`).
-    """
-    return orjson.loads(data)
-
-
-def loads_queue(data: bytes) -> Any:
-    """:func:`loads` of a queue document, faster for one in the layout Go's MarshalIndent
-    writes (every queue upstream): orjson decodes it, and encoding the result again must
-    give back the very same bytes. Then the strict decoder would read the same document
-    (nothing it refuses, a duplicate key, NaN, a BOM, an integer beyond 64 bits, survives
-    that round trip); anything else is decoded strictly. A third of the strict decoder's
-    time on a 4 MB queue."""
-    try:
-        obj = orjson.loads(data)
-        text = data.decode("utf-8")
-        if _dumps_queue_fast(obj, escapes_html(text)) == text:  # (no fallback: else strict)
-            return obj
-    except (ValueError, TypeError, RecursionError):  # (orjson's errors are both)
-        pass
-    return loads(data)
-
-
 def loads(data: bytes | str) -> Any:
     """Decode one JSON document strictly. Raises :class:`DecodeError` with a readable reason."""
     if isinstance(data, bytes):

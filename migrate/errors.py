@@ -2,7 +2,8 @@
 
 Exit codes (documented in the README):
   0 ok · 1 check found violations / verify found edits · 2 usage, I/O or bad input ·
-  3 lock held · 4 ledger or version problem · 5 data changed since the ledger recorded it
+  3 lock held · 4 ledger or version problem · 5 data changed since the ledger recorded it ·
+  6 a step failed on valid data (a bug in migrate)
 """
 
 from __future__ import annotations
@@ -52,3 +53,17 @@ class DataChanged(MigrateError):
     """A file no longer matches the checksum the ledger recorded for it."""
 
     exit_code = 5
+
+
+class StepBug(MigrateError):
+    """A step's code raised, or wrote what its own model refuses: a bug in migrate, not a
+    problem in the data. ``tracebacks`` are shown with ``--debug``."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, tracebacks: list[str]):
+        super().__init__(
+            message,
+            hint="this is a bug in migrate: run again with --debug and report what it prints",
+        )
+        self.tracebacks = tracebacks

@@ -16,15 +16,12 @@ from migrate.queues import entry_id, load_queue_docs, name_index
 from migrate.records import ts_key
 from migrate.repo import DataRepo
 from migrate.status_rules import decide, recipe_names
+from migrate.steps import versions_at
 
 
 def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict[str, Any]:
     ledger = Ledger.load(repo)
-    if not ledger.is_applied("0002"):
-        raise UsageError(
-            f"the repo is at {ledger.current or 'base'}; explain reads backfilled v2 records",
-            hint="run `migrate up` (or try it on a copy first)",
-        )
+    rebuilt = versions_at(ledger.current)["queues"] == 2
     names = name_index(load_queue_docs(repo))
     # an envelope names the package id; a per-recipe line the recipe (which may be the
     # queue's name of a package named otherwise: bat is github:sharkdp/bat)
@@ -37,9 +34,9 @@ def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict
             records.extend(r for r in rows if r["package_id"] == package_id)
     records.sort(key=lambda r: ts_key(r["timestamp"]), reverse=True)
     latest = latest_package_failures(repo).get(package_id)
-    if recipes is None:  # the recipes tree step 0003 was run with, as the ledger records it
-        step = next((s for s in ledger.steps if s.id == "0003"), None)
-        recipes = (step.summary.get("options") or {}).get("recipes") if step else None
+    if recipes is None:  # the recipes tree the queues were rebuilt with, as the ledger says
+        runs = [r for r in ledger.finished if r.kind == "up" and r.options.get("recipes")]
+        recipes = runs[-1].options["recipes"] if runs else None
     extra = recipe_names(recipes) if recipes else set()
     queues = []
     for rel, doc in load_queue_docs(repo).items():
@@ -59,7 +56,7 @@ def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict
                     "status": e["status"],
                     "blocked_by": e.get("blocked_by"),
                     "rule": d.rule,
-                    "rebuild_agrees": not d.changed(e) if ledger.is_applied("0003") else None,
+                    "rebuild_agrees": not d.changed(e) if rebuilt else None,
                     "blockers": [
                         {
                             "name": n,

@@ -15,8 +15,7 @@ from typing import Any
 import jsonlines
 import pandas as pd
 
-from migrate.errors import BadInputError
-from migrate.failures_index import file_rows
+from migrate.failures_index import file_rows, refuse
 from migrate.parallel import map_files
 from migrate.queues import load_queue_docs, name_index
 from migrate.reader import Problem
@@ -57,12 +56,7 @@ def export_frame(repo: DataRepo, jobs: int = 1) -> pd.DataFrame:
     ):
         rows.extend(found)
         problems.extend(probs)
-    if problems:
-        raise BadInputError(
-            f"{len(problems)} line(s) are not failure lines; nothing was exported",
-            [str(p) for p in problems],
-            hint="run `migrate check`",
-        )
+    refuse(problems, "nothing was exported")
     for row in rows:
         row["evidence_sources"] = list(dict.fromkeys(ev["source"] for ev in row["evidence"]))
     frame = pd.DataFrame(rows, columns=list(COLUMNS))

@@ -7,6 +7,7 @@ kept, never the records of the whole history.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from migrate import codec
@@ -50,11 +51,12 @@ def file_rows(
     return rows, problems
 
 
-def refuse(problems: list[Problem]) -> None:
-    """Raise the one error a later step gives for lines it cannot read."""
+def refuse(problems: list[Problem], what: str) -> None:
+    """Raise the one error for failure lines that cannot be read (``what``: what was not
+    done, "nothing was exported")."""
     if problems:
         raise BadInputError(
-            f"{len(problems)} failure line(s) cannot be read at this version; nothing was written",
+            f"{len(problems)} line(s) are not failure lines; {what}",
             [str(p) for p in problems],
             hint="run `migrate check`",
         )
@@ -70,46 +72,55 @@ def package_record_names(row: dict[str, Any]) -> list[str]:
     return merge(row["blocked_by"] or [], blocker_names(msg, row["name"]).names if msg else [])
 
 
+def latest_in_rows(
+    rows: list[dict[str, Any]], rel: str, only: frozenset[str] | set[str] | None = None
+) -> dict[str, Latest]:
+    """The latest package record of each package among one file's rows (of equal times the
+    later line wins). Per-recipe (platform) records never count: a recipe that failed on
+    one platform after it passed elsewhere is not a failed package."""
+    found: dict[str, Latest] = {}
+    for row in rows:
+        pid = row["package_id"]
+        if row["scope"] != "package" or (only is not None and pid not in only):
+            continue
+        key = ts_key(row["timestamp"])
+        cur = found.get(pid)
+        if cur is None or key >= cur.ts:
+            found[pid] = Latest(
+                key, row["timestamp"], row["category"], row["blocked_by"], f"{rel}:{row['line']}"
+            )
+    return found
+
+
+def merge_latest(parts: Iterable[dict[str, Latest]]) -> dict[str, Latest]:
+    """:func:`latest_in_rows` of several files, in file order (of equal times the later
+    file wins)."""
+    out: dict[str, Latest] = {}
+    for part in parts:
+        for pid, latest in part.items():
+            cur = out.get(pid)
+            if cur is None or latest.ts >= cur.ts:
+                out[pid] = latest
+    return out
+
+
 def latest_package_failures(
     repo: DataRepo,
     problems: list[Problem] | None = None,
     jobs: int = 1,
     only: set[str] | None = None,
 ) -> dict[str, Latest]:
-    """package_id -> its latest package-scope failure (by timestamp; of equal times the
-    later file, then the later line, wins).
-
-    Per-recipe (platform) records never count: a recipe that failed on one platform after
-    it passed elsewhere is not a failed package. Lines that are not v2 are added to
-    ``problems``. ``only``: the packages wanted (the queue's).
-    """
-    out: dict[str, Latest] = {}
+    """package_id -> its latest package-scope failure, over every failure file, at any
+    version. Lines that are not failure lines are added to ``problems``. ``only``: the
+    packages wanted."""
     problems = [] if problems is None else problems
 
     def one(rel: str) -> tuple[dict[str, Latest], list[Problem]]:
-        rows, probs = file_rows(rel, repo.read_bytes(rel))
-        found: dict[str, Latest] = {}
-        for row in rows:
-            pid = row["package_id"]
-            if row["scope"] != "package" or (only is not None and pid not in only):
-                continue
-            key = ts_key(row["timestamp"])
-            cur = found.get(pid)
-            if cur is None or key >= cur.ts:
-                found[pid] = Latest(
-                    key,
-                    row["timestamp"],
-                    row["category"],
-                    row["blocked_by"],
-                    f"{rel}:{row['line']}",
-                )
-        return found, probs
+        rows, probs = file_rows(rel, repo.read_bytes(rel), want=None)
+        return latest_in_rows(rows, rel, only), probs
 
-    rels = [ff.rel for ff in repo.failure_files()]
-    for found, probs in map_files(one, rels, jobs):
+    parts = []
+    for found, probs in map_files(one, [ff.rel for ff in repo.failure_files()], jobs):
         problems.extend(probs)
-        for pid, latest in found.items():
-            cur = out.get(pid)
-            if cur is None or latest.ts >= cur.ts:
-                out[pid] = latest
-    return out
+        parts.append(found)
+    return merge_latest(parts)

@@ -11,9 +11,11 @@ CI workflow no longer assembles lines with jq and the format cannot drift again.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
+import jsonlines
 from pydantic import ValidationError
 
 from migrate import clock, codec
@@ -25,6 +27,7 @@ from migrate.ledger import Ledger
 from migrate.models import RecipeLineV2
 from migrate.queues import load_queue_docs, name_index
 from migrate.repo import FAILURES_DIR, DataRepo
+from migrate.steps import versions_at
 
 #: tsuku CLI exit code -> canonical category (formats.md section 3).
 EXIT_CATEGORIES = {
@@ -102,7 +105,7 @@ def ingest(
     """Write the records; returns (file written or None, record count, evidence problems)."""
     if not files:
         raise UsageError("give at least one validation-results file")
-    if not stdout and not Ledger.load(repo).is_applied("0001"):
+    if not stdout and versions_at(Ledger.load(repo).current)["failures"] != 2:
         raise UsageError(
             "this repo is at base (v1 records); ingest writes v2 lines",
             hint="run `migrate up` first, or use --stdout",
@@ -112,7 +115,10 @@ def ingest(
     records, problems = build_records(repo, files, run, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
     if problems and not records:
         raise BadInputError("no usable validation results", problems)
-    body = "".join(codec.dumps_line(r) + "\n" for r in records)
+    out = io.StringIO()  # the lines as the Go and jq writers would spell them
+    with jsonlines.Writer(out, dumps=codec.dumps_line) as writer:
+        writer.write_all(records)
+    body = out.getvalue()
     if stdout:
         print(body, end="")
         return None, len(records), problems

@@ -1,56 +1,77 @@
-"""The ledger: which steps are applied to a data repo, and what their ``down`` needs.
+"""The ledger: what each run did to each file, committed with the data, one file per run.
 
-Layout, committed with the data and readable in a git diff::
+Layout (JSON Lines, readable in a git diff)::
 
-    data/.migrate/ledger.json          {"format": 1, "steps": [...]}, 2-space indented
-    data/.migrate/<id>-<name>.jsonl    one line per file the step wrote:
-                                       {"path", "before", "after", "patch"?, "restore"?}
+    data/.migrate/runs/<run id>.jsonl     one file per run, never rewritten
+        line 1   {"format": 2, "run", "kind": "up"|"down", "at", "tool_version",
+                  "from", "to", "steps", "options", "counts"}
+        line 2+  one per file the run wrote or looked at:
+                 {"path", "origin",
+                  "steps": [{"id", "before"?, "after"?, "patch"?, "restore"?}, ...]}
 
-``before``/``after`` are sha256 checksums of the file's bytes; ``patch`` is what the
-step's ``down`` needs besides the new bytes (step 0001: the v1 line layout); ``restore`` holds the
-original bytes of a file whose exact bytes the step's ``down`` could not rebuild on its
-own (hand edits, other escaping, missing final newline), as text or base64.
+A file's entry is its whole state after the run: ``origin`` is the checksum of its bytes
+before any step, ``steps`` the steps applied to it in order, each with the checksum of the
+bytes it left (absent: the same as it was given), the patch its ``down`` needs, where that
+``down`` could not rebuild the bytes before the step those bytes (``restore``), and where
+another writer changed the file between two runs the checksum of what the step was given
+(``before``). The state of a
+file is its entry in the latest run that has one; runs are ordered by id (their start time,
+then a random part), so runs made on two git branches sit side by side and merge without
+a conflict.
 
-A step's entry is written with ``state: "applying"`` (and its detail file complete)
-*before* any data file is replaced, and switched to ``"applied"`` after all of them are
-durable; a run killed in between is finished by ``up`` or undone by ``down``.
-At base (no step applied) the folder does not exist.
+Crash safety: a run's file is written as ``<id>.jsonl.pending`` (complete, durable) before
+any data file is replaced, and renamed to ``<id>.jsonl`` once every one is: a pending run
+is the only unfinished state, and the next run finishes it. At base (nothing applied) the
+folder does not exist.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
 import re
+import secrets
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from migrate import codec
+import jsonlines
+
+from migrate import clock, codec
 from migrate.errors import LedgerError
 from migrate.repo import LEDGER_DIR, DataRepo
 
-FORMAT = 1
-#: The only files a ledger entry may name: failure files and queues (no folders, no "..").
+FORMAT = 2
+RUNS_DIR = f"{LEDGER_DIR}/runs"
+PENDING = ".pending"
+#: The only files an entry may name: failure files and queues (no folders, no "..").
 OWNED_PATH = re.compile(
     r"^data/(failures/[^/\\]+\.jsonl|queues/[^/\\]+\.json|priority-queue\.json)$"
 )
-LEDGER_FILE = f"{LEDGER_DIR}/ledger.json"
-State = Literal["applying", "applied", "reverting"]
+_RUN_ID = re.compile(r"^\d{6}-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z-[0-9a-f]{6}$")
+
+
+def checksum(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
-class FileEntry:
-    path: str
-    before: str
-    after: str
-    restore: bytes | None = None
+class StepState:
+    id: str
+    after: str | None = None  # None: the step left the bytes as they were
     patch: Any = None
-
-    def to_line(self) -> bytes:
-        """This entry's line in the step's detail file."""
-        return codec.dumps_bytes(self.to_json()) + b"\n"
+    #: the bytes before the step, where its ``down`` could not rebuild them
+    restore: bytes | None = None
+    #: the checksum of the bytes the step was given, where another writer had changed them
+    #: since the previous step (None: what the previous step left)
+    before: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path, "before": self.before, "after": self.after}
+        out: dict[str, Any] = {"id": self.id}
+        if self.before is not None:
+            out["before"] = self.before
+        if self.after is not None:
+            out["after"] = self.after
         if self.patch is not None:
             out["patch"] = self.patch
         if self.restore is not None:
@@ -61,11 +82,7 @@ class FileEntry:
         return out
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> FileEntry:
-        if not isinstance(obj.get("path"), str) or not OWNED_PATH.match(obj["path"]):
-            # the ledger is committed data: a path outside the files migrate owns would let
-            # an edited ledger make `down` write anywhere
-            raise ValueError(f"path {obj.get('path')!r} is not a file migrate writes")
+    def from_json(cls, obj: dict[str, Any]) -> StepState:
         restore = obj.get("restore")
         raw = None
         if restore is not None:
@@ -74,164 +91,230 @@ class FileEntry:
                 if "text" in restore
                 else base64.b64decode(restore["base64"])
             )
-        return cls(obj["path"], obj["before"], obj["after"], raw, obj.get("patch"))
+        return cls(obj["id"], obj.get("after"), obj.get("patch"), raw, obj.get("before"))
 
 
 @dataclass
-class StepEntry:
-    id: str
-    name: str
-    description: str
-    state: State
-    applied_at: str
-    tool_version: str
-    summary: dict[str, Any] = field(default_factory=dict)
+class FileState:
+    """A file's state after a run: its origin, the steps applied to it, what each left."""
+
+    path: str
+    origin: str
+    steps: list[StepState] = field(default_factory=list)
+
+    def checksums(self) -> list[tuple[str, str]]:
+        """(checksum of the bytes each step was given, checksum of the bytes it left)."""
+        out, cur = [], self.origin
+        for st in self.steps:
+            given = st.before or cur
+            cur = st.after or given
+            out.append((given, cur))
+        return out
 
     @property
-    def detail_file(self) -> str:
-        return f"{LEDGER_DIR}/{self.id}-{self.name}.jsonl"
+    def after(self) -> str:
+        """The checksum of the bytes the last step left."""
+        sums = self.checksums()
+        return sums[-1][1] if sums else self.origin
+
+    @property
+    def step_ids(self) -> list[str]:
+        return [st.id for st in self.steps]
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id,
-            "name": self.name,
-            "description": self.description,
-            "state": self.state,
-            "applied_at": self.applied_at,
-            "tool_version": self.tool_version,
-            "summary": self.summary,
+            "path": self.path,
+            "origin": self.origin,
+            "steps": [st.to_json() for st in self.steps],
         }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> FileState:
+        if not isinstance(obj.get("path"), str) or not OWNED_PATH.match(obj["path"]):
+            # the ledger is committed data: a path outside the files migrate owns would let
+            # an edited ledger make `down` write anywhere
+            raise ValueError(f"path {obj.get('path')!r} is not a file migrate writes")
+        return cls(obj["path"], obj["origin"], [StepState.from_json(s) for s in obj["steps"]])
+
+
+@dataclass
+class Run:
+    """One run's header (its files are read on demand: :meth:`Ledger.files`)."""
+
+    id: str
+    kind: str  # "up" or "down"
+    at: str
+    tool_version: str
+    from_: str | None
+    to: str | None
+    steps: list[str]
+    options: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    pending: bool = False
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "run": self.id,
+            "kind": self.kind,
+            "at": self.at,
+            "tool_version": self.tool_version,
+            "from": self.from_,
+            "to": self.to,
+            "steps": self.steps,
+            "options": self.options,
+            "counts": self.counts,
+        }
+
+    @property
+    def rel(self) -> str:
+        return f"{RUNS_DIR}/{self.id}.jsonl" + (PENDING if self.pending else "")
+
+
+def new_run_id(ledger: Ledger) -> str:
+    """The run's number (one more than the ledger's last), its start time and a random
+    part: sorted in the order the runs were made, unique across git branches."""
+    seq = int(ledger.runs[-1].id[:6]) + 1 if ledger.runs else 1
+    return f"{seq:06d}-{clock.now().strftime('%Y-%m-%dT%H-%M-%SZ')}-{secrets.token_hex(3)}"
+
+
+def _lines(data: bytes) -> list[Any]:
+    return list(jsonlines.Reader(io.BytesIO(data), loads=codec.loads))
 
 
 class Ledger:
-    """In-memory view of ``data/.migrate``; all writes go through the repo, atomically."""
+    """The runs of a data repo, in order; all writes go through the repo, atomically."""
 
-    def __init__(self, repo: DataRepo, steps: list[StepEntry]):
+    def __init__(self, repo: DataRepo, runs: list[Run]):
         self.repo = repo
-        self.steps = steps
+        self.runs = runs
+        self._states: dict[str, FileState] | None = None
 
     @classmethod
     def load(cls, repo: DataRepo) -> Ledger:
-        if not repo.exists(LEDGER_FILE):
-            # Detail files without ledger.json are leftovers of a run killed while it
-            # dropped its last step (ledger.json goes first): the next write cleans them.
-            return cls(repo, [])
+        if repo.exists(f"{LEDGER_DIR}/ledger.json"):
+            raise LedgerError(
+                f"{LEDGER_DIR}/ledger.json is a ledger of migrate 0.1 (format 1),"
+                " whose v2 lines had another layout",
+                hint="roll back with the migrate that wrote it (`migrate down --to base`),"
+                " then run this one",
+            )
+        folder = repo.path(RUNS_DIR)
+        runs = []
+        if folder.is_dir():
+            for p in sorted(folder.iterdir()):
+                name = p.name
+                pending = name.endswith(PENDING)
+                run_id = name.removesuffix(PENDING).removesuffix(".jsonl")
+                if not name.removesuffix(PENDING).endswith(".jsonl") or not _RUN_ID.match(run_id):
+                    continue  # (a temporary file of an interrupted write, cleaned by writers)
+                runs.append(cls._header(repo, f"{RUNS_DIR}/{name}", pending))
+        runs.sort(key=lambda r: r.id)
+        return cls(repo, runs)
+
+    @staticmethod
+    def _header(repo: DataRepo, rel: str, pending: bool) -> Run:
+        data = repo.read_bytes(rel)
+        first = data.split(b"\n", 1)[0]
         try:
-            obj = codec.loads(repo.read_bytes(LEDGER_FILE))
-            fmt = obj["format"]
+            head = codec.loads(first)
+            fmt = head["format"]
             if not isinstance(fmt, int):
-                raise TypeError
+                raise TypeError("format is not an integer")
             if fmt > FORMAT:
                 raise LedgerError(
-                    f"{LEDGER_FILE}: ledger format {fmt} was written by a newer migrate"
-                    f" (this one reads format {FORMAT})",
-                    hint="upgrade migrate (pip install -U migrate)",
+                    f"{rel}: ledger format {fmt} was written by a newer migrate"
+                    f" ({head.get('tool_version')}; this one reads format {FORMAT})",
+                    hint=f"install migrate {head.get('tool_version')} or newer",
                 )
-            steps = [
-                StepEntry(
-                    s["id"],
-                    s["name"],
-                    s["description"],
-                    s["state"],
-                    s["applied_at"],
-                    s["tool_version"],
-                    s.get("summary", {}),
-                )
-                for s in obj["steps"]
-            ]
+            return Run(
+                head["run"],
+                head["kind"],
+                head["at"],
+                head["tool_version"],
+                head["from"],
+                head["to"],
+                list(head["steps"]),
+                head.get("options") or {},
+                head.get("counts") or {},
+                pending,
+            )
         except LedgerError:
             raise
-        except (codec.DecodeError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise LedgerError(
-                f"{LEDGER_FILE}: unreadable ledger ({exc})",
+                f"{rel}: unreadable ledger run ({exc})",
                 hint="restore it from git (git checkout -- data/.migrate)",
             ) from None
-        return cls(repo, steps)
 
     # ------------------------------------------------------------------ queries
 
     @property
-    def applied_ids(self) -> list[str]:
-        return [s.id for s in self.steps if s.state == "applied"]
+    def finished(self) -> list[Run]:
+        return [r for r in self.runs if not r.pending]
+
+    @property
+    def pending(self) -> Run | None:
+        """The run a killed process left unfinished, if any."""
+        found = [r for r in self.runs if r.pending]
+        return found[-1] if found else None
 
     @property
     def current(self) -> str | None:
-        ids = self.applied_ids
-        return ids[-1] if ids else None
+        """The step the repo is at: the target of the last finished run (None: base)."""
+        done = self.finished
+        return done[-1].to if done else None
 
-    @property
-    def unfinished(self) -> StepEntry | None:
-        """The step a killed run left half-done, if any."""
-        for s in self.steps:
-            if s.state != "applied":
-                return s
-        return None
-
-    def is_applied(self, step_id: str) -> bool:
-        return step_id in self.applied_ids
-
-    def detail_missing(self, entry: StepEntry) -> bool:
-        return not self.repo.exists(entry.detail_file)
-
-    def files(self, entry: StepEntry) -> list[FileEntry]:
-        if self.detail_missing(entry):
+    def files(self, run: Run) -> list[FileState]:
+        data = self.repo.read_bytes(run.rel)
+        try:
+            return [FileState.from_json(obj) for obj in _lines(data)[1:]]
+        except (jsonlines.InvalidLineError, ValueError, KeyError, TypeError) as exc:
             raise LedgerError(
-                f"{entry.detail_file} is missing: step {entry.id} cannot be checked or reverted",
-                hint="restore it from git (git checkout -- data/.migrate); never commit"
-                " data/.migrate in part",
-            )
-        from migrate.reader import split_lines
+                f"{run.rel}: unreadable ({exc})",
+                hint="restore it from git (git checkout -- data/.migrate)",
+            ) from None
 
-        out = []
-        for lineno, raw in split_lines(self.repo.read_bytes(entry.detail_file)):
-            try:
-                out.append(FileEntry.from_json(codec.loads_own(raw)))
-            except (codec.DecodeError, KeyError, TypeError, ValueError) as exc:
-                raise LedgerError(f"{entry.detail_file}:{lineno}: unreadable ({exc})") from None
-        return out
+    def states(self) -> dict[str, FileState]:
+        """Each file's state: its entry in the latest finished run that has one."""
+        if self._states is None:
+            out: dict[str, FileState] = {}
+            for run in self.finished:
+                for fs in self.files(run):
+                    out[fs.path] = fs
+            self._states = out
+        return self._states
 
     # ------------------------------------------------------------------ writes
 
-    def save(self) -> None:
-        if not self.steps:
-            self.remove_all()
-            return
-        doc = {"format": FORMAT, "steps": [s.to_json() for s in self.steps]}
-        self.repo.write_atomic(LEDGER_FILE, codec.dumps_queue(doc).encode("utf-8"))
+    def write_pending(self, run: Run, entries: list[bytes]) -> None:
+        """The run's file, complete and durable, as pending (before any data file moves).
+        ``entries``: each file's line (``entry_line``)."""
+        run.pending = True
+        body = codec.dumps_bytes(run.header()) + b"\n" + b"".join(entries)
+        self.repo.write_atomic(run.rel, body)
+        self.runs.append(run)
+        self._states = None
 
-    def write_files(
-        self, entry: StepEntry, files: list[FileEntry], lines: list[bytes | None] | None = None
-    ) -> None:
-        """``lines``: each entry's line already encoded (``FileEntry.to_line``), or None."""
-        given = lines if lines is not None else [None] * len(files)
-        body = b"".join(line or f.to_line() for f, line in zip(files, given, strict=True))
-        self.repo.write_atomic(entry.detail_file, body)
+    def finish(self, run: Run) -> None:
+        """Every data file of ``run`` is in place: the run is committed."""
+        pending = self.repo.path(run.rel)
+        run.pending = False
+        self.repo.rename(pending, self.repo.path(run.rel))
+        self._states = None
 
-    def begin(
-        self, entry: StepEntry, files: list[FileEntry], lines: list[bytes | None] | None = None
-    ) -> None:
-        """ledger.json first (state applying), then the detail file. A run killed between
-        the two has replaced no data file yet; the next run drops the entry."""
-        self.steps.append(entry)
-        self.save()
-        self.write_files(entry, files, lines)
-
-    def mark(self, entry: StepEntry, state: State) -> None:
-        entry.state = state
-        self.save()
-
-    def drop(self, entry: StepEntry) -> None:
-        """ledger.json first, then the detail file (an orphan detail file is harmless)."""
-        self.steps.remove(entry)
-        self.save()
-        if self.steps:
-            self.repo.remove(entry.detail_file)
+    def drop(self, run: Run) -> None:
+        self.repo.remove(run.rel)
+        self.runs.remove(run)
+        self._states = None
 
     def remove_all(self) -> None:
-        """At base the folder does not exist: ledger.json goes first, then the rest."""
-        folder = self.repo.path(LEDGER_DIR)
-        if folder.exists():
-            self.repo.remove(LEDGER_FILE)
-            for p in folder.iterdir():
-                p.unlink()
-            folder.rmdir()
+        """At base the folder does not exist."""
+        self.repo.remove_tree(LEDGER_DIR)
+        self.runs = []
+        self._states = None
+
+
+def entry_line(fs: FileState) -> bytes:
+    """A file's line in a run's file."""
+    return codec.dumps_bytes(fs.to_json()) + b"\n"

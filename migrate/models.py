@@ -16,8 +16,7 @@ The JSON Schemas in ``schemas/`` are generated from these classes (``migrate sch
 
 from __future__ import annotations
 
-from types import UnionType
-from typing import Annotated, Any, Literal, NotRequired, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -29,7 +28,6 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from typing_extensions import TypedDict  # pydantic's own dependency; it refuses typing's on 3.11
 
 # --------------------------------------------------------------------------- vocabularies
 
@@ -90,10 +88,21 @@ def _check_blocker(name: str) -> str:
     return name
 
 
-#: Upstream rejects dependency names containing ``/``, ``\``, ``..``, ``<`` or ``>``.
+#: Upstream rejects dependency names containing ``/``, ``\``, ``..``, ``<`` or ``>``; a
+#: name never holds a blank (the registry error ends a name at one).
 BlockerName = Annotated[
     str, StringConstraints(pattern=r"^[^/\\<>\s]+$"), AfterValidator(_check_blocker)
 ]
+_BLOCKER_NAME: TypeAdapter[str] = TypeAdapter(BlockerName)
+
+
+def valid_blocker_name(name: str) -> bool:
+    """The one blocker-name rule (:data:`BlockerName`), for readers of evidence."""
+    try:
+        _BLOCKER_NAME.validate_python(name)
+    except ValidationError:
+        return False
+    return True
 
 
 class _Strict(BaseModel):
@@ -375,59 +384,3 @@ class UnifiedQueueV2(_Strict):
     schema_version: Literal[2]
     updated_at: Timestamp
     entries: list[UnifiedEntryV2]
-
-
-# ------------------------------------------------------- the same rules, as plain dicts
-
-
-def _as_dicts(tp: Any, made: dict[type, Any]) -> Any:
-    """``tp`` with every model in it replaced by its :func:`dict_type`."""
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return dict_type(tp, made)
-    origin, args = get_origin(tp), get_args(tp)
-    if origin is None or not args:
-        return tp
-    if origin is Annotated:
-        return Annotated[(_as_dicts(args[0], made), *tp.__metadata__)]
-    if origin in (Union, UnionType):
-        return Union[tuple(_as_dicts(a, made) for a in args)]  # noqa: UP007
-    return origin[tuple(_as_dicts(a, made) for a in args)]
-
-
-def dict_type(model: type[BaseModel], made: dict[type, Any] | None = None) -> Any:
-    """A ``TypedDict`` with the field rules of ``model`` (the same types, constraints and
-    validators, nested models as such dicts; a field with a default may be absent), for
-    pydantic to validate into plain dicts: without a model instance per object, a third
-    less time on every record of the history. A model's own ``model_validator`` is not
-    part of it: :func:`queue_v2_valid` runs the queues' one."""
-    made = {} if made is None else made
-    if model not in made:
-        fields = {}
-        for name, info in model.model_fields.items():
-            tp = _as_dicts(info.annotation, made)
-            if info.metadata:
-                tp = Annotated[(tp, *info.metadata)]
-            fields[name] = tp if info.is_required() else NotRequired[tp]
-        made[model] = TypedDict(f"{model.__name__}Dict", fields)  # type: ignore[operator]
-        made[model].__pydantic_config__ = model.model_config
-    return made[model]
-
-
-#: The v2 queue models' field rules over plain dicts (step 0003's test of its queues).
-QUEUE_V2_DICTS: dict[str, TypeAdapter[Any]] = {
-    "legacy": TypeAdapter(dict_type(LegacyQueueV2)),
-    "unified": TypeAdapter(dict_type(UnifiedQueueV2)),
-}
-
-
-def queue_v2_valid(kind: str, doc: Any) -> bool:
-    """Whether a v2 queue document passes its model (``LegacyQueueV2``/``UnifiedQueueV2``),
-    told without building a model instance per entry: the field rules over dicts, then each
-    entry's rule of :func:`_blocked_by_only_when_blocked`. False: ask the model, which
-    names the problems."""
-    try:
-        QUEUE_V2_DICTS[kind].validate_python(doc)
-    except ValidationError:
-        return False
-    entries = doc["packages"] if kind == "legacy" else doc["entries"]
-    return all((e["status"] == "blocked") == ("blocked_by" in e) for e in entries)

@@ -256,7 +256,7 @@ def parse_queue(rel: str, data: bytes, expect_version: int | None = None) -> Par
     """Decode and validate a queue file; ``expect_version`` is the repo's recorded version."""
     out = ParsedQueue(rel)
     try:
-        out.obj = codec.loads_queue(data)
+        out.obj = codec.loads(data)
         out.kind = queue_kind(out.obj)
     except (codec.DecodeError, ValueError) as exc:
         out.problems.append(Problem(rel, 1, str(exc)))

@@ -8,7 +8,6 @@ ledger lives in ``data/.migrate/`` and the lock in ``data/.migrate.lock``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -55,23 +54,12 @@ class FailureFile:
         return cls(rel, None, None, "other")
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def file_mode(path: Path) -> int | None:
     """A file's permission bits, which a rewrite keeps; None if there is no file yet."""
     try:
         return os.stat(path).st_mode & 0o7777
     except OSError:
         return None  # absent (or unreadable: the write or replace will say so)
-
-
-def file_sha256(path: Path) -> str:
-    """``sha256`` of a file's bytes, read through a small buffer: checking a big file
-    costs the hash, not a copy of the file in memory."""
-    with open(path, "rb") as fh:
-        return "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 class DataRepo:
@@ -133,16 +121,6 @@ class DataRepo:
         except OSError as exc:
             raise RepoError(f"{rel}: cannot read ({exc.strerror})") from None
 
-    def checksum(self, rel: str) -> str:
-        """``sha256(self.read_bytes(rel))``, without holding the bytes (see ``file_sha256``)."""
-        p = self._safe(rel)
-        try:
-            return file_sha256(p)
-        except FileNotFoundError:
-            raise RepoError(f"{rel}: no such file") from None
-        except OSError as exc:
-            raise RepoError(f"{rel}: cannot read ({exc.strerror})") from None
-
     def exists(self, rel: str) -> bool:
         return (self.root / rel).exists()
 
@@ -174,6 +152,24 @@ class DataRepo:
         p = self.root / rel
         if p.exists():
             p.unlink()
+            sync_dir(p.parent)
+
+    def rename(self, src: Path, dst: Path) -> None:
+        """Rename within the repo, durably."""
+        try:
+            os.replace(src, dst)
+        except OSError as exc:
+            where = dst.relative_to(self.root)
+            raise RepoError(f"{where}: cannot write ({exc.strerror})") from None
+        sync_dir(dst.parent)
+
+    def remove_tree(self, rel: str) -> None:
+        """Remove a folder of this tool's (the ledger) and everything in it."""
+        import shutil
+
+        p = self.root / rel
+        if p.is_dir():
+            shutil.rmtree(p)
             sync_dir(p.parent)
 
 

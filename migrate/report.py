@@ -20,6 +20,7 @@ from migrate.ledger import Ledger
 from migrate.queues import entry_id
 from migrate.reader import queue_kind
 from migrate.repo import DataRepo
+from migrate.steps import versions_at
 
 
 @dataclass
@@ -143,9 +144,9 @@ def _crosstab(df: pd.DataFrame, index: str) -> dict[str, dict[str, int]]:
 
 def build_report(repo: DataRepo, queue: str | None = None) -> Report:
     ledger = Ledger.load(repo)
-    if not ledger.is_applied("0003"):
+    if versions_at(ledger.current)["queues"] != 2:
         raise UsageError(
-            f"the repo is at {ledger.current or 'base'}: reports read rebuilt queues (step 0003)",
+            f"the repo is at {ledger.current or 'base'}: reports read rebuilt queues (v2)",
             hint="run `migrate up` first (on a copy, to only look)",
         )
     chosen = choose_queues(repo, queue)

@@ -8,8 +8,8 @@ envelope files for six ecosystems (dashed ``updated_at``), ``homebrew-<ts>`` and
 true not-founds, dependency chatter and 500-byte truncation, the same packages retried
 across runs, and a unified queue plus a stale legacy homebrew queue.
 
-    python scripts/gen_corpus.py OUT --records 66000 --files 60000      # many small files
-    python scripts/gen_corpus.py OUT --records 250000 --files 12        # few large files
+    python scripts/gen_corpus.py OUT --records 66000 --files 60000  # the real shape x10
+    python scripts/gen_corpus.py OUT --records 250000 --files 12    # few large files (info)
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ class Gen:
 
 
 def generate(out: Path, records: int, files: int, seed: int) -> dict:
-    g = Gen(seed, packages=max(50, records // 25))
+    g = Gen(seed, packages=max(50, records // 12))
     fail = out / "data" / "failures"
     queues = out / "data" / "queues"
     fail.mkdir(parents=True, exist_ok=True)
@@ -165,7 +165,9 @@ def generate(out: Path, records: int, files: int, seed: int) -> dict:
     t = datetime(2026, 1, 31, 18, 0, tzinfo=UTC)
     written = 0
     nfiles = 0
-    b_share = 0.08  # of records written as per-platform lines
+    # the real history (formats.md): 6,355 envelope records in 5,744 one-line files (1.1
+    # each, up to 44), and ~500 per-recipe lines in batch-<ts>/homebrew-<ts> files
+    b_share = 0.008  # of files: per-recipe line files, 1-20 lines each
     per_file = max(1, records // max(1, files))
     big = files <= 50
     if big:  # few large files: one mixed homebrew.jsonl, one big file per ecosystem family
@@ -205,6 +207,7 @@ def generate(out: Path, records: int, files: int, seed: int) -> dict:
         mixed = open(fail / "homebrew.jsonl", "w", encoding="utf-8")  # noqa: SIM115
         nfiles = 1
         zero = 0
+        mixed_envelopes = 0
         while written < records and nfiles < files:
             t += timedelta(seconds=g.r.randint(60, 900))
             stamp = t.strftime("%Y-%m-%dT%H-%M-%SZ")
@@ -218,7 +221,7 @@ def generate(out: Path, records: int, files: int, seed: int) -> dict:
                 else:
                     lines = [
                         go_line(g.platform_line(g.r.choice(g.pkgs)[1].split("/")[-1], t))
-                        for _ in range(g.r.randint(1, 6))
+                        for _ in range(g.r.randint(1, 20))
                     ]
                     path.write_text("".join(x + "\n" for x in lines), encoding="utf-8")
                     written += len(lines)
@@ -230,7 +233,7 @@ def generate(out: Path, records: int, files: int, seed: int) -> dict:
                 records - written,
                 max(1, int(g.r.expovariate(1 / per_file)))
                 if per_file > 1
-                else (1 if g.r.random() < 0.97 else g.r.randint(2, 8)),
+                else (1 if g.r.random() < 0.975 else g.r.randint(2, 6)),
             )
             items = [g.record(t) for _ in range(k)]
             for f in items:
@@ -242,13 +245,19 @@ def generate(out: Path, records: int, files: int, seed: int) -> dict:
                 "updated_at": stamp,
                 "failures": items,
             }
-            if nfiles < 60 and eco == "homebrew" and g.r.random() < 0.5:  # January: mixed file
+            if mixed_envelopes < min(40, files // 100) and eco == "homebrew":  # the mixed file
+                mixed_envelopes += 1  # (~180 KB at the real size: 40 envelopes, ~230 lines)
+                env["failures"] += [g.record(t) for _ in range(g.r.randint(0, 11))]
+                for f in env["failures"]:
+                    f["package_id"] = "homebrew:" + f["package_id"].split(":", 1)[1]
                 env["updated_at"] = t.strftime("%Y-%m-%dT%H:%M:%SZ")
                 mixed.write(go_line(env) + "\n")
-                mixed.write(
-                    go_line(g.platform_line(g.r.choice(g.pkgs)[1].split("/")[-1], t)) + "\n"
-                )
-                written += k + 1
+                for _ in range(g.r.randint(2, 10)):
+                    mixed.write(
+                        go_line(g.platform_line(g.r.choice(g.pkgs)[1].split("/")[-1], t)) + "\n"
+                    )
+                    written += 1
+                written += len(env["failures"])
                 continue
             (fail / f"{eco}-{stamp}.jsonl").write_text(go_line(env) + "\n", encoding="utf-8")
             written += k

@@ -35,8 +35,8 @@ def refused_up(root: Path):
 
 
 def up_stopped_at_the_third_rename(root: Path, monkeypatch) -> None:
-    """Step 0001 cannot rename its third staged file: the ledger marks it unfinished, the
-    other files' staged copies wait (the state a SIGKILL there leaves)."""
+    """`up` cannot rename its third staged file: the ledger's run is pending, the other
+    files' staged copies wait (the state a SIGKILL there leaves)."""
     import errno
     import os
 
@@ -57,7 +57,7 @@ def up_stopped_at_the_third_rename(root: Path, monkeypatch) -> None:
         return real_replace(src, dst, *a, **k)
 
     with monkeypatch.context() as m:  # only this: other patches of the test stay
-        m.setattr("migrate.engine.os.replace", stop_third)
+        m.setattr("migrate.engine.commit.os.replace", stop_third)
         with pytest.raises(RepoError, match="unfinished"):
             engine.up(DataRepo(root))
 

@@ -24,7 +24,7 @@ def test_status_json_and_check_exit_codes(fixture_repo, capsys):
     assert main(["status", "--repo", root, "--check"]) == 0
     capsys.readouterr()
     assert main(["history", "--repo", root]) == 0
-    assert "0001 records-v2  applied" in capsys.readouterr().out
+    assert "up base -> 0003  (0001, 0002, 0003)" in capsys.readouterr().out
     assert main(["verify", "--repo", root]) == 0
     assert main(["down", "--repo", root, "--to", "base"]) == 0
     assert "now at base" in capsys.readouterr().out
@@ -35,7 +35,7 @@ def test_dry_run_prints_plan_per_file_counts_and_diff(fixture_repo, capsys):
     assert main(["up", "--repo", root, "--dry-run", "--diff"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("dry run: apply 0001 records-v2")
-    assert "data/failures/homebrew.jsonl: " in out
+    assert "would change data/failures/homebrew.jsonl" in out
     assert "+++ b/data/failures/homebrew.jsonl" in out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -67,7 +68,7 @@ def test_stairway_up_down_up_is_byte_exact_per_step(fixture_repo, name):
         if name == "sample":  # every step has work on the sample: a no-op step must fail here
             assert data_only(after) != data_only(states[-1]), f"step {step_id} changed nothing"
         engine.down(repo)  # one step back
-        assert snapshot(root) == states[-1], f"down of {step_id} is not exact"
+        assert data_only(snapshot(root)) == data_only(states[-1]), f"down of {step_id} not exact"
         engine.up(repo, step_id)
         assert data_only(snapshot(root)) == data_only(after), f"up of {step_id} not repeatable"
         states.append(snapshot(root))
@@ -95,20 +96,32 @@ def test_dry_run_writes_nothing_and_reports_counts(fixture_repo):
     step = run.steps[0]
     assert step.changed_files > 0
     assert (step.totals["envelope records"], step.totals["per-recipe lines"]) == (49, 26)
-    assert any(f.diff.startswith("--- a/data/failures/") for f in step.files)
+    assert any(diff.startswith("--- a/data/failures/") for _, diff in run.files)
     assert not list(root.rglob("*.migrate-stage"))
 
 
-def test_ledger_records_step_time_version_and_checksums(fixture_repo):
+def _runs(root):
+    return sorted((root / LEDGER_DIR / "runs").iterdir())
+
+
+def test_the_ledger_is_one_file_per_run_with_every_files_state(fixture_repo):
     root = fixture_repo("sample")
-    engine.up(DataRepo(root), "0001")
-    ledger = json.loads((root / LEDGER_DIR / "ledger.json").read_text())
-    entry = ledger["steps"][0]
-    assert ledger["format"] == 1
-    assert entry["id"] == "0001" and entry["state"] == "applied"
-    assert entry["applied_at"] == "2026-03-04T05:06:07Z"
-    lines = (root / LEDGER_DIR / "0001-records-v2.jsonl").read_text().splitlines()
-    assert lines and all(json.loads(x)["after"].startswith("sha256:") for x in lines)
+    repo = DataRepo(root)
+    engine.up(repo, "0001")
+    engine.up(repo)
+    first, second = _runs(root)
+    assert first.name.startswith("000001-2026-03-04T05-06-07Z-")
+    assert second.name.startswith("000002-")
+    head, *entries = [json.loads(x) for x in second.read_text().splitlines()]
+    assert head["format"] == 2 and head["kind"] == "up" and head["at"] == "2026-03-04T05:06:07Z"
+    assert (head["from"], head["to"], head["steps"]) == ("0001", "0003", ["0002", "0003"])
+    by_path = {e["path"]: e for e in entries}
+    assert len(by_path) == 16 + 2  # every failure file and both queues
+    node = by_path["data/failures/homebrew-2026-02-07T03-03-36Z.jsonl"]
+    assert [s["id"] for s in node["steps"]] == ["0001", "0002"]  # its whole state
+    data = (root / node["path"]).read_bytes()
+    assert node["steps"][-1]["after"] == hashlib.sha256(data).hexdigest()
+    assert "patch" in node["steps"][-1] and "patch" not in node["steps"][0]
 
 
 # ------------------------------------------------------------------------ crashes
@@ -138,8 +151,9 @@ def test_interrupted_up_is_finished_by_the_next_up(fixture_repo, tmp_path, k):
     repo = DataRepo(root)
     with pytest.raises(Boom):
         engine.up(repo, after_each=_explode_after(k))
-    assert engine.status(repo)["unfinished"]["state"] == "applying"
-    engine.up(repo)
+    assert engine.status(repo)["unfinished"]["kind"] == "up"
+    run = engine.up(repo)
+    assert run.settled.startswith("finished the interrupted up run")
     assert data_only(snapshot(root)) == expected
     assert engine.status(repo)["pending"] == []
     assert not list(root.rglob("*.migrate-stage"))
@@ -152,20 +166,23 @@ def test_interrupted_up_is_undone_exactly_by_down(fixture_repo, k):
     repo = DataRepo(root)
     with pytest.raises(Boom):
         engine.up(repo, after_each=_explode_after(k))
-    engine.down(repo)
+    engine.down(repo, "base")
     assert snapshot(root) == original
 
 
-def test_interrupted_down_is_finished_by_the_next_down(fixture_repo):
+def test_interrupted_down_is_finished_by_the_next_run(fixture_repo):
     root = fixture_repo("sample")
     original = snapshot(root)
     repo = DataRepo(root)
-    engine.up(repo, "0001")
+    engine.up(repo)
+    at_head = data_only(snapshot(root))
     with pytest.raises(Boom):
         engine.down(repo, "base", after_each=_explode_after(2))
-    with pytest.raises(LedgerError):
-        engine.up(repo)  # refuses to go up over a half-reverted step
-    engine.down(repo, "base")
+    engine.up(repo)  # finishes the down, then goes up again
+    assert data_only(snapshot(root)) == at_head
+    with pytest.raises(Boom):
+        engine.down(repo, "base", after_each=_explode_after(5))
+    engine.down(repo, "base")  # finishes it: nothing left to revert
     assert snapshot(root) == original
 
 
@@ -234,17 +251,22 @@ def test_verify_and_down_notice_hand_edits(fixture_repo):
     edited.write_bytes(edited.read_bytes() + b"\n")
     rel = edited.relative_to(root).as_posix()
     assert [p for p, _ in engine.verify(repo)] == [rel]
-    with pytest.raises(DataChanged, match="changed since step"):
+    before = snapshot(root)
+    with pytest.raises(DataChanged, match="changed since migrate wrote them: " + rel):
         engine.down(repo, "base")
+    assert snapshot(root) == before  # all or nothing
+
+
+def _edit_header(root, **changes):
+    (path,) = _runs(root)
+    head, rest = path.read_text().split("\n", 1)
+    path.write_text(json.dumps({**json.loads(head), **changes}) + "\n" + rest)
 
 
 def test_unknown_step_in_ledger_names_the_tool_version(fixture_repo):
     root = fixture_repo("sample")
     engine.up(DataRepo(root))
-    path = root / LEDGER_DIR / "ledger.json"
-    doc = json.loads(path.read_text())
-    doc["steps"].append({**doc["steps"][-1], "id": "0099", "tool_version": "9.0.0"})
-    path.write_text(json.dumps(doc))
+    _edit_header(root, steps=["0001", "0099"], tool_version="9.0.0")
     with pytest.raises(LedgerError, match="9.0.0"):
         engine.status(DataRepo(root))
 
@@ -252,12 +274,18 @@ def test_unknown_step_in_ledger_names_the_tool_version(fixture_repo):
 def test_newer_ledger_format_is_refused(fixture_repo):
     root = fixture_repo("sample")
     engine.up(DataRepo(root))
-    path = root / LEDGER_DIR / "ledger.json"
-    doc = json.loads(path.read_text())
-    doc["format"] = 2
-    path.write_text(json.dumps(doc))
+    _edit_header(root, format=3)
     with pytest.raises(LedgerError, match="newer migrate"):
         engine.up(DataRepo(root))
+
+
+def test_a_ledger_of_the_first_format_says_how_to_get_out(fixture_repo):
+    root = fixture_repo("sample")
+    (root / LEDGER_DIR).mkdir()
+    (root / LEDGER_DIR / "ledger.json").write_text('{"format": 1, "steps": []}')
+    with pytest.raises(LedgerError, match="format 1") as exc:
+        engine.status(DataRepo(root))
+    assert "down --to base" in exc.value.hint
 
 
 # ------------------------------------------------------------------------ real data
@@ -305,9 +333,99 @@ def test_jobs_give_the_same_bytes_as_a_serial_run(fixture_repo, tmp_path):
     parallel = copy_repo(FIXTURES / "sample", tmp_path / "p")
     original = snapshot(parallel)
     engine.up(DataRepo(parallel), jobs=2)
-    assert snapshot(parallel) == expected
+    assert data_only(snapshot(parallel)) == data_only(expected)
+    assert [p.read_text().split("\n", 1)[1] for p in _runs(parallel)] == [
+        p.read_text().split("\n", 1)[1] for p in _runs(serial)
+    ]  # the same entries
     assert (
         check_repo(DataRepo(parallel), jobs=2).as_dict() == check_repo(DataRepo(serial)).as_dict()
     )
     engine.down(DataRepo(parallel), "base", jobs=2)
     assert snapshot(parallel) == original
+
+
+# ------------------------------------------------------------------------ the step contract
+
+
+def test_each_step_declares_the_version_it_produces():
+    from migrate.steps import versions_at
+
+    assert versions_at(None) == {"failures": 1, "queues": 1}
+    assert versions_at("0001") == versions_at("0002") == {"failures": 2, "queues": 1}
+    assert versions_at("0003") == {"failures": 2, "queues": 2}
+
+
+def test_an_exception_in_a_step_is_a_bug_in_migrate_not_bad_data(fixture_repo, monkeypatch, capsys):
+    from migrate.cli import main
+    from migrate.steps.s0002_backfill_blocked_by import BackfillBlockedBy
+
+    root = fixture_repo("sample")
+    before = snapshot(root)
+
+    def broken(self, rel, data, prepared):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(BackfillBlockedBy, "up", broken)
+    assert main(["up", "--repo", str(root)]) == 6
+    err = capsys.readouterr().err
+    assert "a step failed on 16 file(s), first: step 0002 on data/failures/" in err
+    assert "nothing was written" in err and "bug in migrate" in err
+    assert "Traceback" not in err and "problem(s) in the data" not in err
+    assert main(["--debug", "up", "--repo", str(root)]) == 6
+    debug = capsys.readouterr().err
+    assert "Traceback" in debug and "KeyError: 'oops'" in debug
+    assert snapshot(root) == before
+
+
+def test_a_line_a_step_writes_wrong_is_caught_before_anything_is_committed(
+    fixture_repo, monkeypatch
+):
+    """Step 0001 turned buggy: it writes a category its own v2 model refuses. The input is
+    valid, so the engine reports a bug in the step, and nothing is written."""
+    from migrate.errors import StepBug
+    from migrate.steps import s0001_records_v2
+
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    real = s0001_records_v2.up_0001
+
+    def wrong(line, ecosystem=None):
+        new = real(line, ecosystem)
+        if "recipe" in new:
+            new["category"] = "bogus"
+        return new
+
+    monkeypatch.setattr(s0001_records_v2, "up_0001", wrong)
+    with pytest.raises(StepBug, match="refuses") as exc:
+        engine.up(DataRepo(root))
+    assert "category" in exc.value.tracebacks[0]
+    assert snapshot(root) == before
+
+
+def test_a_run_reads_each_file_for_its_steps_once_and_writes_it_once(fixture_repo, monkeypatch):
+    """However many steps apply: one read-only pass for what steps need from other files,
+    one read to rewrite each file, one staged write and one rename."""
+    from collections import Counter
+
+    from migrate.engine import commit
+
+    root = fixture_repo("sample")
+    reads, stages = Counter(), Counter()
+    real_read, real_stage = DataRepo.read_bytes, commit.stage
+
+    def read(self, rel):
+        reads[rel] += 1
+        return real_read(self, rel)
+
+    def stage(repo, rel, data):
+        stages[rel] += 1
+        return real_stage(repo, rel, data)
+
+    monkeypatch.setattr(DataRepo, "read_bytes", read)
+    monkeypatch.setattr(commit, "stage", stage)
+    engine.up(DataRepo(root))
+    failures = [r for r in reads if r.startswith("data/failures/")]
+    assert len(failures) == 16
+    assert all(reads[r] == 2 for r in failures), reads  # the read-only pass, then the rewrite
+    assert stages and all(n == 1 for n in stages.values())
+    assert len([r for r in stages if r.startswith("data/failures/")]) == 15  # (one is empty)

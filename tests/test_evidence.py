@@ -8,6 +8,7 @@ import pytest
 
 from migrate.evidence.artifacts import scan_dirs
 from migrate.evidence.messages import blocker_names, true_not_found
+from migrate.repo import DataRepo
 from tests.conftest import FIXTURES
 
 EVIDENCE = FIXTURES / "evidence"
@@ -106,3 +107,24 @@ def test_rejected_names_in_artifacts_are_reported(tmp_path):
     ev = scan_dirs([str(tmp_path)])
     assert ev.findings[0].names == ["ok"]
     assert "rejected names ['../evil', '<b>']" in ev.problems[0]
+
+
+def test_one_name_rule_the_models_for_evidence_too(fixture_repo, tmp_path, capsys):
+    """An install JSON naming "openssl 3" (a blank: no real name has one) is reported and
+    its bad name skipped; the run commits every step and the data checks clean (it used
+    to pass the evidence filter, commit two steps and stop at the third)."""
+    from migrate import engine
+    from migrate.check import check_repo
+    from migrate.cli import main
+
+    root = fixture_repo("sample")
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "gitui.json").write_text(
+        json.dumps({"status": "error", "missing_recipes": ["openssl 3", "zlib-ng"], "exit_code": 8})
+    )
+    assert main(["up", "--repo", str(root), "--evidence", str(ev)]) == 0
+    out = capsys.readouterr().out
+    assert "rejected names ['openssl 3']" in out
+    assert engine.status(DataRepo(root))["current"] == "0003"
+    assert check_repo(DataRepo(root)).ok

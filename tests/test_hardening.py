@@ -146,7 +146,8 @@ def test_quarantine_moves_bad_lines_into_the_ledger_and_back(fixture_repo, capsy
     assert "lines quarantined: 8" in out
     assert "quarantined data/failures/broken.jsonl:2: invalid JSON" in out
     assert check_repo(DataRepo(root)).ok  # what is left is valid v2
-    detail = (root / "data" / ".migrate" / "0001-records-v2.jsonl").read_text()
+    (run,) = (root / "data" / ".migrate" / "runs").iterdir()
+    detail = run.read_text()
     assert '"lines64"' in detail and '"lines"' in detail  # verbatim, invalid UTF-8 included
     lines = (root / "data/failures/broken.jsonl").read_bytes().split(b"\n")
     assert [i + 1 for i, x in enumerate(lines[:-1]) if not x] == [2, 3, 4, 5, 6, 7, 8, 9]
@@ -154,28 +155,9 @@ def test_quarantine_moves_bad_lines_into_the_ledger_and_back(fixture_repo, capsy
     assert snapshot(root) == before
 
 
-class _FullOnWrite:
-    """A file whose blocks run out as it grows (a spare rewritten in place)."""
-
-    def __init__(self, fh):
-        self.fh = fh
-
-    def __getattr__(self, name):
-        return getattr(self.fh, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.fh.close()
-
-    def write(self, data):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-
 def test_disk_full_while_staging_writes_nothing_and_a_rerun_works(fixture_repo, monkeypatch):
-    """A full disk on the 4th new staged file of step 0001: that step writes nothing, and
-    no staged copy is left to fill the disk further."""
+    """A full disk on the 4th staged file: the run writes nothing, and no staged copy is
+    left to fill the disk further."""
     root = fixture_repo("sample")
     before = snapshot(root)
     calls = {"n": 0}
@@ -194,55 +176,9 @@ def test_disk_full_while_staging_writes_nothing_and_a_rerun_works(fixture_repo, 
     monkeypatch.undo()
     assert calls["n"] == 4
     assert snapshot(root) == before
-    assert not [p for p in root.rglob(".*") if "migrate-s" in p.name]  # stage or spare
+    assert not [p for p in root.rglob(".*") if "migrate-s" in p.name]
     engine.up(DataRepo(root))
     assert check_repo(DataRepo(root)).ok
-    engine.down(DataRepo(root), "base")
-    assert snapshot(root) == before
-
-
-@pytest.mark.parametrize("frees", [True, False], ids=["dropping spares frees it", "stays full"])
-def test_disk_full_while_rewriting_a_spare(fixture_repo, tmp_path, monkeypatch, frees):
-    """Spares hold the space the files step 0001 replaced would have given back. When the
-    disk fills up as step 0002 rewrites one, the step drops every spare and writes the file
-    anew: a run that fits without spares fits with them. If even that does not fit, step
-    0002 writes nothing and leaves nothing behind."""
-    root = fixture_repo("sample")
-    before = snapshot(root)
-    reference = copy_repo(root, tmp_path / "ref")
-    engine.up(DataRepo(reference))
-    monkeypatch.setattr(engine, "BIG", 1)  # fixture files are small: keep spares of them
-    state = {"full": False, "spares_then": None}
-    real_spare, real_create = engine._open_spare, engine._create
-
-    def full_spare(repo, rel, stage):
-        fh = real_spare(repo, rel, stage)
-        if fh is not None and not state["full"]:
-            state["full"] = True
-            state["spares_then"] = len(list(root.rglob(f"*{engine.SPARE_SUFFIX}")))
-            return _FullOnWrite(fh)
-        return fh
-
-    def create(path):
-        if state["full"] and not frees:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_create(path)
-
-    monkeypatch.setattr(engine, "_open_spare", full_spare)
-    monkeypatch.setattr(engine, "_create", create)
-    if frees:
-        engine.up(DataRepo(root))
-        assert data_only(snapshot(root)) == data_only(snapshot(reference))
-    else:
-        with pytest.raises(RepoError, match="No space left on device.*nothing was replaced"):
-            engine.up(DataRepo(root))
-        assert engine.status(DataRepo(root))["current"] == "0001"  # 0002 wrote nothing
-    monkeypatch.undo()
-    assert state["spares_then"] and state["spares_then"] > 1  # there were others to drop
-    assert not [p for p in root.rglob(".*") if "migrate-s" in p.name]  # stage or spare
-    engine.up(DataRepo(root))
-    assert check_repo(DataRepo(root)).ok
-    assert data_only(snapshot(root)) == data_only(snapshot(reference))
     engine.down(DataRepo(root), "base")
     assert snapshot(root) == before
 
@@ -260,12 +196,12 @@ def test_read_only_folder_mid_commit_leaves_a_repo_up_or_down_can_settle(fixture
                 raise OSError(errno.EROFS, "Read-only file system")
         return real_replace(src, dst, *a, **k)
 
-    monkeypatch.setattr("migrate.engine.os.replace", read_only)
+    monkeypatch.setattr("migrate.engine.commit.os.replace", read_only)
     with pytest.raises(RepoError, match="Read-only file system.*unfinished"):
         engine.up(DataRepo(root))
     monkeypatch.undo()
-    assert engine.status(DataRepo(root))["unfinished"]["state"] == "applying"
-    engine.down(DataRepo(root))  # undo the half-applied step
+    assert engine.status(DataRepo(root))["unfinished"]["kind"] == "up"
+    engine.down(DataRepo(root), "base")  # finishes the run, then reverts it
     assert snapshot(root) == before
 
 
@@ -282,52 +218,36 @@ def test_two_runs_started_together_one_refuses_and_data_is_one_run(fixture_repo,
     if codes == [0, 3]:
         assert any("another migrate run holds data/.migrate.lock" in e for _, e in results)
     assert check_repo(DataRepo(root)).ok
-    ledger = json.loads((root / "data" / ".migrate" / "ledger.json").read_text())
-    assert [s["id"] for s in ledger["steps"]] == ["0001", "0002", "0003"]
+    (run,) = (root / "data" / ".migrate" / "runs").iterdir()  # the second had nothing to do
+    assert json.loads(run.read_text().split("\n")[0])["steps"] == ["0001", "0002", "0003"]
     assert not (root / "data" / ".migrate.lock").exists()
 
 
-def test_disk_full_while_writing_the_ledger_gives_the_staged_space_back(fixture_repo, monkeypatch):
-    """Every file is staged and the ledger's detail file cannot be written: nothing was
-    replaced, so the staged copies (a whole step's worth of space) are removed at once and
-    the step is not left half-recorded."""
+@pytest.mark.parametrize("direction", ["up", "down"])
+def test_disk_full_while_writing_the_ledger_gives_the_staged_space_back(
+    fixture_repo, monkeypatch, direction
+):
+    """Every file is staged and the run's ledger file cannot be written: nothing was
+    replaced, so the staged copies (a whole run's worth of space) are removed at once and
+    nothing is recorded."""
     root = fixture_repo("sample")
     before = snapshot(root)
-    real = Ledger.write_files
-
-    def full(self, entry, *a, **k):
-        if entry.id == "0002":
-            raise RepoError(f"{entry.detail_file}: cannot write (No space left on device)")
-        return real(self, entry, *a, **k)
-
-    monkeypatch.setattr(Ledger, "write_files", full)
-    with pytest.raises(RepoError, match="No space left on device.*nothing was replaced"):
+    if direction == "down":
         engine.up(DataRepo(root))
+    at_start = snapshot(root)
+
+    def full(self, run, entries):
+        raise RepoError(f"{run.rel}: cannot write (No space left on device)")
+
+    monkeypatch.setattr(Ledger, "write_pending", full)
+    with pytest.raises(RepoError, match="No space left on device"):
+        getattr(engine, direction)(DataRepo(root), "head" if direction == "up" else "base")
     monkeypatch.undo()
+    assert snapshot(root) == at_start
     assert not [p for p in root.rglob(".*") if "migrate-s" in p.name]
-    status = engine.status(DataRepo(root))
-    assert (status["current"], status.get("unfinished")) == ("0001", None)
+    assert "unfinished" not in engine.status(DataRepo(root))
     engine.up(DataRepo(root))
     assert check_repo(DataRepo(root)).ok
-    engine.down(DataRepo(root), "base")
-    assert snapshot(root) == before
-
-
-def test_disk_full_while_marking_a_revert_gives_the_staged_space_back(fixture_repo, monkeypatch):
-    root = fixture_repo("sample")
-    before = snapshot(root)
-    engine.up(DataRepo(root))
-    after_up = snapshot(root)
-
-    def full(self, entry, state):
-        raise RepoError("data/.migrate/ledger.json: cannot write (No space left on device)")
-
-    monkeypatch.setattr(Ledger, "mark", full)
-    with pytest.raises(RepoError, match="No space left on device.*nothing was reverted"):
-        engine.down(DataRepo(root), "base")
-    monkeypatch.undo()
-    assert snapshot(root) == after_up
-    assert not [p for p in root.rglob(".*") if "migrate-s" in p.name]
     engine.down(DataRepo(root), "base")
     assert snapshot(root) == before
 
@@ -338,53 +258,45 @@ def test_a_run_killed_writing_the_first_ledger_leaves_nothing_at_base(fixture_re
     root = fixture_repo("sample")
     before = snapshot(root)
     ledger_dir = root / "data" / ".migrate"
-    ledger_dir.mkdir()
-    (ledger_dir / ".ledger.json.migrate-tmp").write_bytes(b'{"format": 1, "ste')
+    (ledger_dir / "runs").mkdir(parents=True)
+    (ledger_dir / "runs" / ".000001-x.jsonl.pending.migrate-tmp").write_bytes(b'{"format": 2')
     queue_tmp = root / "data" / "queues" / ".priority-queue.json.migrate-tmp"
     queue_tmp.write_bytes(b"{")  # and one beside a data file (an interrupted `ingest`)
     engine.up(DataRepo(root))
     assert not queue_tmp.exists()
-    assert [p.name for p in ledger_dir.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in ledger_dir.rglob(".*")] == []
     engine.down(DataRepo(root), "base")
     assert snapshot(root) == before and not ledger_dir.exists()
     bad = fixture_repo("bad")  # a run that then stops at bad input leaves no folder
-    (bad / "data" / ".migrate").mkdir()
-    (bad / "data" / ".migrate" / ".ledger.json.migrate-tmp").write_bytes(b"{")
+    (bad / "data" / ".migrate" / "runs").mkdir(parents=True)
+    (bad / "data" / ".migrate" / "runs" / ".x.migrate-tmp").write_bytes(b"{")
     with pytest.raises(BadInputError):
         engine.up(DataRepo(bad))
     assert not (bad / "data" / ".migrate").exists()
 
 
-@pytest.mark.parametrize("fails", ["staging", "ledger"])
-def test_a_failed_down_of_an_interrupted_up_leaves_up_able_to_finish(
-    fixture_repo, tmp_path, monkeypatch, fails
+def test_a_failed_down_after_an_interrupted_up_leaves_the_finished_up(
+    fixture_repo, tmp_path, monkeypatch
 ):
-    """`up` stopped at its third rename (the ledger says applying; the other files' staged
-    copies wait); then `down` fails on a full disk, staging or marking the ledger. The
-    staged copies `up` needs are still there: `up` finishes exactly."""
+    """`up` stopped at its third rename (its run pending, the other files' staged copies
+    waiting); then `down` finishes that run first and fails on a full disk while staging
+    its own files: the repo is as after an uninterrupted `up`, and nothing is left over."""
     root = fixture_repo("sample")
-    before = snapshot(root)
     reference = copy_repo(root, tmp_path / "ref")
     engine.up(DataRepo(reference))
     up_stopped_at_the_third_rename(root, monkeypatch)
-    waiting = sorted(p.name for p in root.rglob(f".*{engine.STAGE_SUFFIX}"))
-    assert waiting
+    assert list(root.rglob(f".*{engine.STAGE_SUFFIX}"))
+    real_open = open
 
-    def full_ledger(self, entry, state):
-        raise RepoError("data/.migrate/ledger.json: cannot write (No space left on device)")
-
-    def full_disk(path):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def full_disk(path, how="r", *a, **k):
+        if "migrate-stage" in str(path) and how == "xb":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(path, how, *a, **k)
 
     with monkeypatch.context() as m:
-        if fails == "ledger":
-            m.setattr(Ledger, "mark", full_ledger)
-        else:
-            m.setattr(engine, "_create", full_disk)
+        m.setattr("builtins.open", full_disk)
         with pytest.raises(RepoError, match="No space left on device"):
-            engine.down(DataRepo(root))
-    assert sorted(p.name for p in root.rglob(f".*{engine.STAGE_SUFFIX}")) == waiting
-    engine.up(DataRepo(root))
+            engine.down(DataRepo(root), "base")
+    assert not list(root.rglob(f".*{engine.STAGE_SUFFIX}"))
     assert data_only(snapshot(root)) == data_only(snapshot(reference))
-    engine.down(DataRepo(root), "base")
-    assert snapshot(root) == before
+    assert engine.up(DataRepo(root)).plan.steps == ()

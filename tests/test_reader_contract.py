@@ -28,6 +28,7 @@ import pytest
 from migrate import engine
 from migrate.check import check_repo
 from migrate.repo import DataRepo
+from migrate.steps.base import RunOptions
 from tests.conftest import FIXTURES, SNAPSHOTS, copy_repo, corpus_snapshot
 from tests.helpers import snapshot
 
@@ -132,7 +133,7 @@ def _v2_records(root: Path) -> dict[tuple[str, int, int], dict]:
 
 def assert_reader_sees_the_same_and_more(root: Path, **options) -> tuple[dict, dict]:
     before = dashboard_view(root)
-    engine.up(DataRepo(root), options=options)
+    engine.up(DataRepo(root), options=RunOptions(**options))
     after = dashboard_view(root)
     v2 = _v2_records(root)
     assert after["details"].keys() == before["details"].keys()  # same failures, same places
@@ -170,7 +171,7 @@ def test_tsukus_dashboard_reads_the_migrated_fixture(tmp_path, name):
 def test_tsukus_dashboard_sees_what_ci_evidence_adds(tmp_path):
     root = copy_repo(FIXTURES / "sample", tmp_path)
     before, after = assert_reader_sees_the_same_and_more(
-        root, evidence=[str(FIXTURES / "evidence")]
+        root, evidence=(str(FIXTURES / "evidence"),)
     )
     recipe_lines = [k for k, d in after["details"].items() if "platform" in d and d["blocked_by"]]
     assert recipe_lines  # validation results reached per-recipe lines

@@ -9,6 +9,7 @@ import pytest
 from migrate import codec, engine
 from migrate.check import check_repo
 from migrate.repo import DataRepo
+from migrate.steps.base import run_context
 from migrate.steps.s0001_records_v2 import RecordsV2
 from tests.helpers import snapshot
 
@@ -60,7 +61,7 @@ def make_repo(tmp_path, files: dict[str, bytes], queue=QUEUE):
 
 def up_lines(repo, rel):
     step = RecordsV2()
-    res = step.up(rel, repo.read_bytes(rel), step.prepare(repo, {}))
+    res = step.up(rel, repo.read_bytes(rel), step.prepare(run_context(repo)))
     assert not res.problems
     return [json.loads(x) for x in res.data.decode().splitlines()], res
 
@@ -94,7 +95,7 @@ def test_converts_downwards_to_the_exact_lines(tmp_path):
     raw = (NODE_A + "\n" + PROCS_B + "\n\n" + PROCS_B + "\n").encode()
     repo = make_repo(tmp_path, {"homebrew.jsonl": raw})
     step = RecordsV2()
-    res = step.up("data/failures/homebrew.jsonl", raw, step.prepare(repo, {}))
+    res = step.up("data/failures/homebrew.jsonl", raw, step.prepare(run_context(repo)))
     assert res.data.count(b"\n") == raw.count(b"\n")  # every line in its place
     assert res.data.split(b"\n")[2] == b""  # the blank line stays blank
     assert res.patch is None  # every line comes back from its v2 form alone

@@ -13,6 +13,7 @@ from migrate.check import check_repo
 from migrate.cli import main
 from migrate.errors import BadInputError
 from migrate.repo import DataRepo
+from migrate.steps.base import RunOptions
 from tests.conftest import copy_repo, corpus_snapshot
 from tests.helpers import records, snapshot
 
@@ -147,7 +148,7 @@ def test_recipes_tree_resolves_blockers(fixture_repo, tmp_path):
     (recipes / "g" / "glib2.toml").write_text(
         '[metadata]\nname = "glib2"\n\n[metadata.satisfies]\nhomebrew = ["glib"]\n'
     )
-    engine.up(DataRepo(root), options={"recipes": str(recipes)})
+    engine.up(DataRepo(root), options=RunOptions(recipes=str(recipes)))
     doc = json.loads((root / "data" / "priority-queue.json").read_text())
     st = {p["id"]: p["status"] for p in doc["packages"]}
     assert st["homebrew:node"] == "pending" and st["homebrew:imagemagick"] == "pending"

@@ -24,7 +24,7 @@ from typing import Any
 from migrate import codec
 from migrate.evidence import EvidenceSet, Finding
 from migrate.evidence.logs import scan_log
-from migrate.evidence.names import valid_name
+from migrate.models import valid_blocker_name as valid_name
 
 STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z")
 MAX_BYTES = 64 * 1024 * 1024

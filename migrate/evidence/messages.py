@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from migrate.evidence.names import valid_name
+from migrate.models import valid_blocker_name as valid_name
 
 REGISTRY_ERROR = re.compile(r"recipe (?P<name>[^\s;'\"]+) not found in registry")
 TRUE_NOT_FOUND = re.compile(r"package '(?P<name>[^']+)' not found in (?P<eco>[\w.\-]+)")

@@ -1,19 +1,7 @@
-"""Blocker-name hygiene shared by every evidence reader."""
+"""Merging blocker names from several sources (their rule is the model's:
+:func:`migrate.models.valid_blocker_name`)."""
 
 from __future__ import annotations
-
-
-def valid_name(name: str) -> bool:
-    """Upstream rejects dependency names containing ``/``, ``\\``, ``..``, ``<`` or ``>``."""
-    return (
-        bool(name)
-        and "/" not in name
-        and "\\" not in name
-        and ".." not in name
-        and "<" not in name
-        and ">" not in name
-        and not name.isspace()
-    )
 
 
 def merge(*lists: list[str]) -> list[str]:

@@ -20,3 +20,16 @@ def by_id(step_id: str) -> Step:
         if s.id == step_id:
             return s
     raise KeyError(step_id)
+
+
+def versions_at(step_id: str | None) -> dict[str, int]:
+    """The schema version of each family of files once the steps up to ``step_id`` (None:
+    base) have run, from what each step declares it produces."""
+    out = {"failures": 1, "queues": 1}
+    for s in STEPS:
+        if step_id is None:
+            break
+        out[s.family] = s.produces
+        if s.id == step_id:
+            break
+    return out

@@ -26,8 +26,8 @@ class UpResult:
     counts: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    #: True/False when the step itself proved, line by line, whether ``down`` rebuilds the
-    #: exact input; None lets the engine run ``down`` on the whole file to find out.
+    #: True when the step itself proved, line by line, that ``down`` rebuilds the exact
+    #: input; None lets the engine run ``down`` on the file to find out.
     exact: bool | None = None
 
 
@@ -99,16 +99,76 @@ def down_lines(data: bytes, patch: Any, line_down: Callable[[Any], Any]) -> byte
     return body[:-1] if patch.get("no_final_newline") else body
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """What the user asked of a run (``migrate up`` flags), typed."""
+
+    evidence: tuple[str, ...] = ()  # --evidence folders or files
+    recipes: str | None = None  # --recipes tree
+    quarantine: bool = False  # --quarantine
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every step's ``prepare`` is given: read-only facts about the repo as the run
+    found it, and the run's options and time (the one clock reading of the run)."""
+
+    repo: DataRepo
+    options: RunOptions
+    #: recipe name -> package id, from the queues (None: ambiguous; absent: unknown)
+    names: dict[str, str | None]
+    #: the package id of every entry of every priority queue
+    queue_ids: frozenset[str]
+    now: str
+
+
+def run_context(repo: DataRepo, options: RunOptions | None = None) -> RunContext:
+    """The context of a run on ``repo`` now: the queues read once (their name index and
+    package ids), the clock read once."""
+    from migrate import clock
+    from migrate.queues import load_queue_docs, name_index, queue_ids
+
+    return RunContext(
+        repo,
+        options or RunOptions(),
+        name_index(load_queue_docs(repo)),
+        queue_ids(repo),
+        clock.now_iso(),
+    )
+
+
 class Step:
-    #: record files ``up`` leaves unchanged in the ledger (before == after), for a step whose
-    #: ``down_unrecorded`` converts files it has no record of
-    records_unchanged: bool = False
-    #: which files ``files`` lists ("failures", "queues"): two steps of one family rewrite
-    #: the same files, so the engine keeps what the first replaced for the second to reuse
-    family: str = ""
+    """A migration step: an id, a description, and a pure ``up``/``down`` per file.
+
+    The engine runs the planned steps file by file, each file read once and written once
+    whatever the number of steps: ``up`` gets the bytes the previous step of the run left,
+    in memory. What a step needs from *other* files comes from ``gather`` and ``combine``,
+    which the engine calls in one read-only pass before the files are rewritten:
+
+    * ``prepare(ctx)`` — the step's context, without reading failure files;
+    * ``gather(prepared, rel, rows)`` — called for each failure file (in worker processes),
+      with its records as flat rows (:func:`migrate.records.flat_records`); returns a small
+      picklable part. A failure-family step sees the files as the run found them (steps of
+      its own family rewrite lines without changing what rows say about them, except
+      ``blocked_by`` and ``category``); a queue-family step sees them as the failure steps
+      of the run left them;
+    * ``combine(prepared, parts)`` — the parts in file order, in the main process;
+    * ``up(rel, data, prepared)`` -> :class:`UpResult` and ``down(rel, data, patch)``.
+
+    The engine validates every line or document a step writes against the model of its
+    version before anything is committed, and proves ``down(up(x)) == x`` (or keeps
+    ``x``). An exception raised by step code is reported as a bug in the step.
+    """
+
     id: str = ""
     name: str = ""
     description: str = ""
+    #: the files it rewrites: "failures" (data/failures/*.jsonl) or "queues"
+    family: str = ""
+    #: the schema version of its family's files once it has run
+    produces: int = 1
+    #: whether the engine calls ``gather``/``combine``
+    gathers: bool = False
 
     def files(self, repo: DataRepo) -> list[str]:
         """The files this step may rewrite (relative paths)."""
@@ -116,14 +176,19 @@ class Step:
 
     def preflight(self, repo: DataRepo) -> list[Problem]:
         """Problems in the *current* data that would make this step refuse later; the engine
-        asks every planned step before the first one writes, so a run refuses up front."""
+        asks every planned step before anything is read or written."""
         return []
 
-    def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Any:
-        """Whole-repo context computed once before ``up`` (read-only)."""
+    def prepare(self, ctx: RunContext) -> Any:
         return None
 
-    def up(self, rel: str, data: bytes, ctx: Any) -> UpResult:
+    def gather(self, prepared: Any, rel: str, rows: list[dict[str, Any]]) -> Any:
+        return None
+
+    def combine(self, prepared: Any, parts: list[tuple[str, Any]]) -> None:
+        return None
+
+    def up(self, rel: str, data: bytes, prepared: Any) -> UpResult:
         raise NotImplementedError
 
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
@@ -134,6 +199,6 @@ class Step:
         afterwards); None leaves it as it is."""
         return None
 
-    def summary(self, ctx: Any, totals: Counter[str]) -> list[str]:
+    def summary(self, prepared: Any, totals: Counter[str]) -> list[str]:
         """Extra lines for the run summary (e.g. evidence per source)."""
         return []

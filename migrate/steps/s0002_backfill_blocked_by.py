@@ -26,21 +26,17 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from migrate import codec
 from migrate.evidence import EvidenceSet, Finding
 from migrate.evidence.artifacts import scan_dirs
 from migrate.evidence.messages import blocker_names, true_not_found
 from migrate.evidence.names import merge
-from migrate.failures_index import file_rows, package_record_names, refuse
-from migrate.models import LINE_MODELS
-from migrate.parallel import map_files
-from migrate.queues import load_queue_docs, name_index, queue_problems
-from migrate.reader import Problem, join_lines, split_lines, validation_problems
+from migrate.failures_index import package_record_names
+from migrate.queues import queue_problems
+from migrate.reader import Problem, join_lines, line_version, split_lines
 from migrate.records import backfill, down_0002, flat_records, records_of, shape_of, ts_key
 from migrate.repo import DataRepo, FailureFile
-from migrate.steps.base import LinePatch, Step, UpResult, down_lines
+from migrate.steps.base import LinePatch, RunContext, Step, UpResult, down_lines
 
 #: (file, line, position in the line) of one record
 Where = tuple[str, int, int]
@@ -55,6 +51,7 @@ class Context:
     #: that has a platform record needing a sibling, sorted by time (stable: file, line)
     package_names: dict[str, list[tuple[str, list[str], str, int]]] = field(default_factory=dict)
     unmatched: list[Finding] = field(default_factory=list)
+    wanted: set[str] = field(default_factory=set)  # the recipes the findings name
 
 
 def _matches(f: Finding, row: dict[str, Any]) -> bool:
@@ -72,6 +69,8 @@ def _matches(f: Finding, row: dict[str, Any]) -> bool:
 
 class BackfillBlockedBy(Step):
     family = "failures"
+    produces = 2
+    gathers = True
     id = "0002"
     name = "backfill-blocked-by"
     description = "fill blocked_by from messages, CI artifacts, logs and sibling records"
@@ -84,65 +83,64 @@ class BackfillBlockedBy(Step):
     def preflight(self, repo: DataRepo) -> list[Problem]:
         return queue_problems(repo)
 
-    def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
-        """One read of every file: the records the findings describe, and the package
-        records the sibling lookups need."""
-        ctx = Context(scan_dirs(list(options.get("evidence") or [])))
-        ctx.names = name_index(load_queue_docs(repo))
-        for f in ctx.evidence.findings:
-            f.package_id = f.package_id or ctx.names.get(f.recipe)
-        wanted = {f.recipe for f in ctx.evidence.findings}
+    def prepare(self, ctx: RunContext) -> Context:
+        prep = Context(scan_dirs(list(ctx.options.evidence)), ctx.names)
+        for f in prep.evidence.findings:
+            f.package_id = f.package_id or prep.names.get(f.recipe)
+        prep.wanted = {f.recipe for f in prep.evidence.findings}
+        return prep
 
-        def scan(rel: str):
-            rows, probs = file_rows(rel, repo.read_bytes(rel), ctx.names.get)
-            need, history, hits = set(), [], []
-            for r in rows:
-                where = (rel, r["line"], r["position"])
-                if r["scope"] == "package":
-                    ts = ts_key(r["timestamp"])
-                    history.append((r["package_id"], ts, package_record_names(r), where))
-                elif r["package_id"] and not r["blocked_by"] and _dependency(r):
-                    need.add(r["package_id"])
-                if r["name"] in wanted or r["package_id"] in wanted:
-                    hits.append((where, r["scope"], r["package_id"], ts_key(r["timestamp"]), r))
-            return need, history, hits, probs
+    def gather(self, prep: Context, rel: str, rows: list[dict[str, Any]]) -> Any:
+        """From one file: the packages with a platform record that may need a sibling's
+        blockers, every package record (for those lookups), and the records the findings
+        may describe."""
+        need, history, hits = set(), [], []
+        for r in rows:
+            where = (rel, r["line"], r["position"])
+            if r["scope"] == "package":
+                ts = ts_key(r["timestamp"])
+                history.append((r["package_id"], ts, package_record_names(r), where))
+            elif r["package_id"] and r["blocked_by"] is None and _dependency(r):
+                need.add(r["package_id"])
+            if r["name"] in prep.wanted or r["package_id"] in prep.wanted:
+                hits.append((where, r["scope"], r["package_id"], ts_key(r["timestamp"]), r))
+        return need, history, hits
 
+    def combine(self, prep: Context, parts: list[tuple[str, Any]]) -> None:
+        """Each finding assigned to the records it describes (a finding without a run stamp
+        to the latest one), and each needed package's records sorted by time."""
         need: set[str] = set()
         history: dict[str, dict[Where, tuple[str, list[str]]]] = defaultdict(dict)
         refs: dict[int, list[tuple[Where, str, str | None, str]]] = defaultdict(list)
-        problems: list[Problem] = []
-        findings = ctx.evidence.findings
-        for n, hist, hits, probs in map_files(scan, self.files(repo), options.get("jobs", 1)):
+        findings = prep.evidence.findings
+        for _, (n, hist, hits) in parts:
             need |= n
-            problems.extend(probs)
             for pid, ts, names, where in hist:
                 history[pid][where] = (ts, names)
             for where, scope, pid, ts, row in hits:
                 for i, f in enumerate(findings):
                     if _matches(f, row):
                         refs[i].append((where, scope, pid, ts))
-        refuse(problems)
         for i, f in enumerate(findings):
             found = refs.get(i, [])
             if not found:
-                ctx.unmatched.append(f)
+                prep.unmatched.append(f)
                 continue
             if not f.run:  # no run stamp: the artifact describes the latest attempt
                 latest = max(ts for _, _, _, ts in found)
                 found = [r for r in found if r[3] == latest]
             for where, scope, pid, _ in found:
-                ctx.assigned.setdefault(where, []).append(f)
+                prep.assigned.setdefault(where, []).append(f)
                 if scope == "package" and where in history.get(pid or "", {}):
                     ts, names = history[pid][where]
                     history[pid][where] = (ts, merge(names, f.names))
-        ctx.package_names = {
+        prep.package_names = {
             pid: sorted(
                 ((ts, names, w[0], w[1]) for w, (ts, names) in recs.items()), key=lambda e: e[0]
             )
             for pid, recs in history.items()
             if pid in need
         }
-        return ctx
 
     # ------------------------------------------------------------------ up
 
@@ -158,9 +156,11 @@ class BackfillBlockedBy(Step):
             try:
                 line = codec.loads(raw)
                 shape = shape_of(line)
+                if line_version(line) != self.produces:
+                    raise ValueError("a schema_version 1 line where 2 is expected")
                 rows = flat_records(ff, lineno, line, ctx.names.get)
             except (ValueError, KeyError, TypeError) as exc:
-                res.problems.append(Problem(rel, lineno, f"not a v2 failure line ({exc})"))
+                res.problems.append(Problem(rel, lineno, f"{exc} (see `migrate check`)"))
                 continue
             changed = False
             recs = records_of(line)
@@ -174,11 +174,6 @@ class BackfillBlockedBy(Step):
                         line = rec
             if not changed:
                 out.append(raw)
-                continue
-            try:
-                LINE_MODELS[(shape, 2)].model_validate(line)
-            except ValidationError as exc:
-                res.problems.extend(validation_problems(rel, lineno, exc))
                 continue
             out.append(patch.changed_line(lineno, raw, line, down_0002))
         res.data = join_lines(out) if out else b""

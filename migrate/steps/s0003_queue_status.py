@@ -12,19 +12,17 @@ and whether the file used Go's HTML escaping, which is all ``down`` needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from pydantic import ValidationError
-
-from migrate import clock, codec
-from migrate.failures_index import latest_package_failures, refuse
-from migrate.models import LegacyStatus, UnifiedStatus, queue_v2_valid
-from migrate.queues import checked_queue, entry_id, parsed_queue, queue_doc, queue_ids
-from migrate.reader import QUEUE_MODELS, Problem, element_lines, queue_problems
+from migrate import codec
+from migrate.failures_index import latest_in_rows, merge_latest
+from migrate.models import LegacyStatus, UnifiedStatus
+from migrate.queues import checked_queue, entry_id, parsed_queue, queue_doc
+from migrate.reader import Problem, element_lines
 from migrate.repo import DataRepo
 from migrate.status_rules import Latest, decide, recipe_names
-from migrate.steps.base import Step, UpResult
+from migrate.steps.base import RunContext, Step, UpResult
 
 V2_STATUSES = set(get_args(UnifiedStatus)) | set(get_args(LegacyStatus))
 
@@ -41,13 +39,16 @@ def _generated(rel: str, line: int, field: str) -> Problem:
 
 @dataclass
 class Context:
-    latest: dict[str, Latest]
+    queue_ids: frozenset[str]
     recipes: set[str]
     now: str
+    latest: dict[str, Latest] = field(default_factory=dict)
 
 
 class QueueStatus(Step):
     family = "queues"
+    produces = 2
+    gathers = True
     id = "0003"
     name = "queue-status"
     description = "rebuild queue status (blocked with blockers, failed, requeued pending)"
@@ -70,14 +71,16 @@ class QueueStatus(Step):
                     out.extend(_generated(rel, starts[i], f"{key}[{i}].status") for i in bad)
         return out
 
-    def prepare(self, repo: DataRepo, options: dict[str, Any]) -> Context:
-        recipes = recipe_names(options["recipes"]) if options.get("recipes") else set()
-        problems: list[Problem] = []
-        latest = latest_package_failures(
-            repo, problems, jobs=options.get("jobs", 1), only=set(queue_ids(repo))
-        )
-        refuse(problems)
-        return Context(latest, recipes, clock.now_iso())
+    def prepare(self, ctx: RunContext) -> Context:
+        recipes = recipe_names(ctx.options.recipes) if ctx.options.recipes else set()
+        return Context(ctx.queue_ids, recipes, ctx.now)
+
+    def gather(self, prep: Context, rel: str, rows: list[dict[str, Any]]) -> dict[str, Latest]:
+        """The latest package record, in this file, of each queue package."""
+        return latest_in_rows(rows, rel, prep.queue_ids)
+
+    def combine(self, prep: Context, parts: list[tuple[str, Any]]) -> None:
+        prep.latest = merge_latest(part for _, part in parts)
 
     def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
         res = UpResult(data)
@@ -123,17 +126,10 @@ class QueueStatus(Step):
         doc["schema_version"] = 2
         if changed_any:
             doc["updated_at"] = ctx.now
-        try:  # (the model only when the quick test fails: it names the problems)
-            if not queue_v2_valid(pq.kind, doc):
-                QUEUE_MODELS[(pq.kind, 2)].model_validate(doc)
-        except ValidationError as exc:
-            res.problems.extend(queue_problems(rel, data, pq.kind, exc))
-            return res
         res.data = codec.dumps_queue(doc, patch["escape_html"]).encode("utf-8")
         res.patch = patch
-        # the proof that down gives back these exact bytes, on the bytes just written (this
-        # tool's own: the fast decoder reads them as the strict one does)
-        res.exact = self._down_doc(codec.loads_own(res.data), patch) == data
+        # the proof that down gives back these exact bytes, on the bytes just written
+        res.exact = self._down_doc(codec.loads(res.data), patch) == data
         return res
 
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:

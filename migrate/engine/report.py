@@ -1,0 +1,31 @@
+"""What a run did, for the command line and the tests: per step, per file (dry runs)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from migrate.engine.plan import Plan
+from migrate.steps import Step
+
+
+@dataclass
+class StepReport:
+    step: Step
+    direction: str
+    totals: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+    files_read: int = 0
+    changed_files: int = 0
+
+
+@dataclass
+class RunReport:
+    plan: Plan
+    dry_run: bool
+    steps: list[StepReport] = field(default_factory=list)
+    #: dry runs: (path, diff) of every file the run would change
+    files: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    settled: str | None = None  # an interrupted run finished first
+    run_id: str | None = None

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Sequence
 
 from migrate import __version__
-from migrate.allocator import keep_freed_memory
 from migrate.errors import BadInputError, MigrateError, StepBug
 from migrate.repo import DataRepo
 
@@ -427,17 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run() -> int:
-    """The program (``migrate``, ``python -m migrate``): one command, then the process ends."""
-    from migrate.parallel import FROZEN_TO_THE_END
-
-    FROZEN_TO_THE_END[0] = True
+    """The program (``migrate``, ``python -m migrate``)."""
     return main()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    keep_freed_memory()
     try:
         return args.func(args)
     except StepBug as exc:

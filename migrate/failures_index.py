@@ -37,7 +37,7 @@ def file_rows(
         if not raw.strip():
             continue
         try:
-            obj = codec.loads(raw)
+            obj = codec.loads_trusted(raw)
             shape_of(obj)
             version = line_version(obj)
             if want is not None and version != want:
@@ -67,9 +67,8 @@ def package_record_names(row: dict[str, Any]) -> list[str]:
     none for a true not-found (``package 'X' not found in homebrew``), else its
     ``blocked_by`` and the names its message proves, merged."""
     msg = row.get("message")
-    if msg and true_not_found(msg) is not None:
-        return []
-    return merge(row["blocked_by"] or [], blocker_names(msg, row["name"]).names if msg else [])
+    names = merge(row["blocked_by"] or [], blocker_names(msg, row["name"]).names if msg else [])
+    return [] if names and msg and true_not_found(msg) is not None else names
 
 
 def latest_in_rows(

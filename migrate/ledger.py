@@ -55,7 +55,7 @@ def checksum(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@dataclass
+@dataclass(slots=True)
 class StepState:
     id: str
     after: str | None = None  # None: the step left the bytes as they were
@@ -94,7 +94,7 @@ class StepState:
         return cls(obj["id"], obj.get("after"), obj.get("patch"), raw, obj.get("before"))
 
 
-@dataclass
+@dataclass(slots=True)
 class FileState:
     """A file's state after a run: its origin, the steps applied to it, what each left."""
 
@@ -179,7 +179,8 @@ def new_run_id(ledger: Ledger) -> str:
 
 
 def _lines(data: bytes) -> list[Any]:
-    return list(jsonlines.Reader(io.BytesIO(data), loads=codec.loads))
+    """A run file's lines (this tool's own JSON: decoded by orjson)."""
+    return list(jsonlines.Reader(io.BytesIO(data), loads=codec.loads_trusted))
 
 
 class Ledger:

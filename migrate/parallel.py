@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import multiprocessing
 import os
 import signal
@@ -63,36 +62,7 @@ def map_files(
     # The kernel ties the death signal to the *thread* that forks the workers: only the
     # main thread's end is the process's end (a pool started in another thread gets none)
     parent = os.getpid() if threading.current_thread() is threading.main_thread() else None
-    with long_lived():  # (the workers' collectors do not copy the pages they inherit)
-        pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init, initargs=(fn, parent))
-        with pool:
-            results = pool.map(_call, rels, chunksize=chunk)
-            yield from progress(results) if progress else results
-
-
-#: [depth of nested ``long_lived`` blocks, whether the process had frozen objects itself]
-#: (runs are not started from several threads at once: no lock)
-_FROZEN = [0, False]
-#: Set by the program's entry point (``migrate.cli.run``): the process ends after its one
-#: command, so what ``long_lived`` froze stays frozen (giving it back to the collector
-#: would only buy one more full pass, at exit)
-FROZEN_TO_THE_END = [False]
-
-
-@contextlib.contextmanager
-def long_lived() -> Iterator[None]:
-    """What exists on entry lives as long as the block: the cyclic garbage collector skips
-    it until the outermost such block ends (``gc.freeze``). Its passes over the queues and
-    the carries took 0.1 s in all in the main process of `up` on the large benchmark
-    workload, and found nothing to collect. A process that froze objects of its own (a
-    server that forks, say) keeps them frozen: nothing is given back then."""
-    if not _FROZEN[0]:
-        _FROZEN[1] = gc.get_freeze_count() > 0
-    gc.freeze()
-    _FROZEN[0] += 1
-    try:
-        yield
-    finally:
-        _FROZEN[0] -= 1
-        if not _FROZEN[0] and not _FROZEN[1] and not FROZEN_TO_THE_END[0]:
-            gc.unfreeze()
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init, initargs=(fn, parent))
+    with pool:
+        results = pool.map(_call, rels, chunksize=chunk)
+        yield from progress(results) if progress else results

@@ -8,8 +8,10 @@ ledger lives in ``data/.migrate/`` and the lock in ``data/.migrate.lock``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,7 @@ class FailureFile:
     family: str  # "mixed" (homebrew.jsonl), "timestamped", "batch", "other"
 
     @classmethod
+    @functools.lru_cache(maxsize=256)  # (asked several times per file, one file after another)
     def from_rel(cls, rel: str) -> FailureFile:
         name = rel.rsplit("/", 1)[-1]
         m = _FAILURE_NAME.match(name)
@@ -72,6 +75,7 @@ class DataRepo:
         if not root_path.is_dir():
             raise RepoError(f"{root}: not a directory")
         self.root = root_path.resolve()
+        self._root = str(self.root)
         if not (self.root / "data").is_dir():
             raise RepoError(
                 f"{root}: not a tsuku data repo (no data/ folder)",
@@ -85,11 +89,25 @@ class DataRepo:
 
     def failure_files(self) -> list[FailureFile]:
         """Every ``data/failures/*.jsonl``, sorted by name (directories too, to be reported)."""
-        folder = self.root / FAILURES_DIR
-        if not folder.exists():
+        try:
+            names = sorted(n for n in os.listdir(self.fspath(FAILURES_DIR)) if n.endswith(".jsonl"))
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".jsonl"))
         return [FailureFile.from_rel(f"{FAILURES_DIR}/{n}") for n in names]
+
+    def fspath(self, rel: str) -> str:
+        """:meth:`path` as a string (cheaper, for what is done once per file)."""
+        return os.path.join(self._root, rel)
+
+    def kind(self, rel: str) -> str:
+        """``file``, ``dir``, ``symlink``, ``other`` or ``missing`` (not following links)."""
+        try:
+            mode = os.lstat(self.fspath(rel)).st_mode
+        except FileNotFoundError:
+            return "missing"
+        if stat.S_ISLNK(mode):
+            return "symlink"
+        return "file" if stat.S_ISREG(mode) else "dir" if stat.S_ISDIR(mode) else "other"
 
     def queue_files(self) -> list[str]:
         """Every queue-like JSON file (priority queues and ``batch-results.json``)."""
@@ -100,22 +118,24 @@ class DataRepo:
 
     # ------------------------------------------------------------------ reading
 
-    def _safe(self, rel: str) -> Path:
-        p = self.root / rel
-        if p.is_symlink():
-            target = p.resolve()
-            if self.root not in target.parents:
-                raise RepoError(f"{rel}: symlink leads outside the repo ({target})")
-        if p.is_dir():
-            raise RepoError(f"{rel}: is a directory, expected a file")
-        if p.exists() and not p.is_file():
-            raise RepoError(f"{rel}: not a regular file")
-        return p
-
     def read_bytes(self, rel: str) -> bytes:
-        p = self._safe(rel)
+        """A file's bytes. A symlink is followed only inside the repo; a folder or any file
+        that is not a regular one is refused (one ``lstat``, then the read: every file of
+        the repo comes through here)."""
+        path = self.fspath(rel)
         try:
-            return p.read_bytes()
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                target = Path(path).resolve()
+                if self.root not in target.parents:
+                    raise RepoError(f"{rel}: symlink leads outside the repo ({target})")
+                st = os.stat(path)
+            if stat.S_ISDIR(st.st_mode):
+                raise RepoError(f"{rel}: is a directory, expected a file")
+            if not stat.S_ISREG(st.st_mode):
+                raise RepoError(f"{rel}: not a regular file")
+            with open(path, "rb") as fh:
+                return fh.read()
         except FileNotFoundError:
             raise RepoError(f"{rel}: no such file") from None
         except OSError as exc:

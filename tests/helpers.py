@@ -50,14 +50,14 @@ def up_stopped_at_the_third_rename(root: Path, monkeypatch) -> None:
     calls = {"n": 0}
 
     def stop_third(src, dst, *a, **k):
-        if str(src).endswith(engine.STAGE_SUFFIX):
+        if "/data/failures/." in str(src):  # a rewritten failure file's temporary name
             calls["n"] += 1
             if calls["n"] == 3:
                 raise OSError(errno.EIO, "Input/output error")
         return real_replace(src, dst, *a, **k)
 
     with monkeypatch.context() as m:  # only this: other patches of the test stay
-        m.setattr("migrate.engine.commit.os.replace", stop_third)
+        m.setattr("os.replace", stop_third)
         with pytest.raises(RepoError, match="unfinished"):
             engine.up(DataRepo(root))
 
@@ -91,3 +91,13 @@ def records(root: Path) -> list[dict]:
             where = {"file": f.name, "line": i, "scope": "platform", "run": run}
             out.append({**line, **where, "package_id": pid, "name": line["recipe"]})
     return out
+
+
+def leftovers(root: Path) -> list[str]:
+    """What a run may leave behind only while it is unfinished: temporary files and the
+    staging archive."""
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.name.endswith((".migrate-tmp", ".migrate-stage")) or p.name == "staged.bin"
+    )

@@ -16,7 +16,7 @@ from migrate.ledger import Ledger
 from migrate.repo import LEDGER_DIR, LOCK_FILE, DataRepo
 from migrate.steps import STEPS
 from tests.conftest import FIXTURES, copy_repo
-from tests.helpers import data_only, snapshot
+from tests.helpers import data_only, leftovers, snapshot
 
 STEP_IDS = [s.id for s in STEPS]
 
@@ -97,7 +97,7 @@ def test_dry_run_writes_nothing_and_reports_counts(fixture_repo):
     assert step.changed_files > 0
     assert (step.totals["envelope records"], step.totals["per-recipe lines"]) == (49, 26)
     assert any(diff.startswith("--- a/data/failures/") for _, diff in run.files)
-    assert not list(root.rglob("*.migrate-stage"))
+    assert leftovers(root) == []
 
 
 def _runs(root):
@@ -156,7 +156,7 @@ def test_interrupted_up_is_finished_by_the_next_up(fixture_repo, tmp_path, k):
     assert run.settled.startswith("finished the interrupted up run")
     assert data_only(snapshot(root)) == expected
     assert engine.status(repo)["pending"] == []
-    assert not list(root.rglob("*.migrate-stage"))
+    assert leftovers(root) == []
 
 
 @pytest.mark.parametrize("k", [1, 4])
@@ -188,7 +188,7 @@ def test_interrupted_down_is_finished_by_the_next_run(fixture_repo):
 
 def test_stage_files_of_a_run_killed_before_the_ledger_are_cleaned(fixture_repo):
     root = fixture_repo("sample")
-    stray = root / "data" / "failures" / ".homebrew.jsonl.migrate-stage"
+    stray = root / "data" / "failures" / ".homebrew.jsonl.migrate-tmp"
     stray.write_bytes(b"half")
     engine.up(DataRepo(root), dry_run=True)
     engine.up(DataRepo(root))
@@ -411,18 +411,18 @@ def test_a_run_reads_each_file_for_its_steps_once_and_writes_it_once(fixture_rep
 
     root = fixture_repo("sample")
     reads, stages = Counter(), Counter()
-    real_read, real_stage = DataRepo.read_bytes, commit.stage
+    real_read, real_replace = DataRepo.read_bytes, commit._replace
 
     def read(self, rel):
         reads[rel] += 1
         return real_read(self, rel)
 
-    def stage(repo, rel, data):
+    def replace(target, rel, *args):
         stages[rel] += 1
-        return real_stage(repo, rel, data)
+        return real_replace(target, rel, *args)
 
     monkeypatch.setattr(DataRepo, "read_bytes", read)
-    monkeypatch.setattr(commit, "stage", stage)
+    monkeypatch.setattr(commit, "_replace", replace)
     engine.up(DataRepo(root))
     failures = [r for r in reads if r.startswith("data/failures/")]
     assert len(failures) == 16

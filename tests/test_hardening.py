@@ -14,11 +14,12 @@ import pytest
 from migrate import codec, engine
 from migrate.check import check_repo
 from migrate.cli import main
+from migrate.engine import commit
 from migrate.errors import BadInputError, RepoError
 from migrate.ledger import Ledger
 from migrate.repo import DataRepo
 from tests.conftest import copy_repo
-from tests.helpers import data_only, snapshot, up_stopped_at_the_third_rename
+from tests.helpers import data_only, leftovers, snapshot, up_stopped_at_the_third_rename
 
 GOOD = codec.dumps_line(
     {
@@ -156,27 +157,26 @@ def test_quarantine_moves_bad_lines_into_the_ledger_and_back(fixture_repo, capsy
 
 
 def test_disk_full_while_staging_writes_nothing_and_a_rerun_works(fixture_repo, monkeypatch):
-    """A full disk on the 4th staged file: the run writes nothing, and no staged copy is
-    left to fill the disk further."""
+    """The disk fills up as the 4th new version goes into the staging archive: the run
+    writes nothing, and leaves nothing to fill the disk further."""
     root = fixture_repo("sample")
     before = snapshot(root)
     calls = {"n": 0}
-    real_open = open
+    real_add = commit.Staging.add
 
-    def full_disk(path, how="r", *a, **k):
-        if "migrate-stage" in str(path) and how == "xb":
-            calls["n"] += 1
-            if calls["n"] == 4:
-                raise OSError(errno.ENOSPC, "No space left on device")
-        return real_open(path, how, *a, **k)
+    def full_disk(self, rel, data):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            self.fh.write = lambda *a: (_ for _ in ()).throw(OSError(errno.ENOSPC, "Full"))
+        return real_add(self, rel, data)
 
-    monkeypatch.setattr("builtins.open", full_disk)
-    with pytest.raises(RepoError, match="No space left on device.*nothing was replaced"):
+    monkeypatch.setattr(commit.Staging, "add", full_disk)
+    with pytest.raises(RepoError, match="staged.bin: cannot write.*nothing was replaced"):
         engine.up(DataRepo(root))
     monkeypatch.undo()
     assert calls["n"] == 4
     assert snapshot(root) == before
-    assert not [p for p in root.rglob(".*") if "migrate-s" in p.name]
+    assert leftovers(root) == []
     engine.up(DataRepo(root))
     assert check_repo(DataRepo(root)).ok
     engine.down(DataRepo(root), "base")
@@ -190,13 +190,13 @@ def test_read_only_folder_mid_commit_leaves_a_repo_up_or_down_can_settle(fixture
     calls = {"n": 0}
 
     def read_only(src, dst, *a, **k):
-        if str(src).endswith(".migrate-stage"):
+        if "/data/failures/." in str(src):
             calls["n"] += 1
             if calls["n"] == 5:
                 raise OSError(errno.EROFS, "Read-only file system")
         return real_replace(src, dst, *a, **k)
 
-    monkeypatch.setattr("migrate.engine.commit.os.replace", read_only)
+    monkeypatch.setattr(os, "replace", read_only)
     with pytest.raises(RepoError, match="Read-only file system.*unfinished"):
         engine.up(DataRepo(root))
     monkeypatch.undo()
@@ -244,7 +244,7 @@ def test_disk_full_while_writing_the_ledger_gives_the_staged_space_back(
         getattr(engine, direction)(DataRepo(root), "head" if direction == "up" else "base")
     monkeypatch.undo()
     assert snapshot(root) == at_start
-    assert not [p for p in root.rglob(".*") if "migrate-s" in p.name]
+    assert leftovers(root) == []
     assert "unfinished" not in engine.status(DataRepo(root))
     engine.up(DataRepo(root))
     assert check_repo(DataRepo(root)).ok
@@ -278,25 +278,22 @@ def test_a_run_killed_writing_the_first_ledger_leaves_nothing_at_base(fixture_re
 def test_a_failed_down_after_an_interrupted_up_leaves_the_finished_up(
     fixture_repo, tmp_path, monkeypatch
 ):
-    """`up` stopped at its third rename (its run pending, the other files' staged copies
-    waiting); then `down` finishes that run first and fails on a full disk while staging
-    its own files: the repo is as after an uninterrupted `up`, and nothing is left over."""
+    """`up` stopped at its third rename (its run pending, its archive waiting); then
+    `down` finishes that run first and fails on a full disk while staging its own files:
+    the repo is as after an uninterrupted `up`, and nothing is left over."""
     root = fixture_repo("sample")
     reference = copy_repo(root, tmp_path / "ref")
     engine.up(DataRepo(reference))
     up_stopped_at_the_third_rename(root, monkeypatch)
-    assert list(root.rglob(f".*{engine.STAGE_SUFFIX}"))
-    real_open = open
+    assert leftovers(root) == ["data/.migrate/staged.bin"]
 
-    def full_disk(path, how="r", *a, **k):
-        if "migrate-stage" in str(path) and how == "xb":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_open(path, how, *a, **k)
+    def full_disk(self, rel, data):
+        raise commit._cannot_write(commit.ARCHIVE, OSError(errno.ENOSPC, "No space left"))
 
     with monkeypatch.context() as m:
-        m.setattr("builtins.open", full_disk)
-        with pytest.raises(RepoError, match="No space left on device"):
+        m.setattr(commit.Staging, "add", full_disk)
+        with pytest.raises(RepoError, match="No space left"):
             engine.down(DataRepo(root), "base")
-    assert not list(root.rglob(f".*{engine.STAGE_SUFFIX}"))
+    assert leftovers(root) == []
     assert data_only(snapshot(root)) == data_only(snapshot(reference))
     assert engine.up(DataRepo(root)).plan.steps == ()

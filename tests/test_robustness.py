@@ -35,8 +35,7 @@ def test_a_run_killed_while_writing_its_ledger_run_is_recovered(fixture_repo, mo
     with pytest.raises(SystemExit):
         engine.up(DataRepo(clean))
     monkeypatch.undo()
-    left = {k: v for k, v in data_only(snapshot(clean)).items() if "migrate-stage" not in k}
-    assert left == data_only(original)  # nothing replaced yet, only staged
+    assert data_only(snapshot(clean)) == data_only(original)  # nothing replaced yet
     engine.up(DataRepo(clean))
     assert data_only(snapshot(clean)) == expected
     engine.down(DataRepo(clean), "base")
@@ -235,7 +234,7 @@ def test_down_force_goes_on_past_a_deleted_file(fixture_repo, capsys):
 
 def test_a_dry_run_writes_nothing_at_all(fixture_repo):
     root = fixture_repo("sample")
-    stray = root / "data" / "failures" / ".homebrew.jsonl.migrate-stage"
+    stray = root / "data" / "failures" / ".homebrew.jsonl.migrate-tmp"
     stray.write_bytes(b"half")
     before = snapshot(root)
     assert main(["up", "--repo", str(root), "--dry-run"]) == 0

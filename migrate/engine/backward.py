@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 
 from migrate import __version__, clock
 from migrate.engine import commit
-from migrate.engine.forward import _diff, _folders
+from migrate.engine.forward import _folders
 from migrate.engine.plan import check_known, plan
 from migrate.engine.report import RunReport, StepReport
 from migrate.errors import DataChanged, MigrateError
 from migrate.ledger import FileState, Ledger, Run, checksum, entry_line, new_run_id
 from migrate.lock import hold
 from migrate.parallel import map_files
-from migrate.repo import DataRepo
+from migrate.repo import DataRepo, file_mode
 from migrate.steps import Step
 
 
@@ -36,6 +36,8 @@ class FileRevert:
     refused: str = ""  # why this file cannot be reverted
     edited: bool = False  # changed since the ledger recorded it
     diff: str = ""
+    data: bytes = b""  # the new bytes, when changed
+    mode: int | None = None  # the file's permission bits, which its new version keeps
 
 
 def down(
@@ -55,7 +57,7 @@ def down(
         check_known(ledger)
         settled = None
         if ledger.pending is not None and not dry_run:
-            settled = commit.settle(repo, ledger)
+            settled = commit.settle(repo, ledger, jobs)
         if not dry_run:
             commit.clean(repo, _folders(repo))
         the_plan = plan(ledger, "down", target)
@@ -77,32 +79,41 @@ def _run(repo, ledger: Ledger, report: RunReport, force, after_each, jobs, progr
     reverting = [s for s in the_plan.steps]
     reports = {s.id: StepReport(s, "down") for s in reverting}
     report.steps = list(reports.values())
-    outcomes: list[FileRevert] = []
-    stage = not report.dry_run
-    for family in ("queues", "failures"):
-        steps = [s for s in reverting if s.family == family]
-        if not steps:
-            continue
-        known = [p for p in states if _family_of(p) == family]
-        files = list(dict.fromkeys([*known, *steps[0].files(repo)]))
+    lines: list[bytes] = []  # each file's ledger entry
+    moves: list[commit.Move] = []  # the files to replace
+    edited: list[str] = []
+    refused: list[str] = []
+    staging = None if report.dry_run else commit.Staging(repo)
+    try:
+        for family in ("queues", "failures"):
+            steps = [s for s in reverting if s.family == family]
+            if not steps:
+                continue
+            known = [p for p in states if _family_of(p) == family]
+            files = list(dict.fromkeys([*known, *steps[0].files(repo)]))
 
-        def one(rel: str, steps=steps) -> FileRevert:
-            return _file_down(repo, rel, steps, states.get(rel), force, stage, report.dry_run)
+            def one(rel: str, steps=steps) -> FileRevert:
+                return _file_down(repo, rel, steps, states.get(rel), force, report.dry_run)
 
-        done = list(map_files(one, files, jobs, progress))
-        for o in done:
-            for sid in o.reverted:
-                reports[sid].changed_files += 1
-            for s in steps:
-                reports[s.id].files_read += 1
-            if o.note:
-                reports[steps[0].id].notes.append(o.note)
-            if report.dry_run and o.changed:
-                report.files.append((o.rel, o.diff))
-        outcomes.extend(done)
-    edited = [o.rel for o in outcomes if o.edited]
-    refused = [o.refused for o in outcomes if o.refused]
-    if edited or refused:
+            for o in map_files(one, files, jobs, progress):
+                for sid in o.reverted:
+                    reports[sid].changed_files += 1
+                for s in steps:
+                    reports[s.id].files_read += 1
+                if o.note:
+                    reports[steps[0].id].notes.append(o.note)
+                if o.edited:
+                    edited.append(o.rel)
+                if o.refused:
+                    refused.append(o.refused)
+                if report.dry_run and o.changed:
+                    report.files.append((o.rel, o.diff))
+                if o.line:
+                    lines.append(o.line)
+                if o.changed:
+                    moves.append((o.rel, o.after, o.mode))
+                    if staging is not None and not (edited or refused):
+                        staging.add(o.rel, o.data)
         if edited:
             raise DataChanged(
                 f"{len(edited)} file(s) changed since migrate wrote them: "
@@ -112,9 +123,17 @@ def _run(repo, ledger: Ledger, report: RunReport, force, after_each, jobs, progr
                 hint="`migrate verify` lists them; restore them (git checkout -- FILE) to"
                 " revert exactly, or pass --force to convert them down as they are now",
             )
-        raise DataChanged(refused[0] + "; nothing was reverted", hint="restore the file from git")
-    if report.dry_run:
-        return
+        if refused:
+            raise DataChanged(
+                refused[0] + "; nothing was reverted", hint="restore the file from git"
+            )
+        if staging is None:
+            return
+        staging.close()
+    except BaseException:
+        if staging is not None:
+            staging.abandon()
+        raise
     run = Run(
         new_run_id(ledger),
         "down",
@@ -126,13 +145,13 @@ def _run(repo, ledger: Ledger, report: RunReport, force, after_each, jobs, progr
         {"force": True} if force else {},
         {sr.step.id: {"files_changed": sr.changed_files} for sr in report.steps},
     )
-    commit.sync_all()
-    ledger.write_pending(run, [o.line for o in outcomes if o.line])
-    commit.commit(repo, [(o.rel, o.after) for o in outcomes if o.changed], after_each)
+    ledger.write_pending(run, lines)
+    commit.commit(repo, moves, jobs, after_each)
     if the_plan.target is None:
         ledger.remove_all()
     else:
         ledger.finish(run)
+        repo.path(commit.ARCHIVE).unlink(missing_ok=True)
     report.run_id = run.id
 
 
@@ -146,7 +165,6 @@ def _file_down(
     steps: list[Step],
     state: FileState | None,
     force: bool,
-    stage: bool,
     dry_run: bool,
 ) -> FileRevert:
     out = FileRevert(rel)
@@ -209,8 +227,7 @@ def _file_down(
         out.line = entry_line(fs)
     out.changed = cur != data
     out.after = checksum(cur)
-    if out.changed and stage:
-        commit.stage(repo, rel, cur)
-    if out.changed and dry_run:
-        out.diff = _diff(rel, data, cur)
+    if out.changed and not dry_run:
+        out.data = cur
+        out.mode = file_mode(repo.fspath(rel))
     return out

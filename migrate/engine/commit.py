@@ -1,148 +1,241 @@
 """Replacing files so that a run killed at any instant can be finished.
 
-For every run (``up`` or ``down``):
+For every run (``up`` or ``down``), once every file's new version has been computed and
+checked:
 
-1. each new version is *staged* beside its file (``.NAME.migrate-stage``, the file's
-   permission bits), then all are made durable with one ``os.sync()``;
+1. the new versions go into one archive, ``data/.migrate/staged.bin`` (one sequential
+   write, made durable: far cheaper than one new file beside each of thousands of files,
+   which on this project's disks costs twice the rewrite itself);
 2. the run's ledger file is written, complete and durable, as pending
    (:meth:`migrate.ledger.Ledger.write_pending`);
-3. each staged file is renamed over its file (atomic per file), then synced;
-4. the run is marked finished (:meth:`migrate.ledger.Ledger.finish`).
+3. each file is replaced from the archive: written to a temporary name beside it, then
+   renamed over it (atomic per file), ``--jobs`` files at a time;
+4. the run is marked finished and the archive removed.
 
-Killed before 2, a run leaves only staged files, which the next run removes. Killed
-after 2, it leaves a pending run whose every file is either replaced or staged: the next
-run finishes it (:func:`settle`).
+Killed before 2, a run has replaced nothing; the next run removes what it left. Killed
+after 2, it leaves a pending run and a complete archive: the next run that writes
+finishes it (:func:`settle`), whichever command it is.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from migrate import codec
 from migrate.errors import DataChanged, RepoError
 from migrate.ledger import Ledger, checksum
+from migrate.parallel import map_files
 from migrate.repo import LEDGER_DIR, TMP_SUFFIX, DataRepo, file_mode, sync_dir
 
-STAGE_SUFFIX = ".migrate-stage"
-#: (path, checksum its new bytes must have)
-Move = tuple[str, str]
+ARCHIVE = f"{LEDGER_DIR}/staged.bin"
+#: (path, checksum its new bytes must have, its permission bits or None: look them up)
+Move = tuple[str, str, int | None]
+_FOOTER = struct.Struct("<Q")  # where the archive's index starts
 
 
-def stage_path(repo: DataRepo, rel: str) -> Path:
-    p = repo.path(rel)
-    return p.with_name(f".{p.name}{STAGE_SUFFIX}")
+class Staging:
+    """A run's new file versions, collected into :data:`ARCHIVE` as they are computed: the
+    bytes of each, one after the other, then an index (JSON: path -> offset, length) and
+    the index's offset. Written once, sequentially, and read back with ``pread``."""
+
+    def __init__(self, repo: DataRepo):
+        self.path = repo.path(ARCHIVE)
+        self.tmp = self.path.with_name(f".{self.path.name}{TMP_SUFFIX}")
+        self.index: dict[str, tuple[int, int]] = {}
+        self.offset = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fh = open(self.tmp, "wb")  # noqa: SIM115 - closed by close() or abandon()
+        except OSError as exc:
+            raise _cannot_write(ARCHIVE, exc) from None
+
+    def add(self, rel: str, data: bytes) -> None:
+        try:
+            self.fh.write(data)
+        except OSError as exc:
+            raise _cannot_write(ARCHIVE, exc) from None
+        self.index[rel] = (self.offset, len(data))
+        self.offset += len(data)
+
+    def close(self) -> None:
+        """Complete and durable, under its name (before the ledger names the run)."""
+        try:
+            self.fh.write(codec.dumps_bytes(self.index))
+            self.fh.write(_FOOTER.pack(self.offset))
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            raise _cannot_write(ARCHIVE, exc) from None
+        sync_dir(self.path.parent)
+
+    def abandon(self) -> None:
+        with contextlib.suppress(Exception):  # (a full disk fails the close as well)
+            self.fh.close()
+        self.tmp.unlink(missing_ok=True)
 
 
-def stage(repo: DataRepo, rel: str, data: bytes) -> None:
-    """Write a file's new version beside it, with its permission bits (made durable by the
-    run's one ``os.sync()`` before the ledger names it). Always a new file: a stale staged
-    file of a killed run is removed first, never written into."""
-    path = stage_path(repo, rel)
-    mode = file_mode(repo.path(rel))
-    try:
-        path.unlink(missing_ok=True)
-        with open(path, "xb") as fh:
-            if mode is not None:  # (umask and default ACLs decide a new file's mode)
-                os.fchmod(fh.fileno(), mode)
-            fh.write(data)
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise RepoError(
-            f"{rel}: cannot write its new version ({exc.strerror}); nothing was replaced",
-            hint="free space or make the folder writable, then run the command again",
-        ) from None
+class _Archive:
+    """:data:`ARCHIVE`, open for reading."""
+
+    def __init__(self, path: str):
+        self.fd = os.open(path, os.O_RDONLY)
+        size = os.fstat(self.fd).st_size
+        (start,) = _FOOTER.unpack(os.pread(self.fd, _FOOTER.size, size - _FOOTER.size))
+        raw = os.pread(self.fd, size - _FOOTER.size - start, start)
+        self.index = {rel: tuple(at) for rel, at in codec.loads_trusted(raw).items()}
+
+    def read(self, rel: str) -> bytes:
+        offset, length = self.index[rel]
+        return os.pread(self.fd, length, offset)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _cannot_write(rel: str, exc: OSError) -> RepoError:
+    return RepoError(
+        f"{rel}: cannot write ({exc.strerror}); nothing was replaced",
+        hint="free space or make the folder writable, then run the command again",
+    )
 
 
 def commit(
-    repo: DataRepo, moves: list[Move], after_each: Callable[[int], None] | None = None
+    repo: DataRepo,
+    moves: list[Move],
+    jobs: int = 1,
+    after_each: Callable[[int], None] | None = None,
+    resume: bool = False,
 ) -> None:
-    """Rename each staged file over its file. A file that already has its new bytes (an
-    earlier, interrupted attempt renamed it) is left as it is."""
-    folders = set()
-    for i, (rel, after) in enumerate(moves):
-        target, staged = repo.path(rel), stage_path(repo, rel)
-        if staged.exists():
-            try:
-                os.replace(staged, target)
-            except OSError as exc:
-                raise RepoError(
-                    f"{rel}: cannot replace it ({exc.strerror}) after {i} of {len(moves)}"
-                    " files; the run is recorded as unfinished",
-                    hint="fix the cause, then any `migrate` run that writes finishes it",
-                ) from None
-            folders.add(target.parent)
-        elif _checksum(target) != after:
-            raise DataChanged(
-                f"{rel}: neither the file nor its staged copy has the expected content",
-                hint="restore the file from git, then run the command again",
-            )
-        if after_each:
-            after_each(i)
+    """Replace each file by its version in the archive. ``resume``: a file that already
+    has its new bytes (replaced before a run was killed) is left as it is."""
+    if not moves:
+        return
+    indexed = list(enumerate(moves))
+    chunks = [indexed[i :: max(1, jobs)] for i in range(max(1, jobs))]
+
+    def replace(chunk: list[tuple[int, Move]]) -> set[str]:
+        chmod: dict[str, bool] = {}  # folder -> whether new files there need a chmod
+        archive = _Archive(repo.fspath(ARCHIVE))
+        try:
+            for i, (rel, after, mode) in chunk:
+                target = repo.fspath(rel)
+                if resume:
+                    if _checksum(target) == after:
+                        continue
+                    mode = file_mode(target)
+                data = archive.read(rel)
+                if resume and checksum(data) != after:
+                    raise DataChanged(
+                        f"{ARCHIVE}: the staged version of {rel} is not the one the ledger names",
+                        hint="restore data/ from git (git checkout -- data), then run again",
+                    )
+                folder = os.path.dirname(target)
+                chmod[folder] = _replace(target, rel, data, mode, chmod.get(folder), i, len(moves))
+                if after_each:
+                    after_each(i)
+        finally:
+            archive.close()
+        return set(chmod)
+
+    folders: set[str] = set()
+    for done in map_files(replace, chunks, jobs):
+        folders |= done
     for folder in folders:
-        sync_dir(folder)
+        sync_dir(Path(folder))
     os.sync()
 
 
-def sync_all() -> None:
-    """Make every staged file durable (one call for all of them: an fsync per small file
-    costs more than the run's whole compute)."""
-    os.sync()
+def _replace(
+    target: str,
+    rel: str,
+    data: bytes,
+    mode: int | None,
+    chmod: bool | None,
+    i: int,
+    total: int,
+) -> bool:
+    """Write ``data`` beside ``target`` under a temporary name, with the target's
+    permission bits ``mode``, and rename it over ``target``. Created with those bits, a
+    file gets them minus the umask (or what a default ACL says): ``chmod`` says whether
+    files in this folder need a chmod as well (None: not known yet, found out on this one;
+    a chmod is a metadata write, as costly as the file's own on this project's disks).
+    Returns what was found out."""
+    folder, name = os.path.split(target)
+    tmp = os.path.join(folder, f".{name}{TMP_SUFFIX}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(tmp, flags, 0o666 if mode is None else mode)
+        try:
+            if mode is not None and chmod is not False:
+                if chmod is None:
+                    chmod = os.fstat(fd).st_mode & 0o7777 != mode
+                if chmod:
+                    os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise RepoError(
+            f"{rel}: cannot replace it ({exc.strerror}) after {i} of {total} files;"
+            " the run is recorded as unfinished",
+            hint="fix the cause, then any `migrate` run that writes finishes it",
+        ) from None
+    return bool(chmod)
 
 
-def ready(repo: DataRepo, moves: list[Move]) -> bool:
-    """Whether a pending run can be finished: every file has its new bytes, or a staged
-    copy that has them."""
-    for rel, after in moves:
-        staged = stage_path(repo, rel)
-        if staged.exists():
-            if _checksum(staged) != after:
-                return False
-        elif _checksum(repo.path(rel)) != after:
-            return False
-    return True
-
-
-def clean(repo: DataRepo, folders: Iterable[str], keep_staged: bool = False) -> None:
-    """Remove a run's leftovers: half-written temporary files and, unless ``keep_staged``
-    (a pending run needs them), staged files. A ledger folder left empty goes too."""
-    suffixes = (TMP_SUFFIX,) if keep_staged else (TMP_SUFFIX, STAGE_SUFFIX)
+def clean(repo: DataRepo, folders: Iterable[str]) -> None:
+    """Remove what a run that wrote nothing left: half-written temporary files, a staging
+    archive no pending run names (and the files of earlier versions of this tool). A
+    ledger folder left empty goes too."""
     for folder in {*folders, LEDGER_DIR, f"{LEDGER_DIR}/runs"}:
         path = repo.path(folder)
         if path.is_dir():
-            for suffix in suffixes:
+            for suffix in (TMP_SUFFIX, ".migrate-stage"):
                 for p in path.glob(f".*{suffix}"):
                     p.unlink(missing_ok=True)
+    repo.path(ARCHIVE).unlink(missing_ok=True)
     for folder in (f"{LEDGER_DIR}/runs", LEDGER_DIR):
         with contextlib.suppress(OSError):  # absent, or not empty
             repo.path(folder).rmdir()
 
 
-def _checksum(path: Path) -> str | None:
+def _checksum(path: str | Path) -> str | None:
     try:
-        return checksum(path.read_bytes())
+        with open(path, "rb") as fh:
+            return checksum(fh.read())
     except FileNotFoundError:
         return None
 
 
-def settle(repo: DataRepo, ledger: Ledger) -> str | None:
-    """Finish the run a killed process left pending, if any; what was done, for the report.
-    A pending run whose staged files are gone (cleaned by hand) cannot be finished: refused
-    with the way out."""
+def settle(repo: DataRepo, ledger: Ledger, jobs: int = 1) -> str | None:
+    """Finish the run a killed process left pending, if any; what was done, for the report."""
     run = ledger.pending
     if run is None:
         return None
-    moves = [(fs.path, fs.after) for fs in ledger.files(run)]
-    if not ready(repo, moves):
-        raise DataChanged(
-            f"run {run.id} ({run.kind} to {run.to or 'base'}) was interrupted and its staged"
-            " files are gone or changed, so it cannot be finished",
-            hint="restore data/ from git (git checkout -- data), then run again",
-        )
-    commit(repo, moves)
+    moves = [(fs.path, fs.after, None) for fs in ledger.files(run)]
+    if not repo.exists(ARCHIVE):
+        if any(_checksum(repo.fspath(rel)) != after for rel, after, _ in moves):
+            raise DataChanged(
+                f"run {run.id} ({run.kind} to {run.to or 'base'}) was interrupted and"
+                f" {ARCHIVE}, which it needs to be finished, is gone",
+                hint="restore data/ from git (git checkout -- data), then run again",
+            )
+    else:
+        commit(repo, moves, jobs, resume=True)
     if run.kind == "down" and run.to is None:
         ledger.remove_all()
     else:
         ledger.finish(run)
+        repo.path(ARCHIVE).unlink(missing_ok=True)
     return f"finished the interrupted {run.kind} run {run.id} ({len(moves)} files)"

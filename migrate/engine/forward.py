@@ -3,10 +3,11 @@
 1. ``prepare`` every planned step; one read-only pass over the failure files gives the
    failure steps what they need from other files (``gather``/``combine``);
 2. each failure file goes through every planned failure step in memory, and the result is
-   validated, proven reversible and staged; what the queue steps need is gathered from the
-   new bytes on the way;
+   validated and proven reversible; what the queue steps need is gathered from the new
+   bytes on the way;
 3. the same for the queues;
-4. one ledger run for all of it, then one rename per file (:mod:`migrate.engine.commit`).
+4. the new bytes staged in one archive, one ledger run for all of it, then one write and
+   rename per file (:mod:`migrate.engine.commit`).
 
 Nothing is written before every file has been computed and checked: bad input refuses
 the whole run.
@@ -15,6 +16,7 @@ the whole run.
 from __future__ import annotations
 
 import difflib
+import functools
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ from migrate.ledger import FileState, Ledger, Run, StepState, checksum, entry_li
 from migrate.lock import hold
 from migrate.parallel import map_files
 from migrate.reader import Problem
-from migrate.repo import FAILURES_DIR, DataRepo
+from migrate.repo import FAILURES_DIR, DataRepo, file_mode
 from migrate.steps import Step
 from migrate.steps.base import RunContext, RunOptions, run_context
 
@@ -52,6 +54,8 @@ class FileOutcome:
     bug: str | None = None  # a step raised: its traceback
     diff: str = ""
     parts: dict[str, Any] = field(default_factory=dict)  # gathered for later steps
+    data: bytes = b""  # the new bytes, when changed
+    mode: int | None = None  # the file's permission bits, which its new version keeps
 
 
 def up(
@@ -76,7 +80,7 @@ def up(
         check_known(ledger)
         settled = None
         if ledger.pending is not None and not dry_run:
-            settled = commit.settle(repo, ledger)
+            settled = commit.settle(repo, ledger, jobs)
         if not dry_run:
             commit.clean(repo, _folders(repo))
         the_plan = plan(ledger, "up", target)
@@ -114,42 +118,17 @@ def _run(
             problems,
             hint="fix or remove these lines (see `migrate check`), then run again",
         )
-    ctx = run_context(repo, options)
-    prepared = {s.id: s.prepare(ctx) for s in the_plan.steps}
-    states = ledger.states()
-    reports = {s.id: StepReport(s, "up") for s in the_plan.steps}
-    report.steps = list(reports.values())
-    outcomes: list[FileOutcome] = []
-    stage = not report.dry_run
-    by_family = [
-        (fam, [s for s in the_plan.steps if s.family == fam]) for fam in ("failures", "queues")
-    ]
-    gathered: set[str] = set()
-    for i, (family, steps) in enumerate(by_family):
-        if not steps:
-            continue
-        # steps of later phases gather from this phase's output; the others read the
-        # failure files as they are, once, before their phase
-        later = [s for _, ss in by_family[i + 1 :] for s in ss if s.gathers]
-        _gather(repo, ctx, [s for s in steps if s.gathers and s.id not in gathered], prepared, jobs)
-        files = steps[0].files(repo)
-
-        def one(rel: str, steps=steps, later=later) -> FileOutcome:
-            return _file_up(repo, ctx, rel, steps, prepared, states.get(rel), stage, diff, later)
-
-        done = list(map_files(one, files, jobs, progress))
-        _refuse_if_bad(done)
-        _tally(done, reports, report)
-        if family == "failures":
-            for s in later:
-                s.combine(prepared[s.id], [(o.rel, o.parts.get(s.id)) for o in done])
-                gathered.add(s.id)
-        outcomes.extend(done)
-    for s in the_plan.steps:
-        reports[s.id].notes.extend(s.summary(prepared[s.id], reports[s.id].totals))
-    if report.dry_run:
-        return
-    run = Run(
+    run = _UpRun(repo, ledger, the_plan, report, run_context(repo, options), diff, jobs)
+    try:
+        run.compute(progress)
+        if run.staging is None:
+            return
+        run.staging.close()
+    except BaseException:
+        if run.staging is not None:
+            run.staging.abandon()
+        raise
+    record = Run(
         new_run_id(ledger),
         "up",
         clock.now_iso(),
@@ -160,121 +139,157 @@ def _run(
         _options_record(repo, options),
         _counts(report),
     )
-    commit.sync_all()  # every staged file durable before the ledger names it
-    ledger.write_pending(run, [o.line for o in outcomes])
-    commit.commit(repo, [(o.rel, o.after) for o in outcomes if o.changed], after_each)
-    ledger.finish(run)
-    report.run_id = run.id
+    ledger.write_pending(record, run.lines)
+    commit.commit(repo, run.moves, jobs, after_each)
+    ledger.finish(record)
+    repo.path(commit.ARCHIVE).unlink(missing_ok=True)
+    report.run_id = record.id
 
 
-def _gather(repo, ctx, steps: list[Step], prepared, jobs: int) -> None:
-    """One read-only pass: each failure file's rows, handed to every step that gathers.
-    A failure step names the lines it cannot read itself, when it rewrites the file; a
-    queue step would derive status from records it cannot read: refused here."""
-    if not steps:
-        return
-    files = [ff.rel for ff in repo.failure_files()]
+class _UpRun:
+    """One ``up`` being computed: every file through its planned steps, checked, its new
+    bytes staged; what the ledger will say about each file collected on the way."""
 
-    def one(rel: str) -> tuple[dict[str, Any], list[Problem]]:
-        rows, problems = file_rows(rel, repo.read_bytes(rel), ctx.names.get, want=None)
-        return {s.id: s.gather(prepared[s.id], rel, rows) for s in steps}, problems
+    def __init__(self, repo, ledger, the_plan, report, ctx: RunContext, diff: bool, jobs: int):
+        self.repo, self.ctx, self.diff, self.jobs = repo, ctx, diff, jobs
+        self.report = report
+        self.steps = the_plan.steps
+        self.prepared = {s.id: s.prepare(ctx) for s in self.steps}
+        self.states = ledger.states()
+        self.reports = {s.id: StepReport(s, "up") for s in self.steps}
+        report.steps = list(self.reports.values())
+        self.lines: list[bytes] = []  # each file's ledger entry
+        self.moves: list[commit.Move] = []  # the files to replace
+        self.staging = None if report.dry_run else commit.Staging(repo)
 
-    done = list(map_files(one, files, jobs))
-    if any(s.family == "queues" for s in steps):
-        refuse([p for _, problems in done for p in problems], "nothing was written")
-    for s in steps:
-        s.combine(prepared[s.id], [(rel, d[0][s.id]) for rel, d in zip(files, done, strict=True)])
-
-
-def _file_up(
-    repo: DataRepo,
-    ctx: RunContext,
-    rel: str,
-    steps: list[Step],
-    prepared: dict[str, Any],
-    state: FileState | None,
-    stage: bool,
-    diff: bool,
-    later: list[Step],
-) -> FileOutcome:
-    """One file through the planned steps of its family, in memory."""
-    out = FileOutcome(rel)
-    data = repo.read_bytes(rel)
-    digest = checksum(data)
-    fs = FileState(rel, digest) if state is None else _copy(state)
-    given = digest if state is not None and digest != state.after else None  # edited since
-    cur = data
-    for step in steps:
-        try:
-            res = step.up(rel, cur, prepared[step.id])
-            exact = res.exact or step.down(rel, res.data, res.patch) == cur
-        except Exception:
-            out.bug = f"step {step.id} on {rel}:\n{traceback.format_exc()}"
-            return out
-        out.counts[step.id] = res.counts
-        out.notes[step.id] = res.notes
-        if res.problems:
-            out.problems.extend(res.problems)
-            return out
-        new = res.data
-        out.step_changed[step.id] = new != cur
-        fs.steps.append(
-            StepState(
-                step.id,
-                checksum(new) if new != cur else None,
-                res.patch,
-                None if exact else cur,  # down cannot rebuild these bytes: the ledger keeps them
-                given,
+    def compute(self, progress) -> None:
+        """The failure files through the failure steps, then the queues through the queue
+        steps. Steps of a later family gather from the new failure files; the others read
+        the failure files as they are, once, before their family."""
+        by_family = [(f, [s for s in self.steps if s.family == f]) for f in ("failures", "queues")]
+        gathered: set[str] = set()
+        for i, (family, steps) in enumerate(by_family):
+            if not steps:
+                continue
+            later = [s for _, ss in by_family[i + 1 :] for s in ss if s.gathers]
+            self.gather([s for s in steps if s.gathers and s.id not in gathered])
+            parts: dict[str, list[tuple[str, Any]]] = {s.id: [] for s in later}
+            bugs: list[str] = []
+            problems: list[Problem] = []
+            one = functools.partial(self.file_up, steps=steps, later=later)
+            for o in map_files(one, steps[0].files(self.repo), self.jobs, progress):
+                bugs += [o.bug] if o.bug else []  # (folded as they come: memory follows
+                problems += o.problems  # the report, not the number of files)
+                if not (o.bug or o.problems):
+                    self.take(o, later, parts)
+            _refuse_if_bad(bugs, problems)
+            if family == "failures":
+                for s in later:
+                    s.combine(self.prepared[s.id], parts.pop(s.id))
+                    gathered.add(s.id)
+        for s in self.steps:
+            self.reports[s.id].notes.extend(
+                s.summary(self.prepared[s.id], self.reports[s.id].totals)
             )
-        )
-        given = None
-        cur = new
-    if cur != data:
-        out.problems, bugs = output_problems(steps[0].family, rel, data, cur, steps[-1].produces)
-        if bugs:
-            out.bug = f"steps {', '.join(fs.step_ids)} wrote what the v{steps[-1].produces}" + (
-                " model refuses:\n" + "\n".join(str(p) for p in bugs)
-            )
-        if out.problems or bugs:
-            return out
-        if stage:
-            commit.stage(repo, rel, cur)
-        if diff:
-            out.diff = _diff(rel, data, cur)
-    out.changed = cur != data
-    out.after = checksum(cur) if out.changed else fs.after
-    out.line = entry_line(fs)
-    if later:
-        rows, _ = file_rows(rel, cur, ctx.names.get, want=None)
-        out.parts = {s.id: s.gather(prepared[s.id], rel, rows) for s in later}
-    return out
+
+    def take(self, o: FileOutcome, later: list[Step], parts) -> None:
+        for step_id, counts in o.counts.items():
+            sr = self.reports[step_id]
+            sr.files_read += 1
+            sr.totals.update(counts)
+            sr.changed_files += o.step_changed.get(step_id, False)
+            sr.notes.extend(o.notes.get(step_id, ()))
+        for s in later:
+            parts[s.id].append((o.rel, o.parts.get(s.id)))
+        self.lines.append(o.line)
+        if o.changed:
+            self.moves.append((o.rel, o.after, o.mode))
+            if self.staging is not None:
+                self.staging.add(o.rel, o.data)
+            if self.report.dry_run:
+                self.report.files.append((o.rel, o.diff))
+
+    def gather(self, steps: list[Step]) -> None:
+        """One read-only pass: each failure file's rows, handed to every step that gathers.
+        A failure step names the lines it cannot read itself, when it rewrites the file; a
+        queue step would derive status from records it cannot read: refused here."""
+        if not steps:
+            return
+        files = [ff.rel for ff in self.repo.failure_files()]
+
+        def one(rel: str) -> tuple[dict[str, Any], list[Problem]]:
+            rows, problems = self.rows(rel, self.repo.read_bytes(rel))
+            return {s.id: s.gather(self.prepared[s.id], rel, rows) for s in steps}, problems
+
+        done = list(map_files(one, files, self.jobs))
+        if any(s.family == "queues" for s in steps):
+            refuse([p for _, problems in done for p in problems], "nothing was written")
+        for s in steps:
+            pairs = [(rel, d[0][s.id]) for rel, d in zip(files, done, strict=True)]
+            s.combine(self.prepared[s.id], pairs)
+
+    def rows(self, rel: str, data: bytes):
+        return file_rows(rel, data, self.ctx.names.get, want=None)
+
+    def file_up(self, rel: str, steps: list[Step], later: list[Step]) -> FileOutcome:
+        """One file through the planned steps of its family, in memory (in a worker)."""
+        out = FileOutcome(rel)
+        data = self.repo.read_bytes(rel)
+        digest = checksum(data)
+        state = self.states.get(rel)
+        fs = FileState(rel, digest) if state is None else _copy(state)
+        given = digest if state is not None and digest != state.after else None  # edited since
+        cur = data
+        for step in steps:
+            try:
+                res = step.up(rel, cur, self.prepared[step.id])
+                exact = res.exact or step.down(rel, res.data, res.patch) == cur
+            except Exception:
+                out.bug = f"step {step.id} on {rel}:\n{traceback.format_exc()}"
+                return out
+            out.counts[step.id] = res.counts
+            out.notes[step.id] = res.notes
+            if res.problems:
+                out.problems.extend(res.problems)
+                return out
+            new = res.data
+            out.step_changed[step.id] = new != cur
+            restore = None if exact else cur  # down cannot rebuild these: the ledger keeps them
+            after = checksum(new) if new != cur else None
+            fs.steps.append(StepState(step.id, after, res.patch, restore, given))
+            given = None
+            cur = new
+        if cur != data:
+            version = steps[-1].produces
+            out.problems, bugs = output_problems(steps[0].family, rel, data, cur, version)
+            if bugs:
+                out.bug = f"steps {', '.join(fs.step_ids)} wrote what the v{version} model" + (
+                    " refuses:\n" + "\n".join(str(p) for p in bugs)
+                )
+            if out.problems or bugs:
+                return out
+            out.changed, out.data, out.after = True, cur, checksum(cur)
+            out.mode = file_mode(self.repo.fspath(rel))
+            if self.diff:
+                out.diff = _diff(rel, data, cur)
+        out.line = entry_line(fs)
+        if later:  # (a queue step would derive status from records it cannot read)
+            rows, out.problems = self.rows(rel, cur)
+            out.parts = {s.id: s.gather(self.prepared[s.id], rel, rows) for s in later}
+        return out
 
 
 def _copy(state: FileState) -> FileState:
     return FileState(state.path, state.origin, list(state.steps))
 
 
-def _tally(done: list[FileOutcome], reports: dict[str, StepReport], report: RunReport) -> None:
-    for o in done:
-        for step_id, counts in o.counts.items():
-            sr = reports[step_id]
-            sr.files_read += 1
-            sr.totals.update(counts)
-            sr.changed_files += o.step_changed.get(step_id, False)
-            sr.notes.extend(o.notes.get(step_id, ()))
-        if report.dry_run and o.changed:
-            report.files.append((o.rel, o.diff))
-
-
-def _refuse_if_bad(done: list[FileOutcome]) -> None:
-    bugs = [o.bug for o in done if o.bug]
+def _refuse_if_bad(bugs: list[str], problems: list[Problem]) -> None:
     if bugs:
         raise StepBug(
             f"a step failed on {len(bugs)} file(s), first: {bugs[0].splitlines()[0]};"
             " nothing was written",
             bugs,
         )
-    problems = [p for o in done for p in o.problems]
     if problems:
         raise BadInputError(
             f"{len(problems)} problem(s) in the data; nothing was written",

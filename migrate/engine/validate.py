@@ -8,6 +8,7 @@ otherwise the step wrote what its own model refuses, a bug in migrate.
 
 from __future__ import annotations
 
+from migrate import codec
 from migrate.reader import Problem, parse_line, parse_queue, split_lines
 
 
@@ -24,7 +25,7 @@ def output_problems(
     for lineno, raw in split_lines(new):
         if not raw.strip() or before.get(lineno) == raw:
             continue  # blank, or not changed by the run
-        pl = parse_line(rel, lineno, raw)
+        pl = parse_line(rel, lineno, raw, codec.loads_trusted, notes=False)  # (this run's)
         problems = pl.problems or (
             [Problem(rel, lineno, f"expected schema_version {version}", "schema_version")]
             if pl.version != version

@@ -45,9 +45,10 @@ class RecordsV2(Step):
     def preflight(self, repo: DataRepo) -> list[Problem]:
         out = queue_problems(repo)
         for ff in repo.failure_files():
-            if repo.path(ff.rel).is_dir():
+            kind = repo.kind(ff.rel)
+            if kind == "dir":
                 out.append(Problem(ff.rel, 0, "is a directory, expected a file"))
-            elif repo.path(ff.rel).is_symlink():
+            elif kind == "symlink":
                 out.append(
                     Problem(
                         ff.rel,

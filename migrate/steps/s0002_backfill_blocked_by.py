@@ -52,6 +52,7 @@ class Context:
     package_names: dict[str, list[tuple[str, list[str], str, int]]] = field(default_factory=dict)
     unmatched: list[Finding] = field(default_factory=list)
     wanted: set[str] = field(default_factory=set)  # the recipes the findings name
+    assigned_lines: dict[str, set[int]] = field(default_factory=dict)  # file -> lines
 
 
 def _matches(f: Finding, row: dict[str, Any]) -> bool:
@@ -108,15 +109,16 @@ class BackfillBlockedBy(Step):
 
     def combine(self, prep: Context, parts: list[tuple[str, Any]]) -> None:
         """Each finding assigned to the records it describes (a finding without a run stamp
-        to the latest one), and each needed package's records sorted by time."""
-        need: set[str] = set()
+        to the latest one), and the package records of each package a platform record
+        needs a sibling of, sorted by time."""
+        need: set[str] = set().union(*(n for _, (n, _, _) in parts))
         history: dict[str, dict[Where, tuple[str, list[str]]]] = defaultdict(dict)
         refs: dict[int, list[tuple[Where, str, str | None, str]]] = defaultdict(list)
         findings = prep.evidence.findings
-        for _, (n, hist, hits) in parts:
-            need |= n
+        for _, (_, hist, hits) in parts:
             for pid, ts, names, where in hist:
-                history[pid][where] = (ts, names)
+                if pid in need:
+                    history[pid][where] = (ts, names)
             for where, scope, pid, ts, row in hits:
                 for i, f in enumerate(findings):
                     if _matches(f, row):
@@ -131,6 +133,7 @@ class BackfillBlockedBy(Step):
                 found = [r for r in found if r[3] == latest]
             for where, scope, pid, _ in found:
                 prep.assigned.setdefault(where, []).append(f)
+                prep.assigned_lines.setdefault(where[0], set()).add(where[1])
                 if scope == "package" and where in history.get(pid or "", {}):
                     ts, names = history[pid][where]
                     history[pid][where] = (ts, merge(names, f.names))
@@ -139,7 +142,6 @@ class BackfillBlockedBy(Step):
                 ((ts, names, w[0], w[1]) for w, (ts, names) in recs.items()), key=lambda e: e[0]
             )
             for pid, recs in history.items()
-            if pid in need
         }
 
     # ------------------------------------------------------------------ up
@@ -149,8 +151,9 @@ class BackfillBlockedBy(Step):
         res = UpResult(b"", exact=True)
         patch = LinePatch(data, some_lines=True)
         out: list[bytes] = []
+        assigned = ctx.assigned_lines.get(rel, ())
         for lineno, raw in split_lines(data):
-            if not raw.strip():
+            if not raw.strip() or not _may_change(raw, lineno in assigned):
                 out.append(raw)
                 continue
             try:
@@ -324,3 +327,21 @@ class BackfillBlockedBy(Step):
 def _dependency(row: dict[str, Any]) -> bool:
     """A dependency failure by the record's own category or the CLI's exit code 8."""
     return row["category"] == "missing_dep" or row["exit_code"] == 8
+
+
+#: What a line needs for ``_backfill`` to change (or count) it, as Go spells it (the bytes
+#: of a line starting with :data:`_V2`): a registry error or a true not-found in a message,
+#: blockers of its own, exit code 8 or the missing_dep category.
+_NEEDLES = (b" not found in ", b'"blocked_by":["', b'"exit_code":8', b'"missing_dep"')
+_V2 = b'{"schema_version":2,'
+
+
+def _may_change(raw: bytes, assigned: bool) -> bool:
+    """Whether a line can be changed by the backfill, told from its bytes: two thirds of
+    the lines are not decoded at all. A line not in Go's spelling (another writer's
+    spacing or escapes: a needle might hide) is always decoded."""
+    if assigned or not (raw.startswith(_V2) and raw.endswith(b"}")):
+        return True
+    if b'": ' in raw or b"\\u00" in raw:
+        return True
+    return any(needle in raw for needle in _NEEDLES)

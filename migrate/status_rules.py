@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 #: Decisions made elsewhere: never changed by the rebuild.
 FIXED_STATUSES = frozenset({"success", "excluded", "requires_manual", "skipped"})
 
 
-@dataclass(frozen=True)
-class Latest:
-    """The latest package-scope failure of one package id (after backfill)."""
+class Latest(NamedTuple):
+    """The latest package-scope failure of one package id (after backfill). (A named tuple:
+    one per package and file crosses from the workers to the main process.)"""
 
     ts: str  # sortable key
     timestamp: str

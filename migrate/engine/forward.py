@@ -18,7 +18,6 @@ from __future__ import annotations
 import difflib
 import functools
 import traceback
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +37,7 @@ from migrate.steps import Step
 from migrate.steps.base import RunContext, RunOptions, run_context
 
 
-@dataclass
+@dataclass(slots=True)
 class FileOutcome:
     """What one file's pass through the planned steps of a family gave (small: it crosses
     from a worker process to the main one)."""
@@ -48,7 +47,7 @@ class FileOutcome:
     after: str = ""  # the checksum of its new bytes
     changed: bool = False
     step_changed: dict[str, bool] = field(default_factory=dict)
-    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     bug: str | None = None  # a step raised: its traceback
@@ -247,8 +246,9 @@ class _UpRun:
             except Exception:
                 out.bug = f"step {step.id} on {rel}:\n{traceback.format_exc()}"
                 return out
-            out.counts[step.id] = res.counts
-            out.notes[step.id] = res.notes
+            out.counts[step.id] = dict(res.counts)  # (plain: cheaper to send)
+            if res.notes:
+                out.notes[step.id] = res.notes
             if res.problems:
                 out.problems.extend(res.problems)
                 return out

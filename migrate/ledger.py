@@ -6,18 +6,19 @@ Layout (JSON Lines, readable in a git diff)::
         line 1   {"format": 2, "run", "kind": "up"|"down", "at", "tool_version",
                   "from", "to", "steps", "options", "counts"}
         line 2+  one per file the run wrote or looked at:
-                 {"path", "origin",
+                 {"path", "origin", "at"?,
                   "steps": [{"id", "before"?, "after"?, "patch"?, "restore"?}, ...]}
 
 A file's entry is its whole state after the run: ``origin`` is the checksum of its bytes
-before any step, ``steps`` the steps applied to it in order, each with the checksum of the
-bytes it left (absent: the same as it was given), the patch its ``down`` needs, where that
-``down`` could not rebuild the bytes before the step those bytes (``restore``), and where
-another writer changed the file between two runs the checksum of what the step was given
-(``before``). The state of a
-file is its entry in the latest run that has one; runs are ordered by id (their start time,
-then a random part), so runs made on two git branches sit side by side and merge without
-a conflict.
+before any step, ``at`` the last step whose version those bytes already had (absent: base),
+``steps`` the steps applied to it in order, each with the checksum of the bytes it left
+(absent: the same as it was given), the patch its ``down`` needs, and where that ``down``
+could not rebuild the bytes before the step those bytes (``restore``). A file another
+writer added or rewrote since a run starts again from its new bytes: its new ``origin``
+is theirs (``before``, the checksum of what a step was given, is read for ledgers written
+before that rule). The state of a file is its entry in the latest run that has one; runs
+are ordered by id (their start time, then a random part), so runs made on two git branches
+sit side by side and merge without a conflict.
 
 Crash safety: a run's file is written as ``<id>.jsonl.pending`` (complete, durable) before
 any data file is replaced, and renamed to ``<id>.jsonl`` once every one is: a pending run
@@ -101,6 +102,9 @@ class FileState:
     path: str
     origin: str
     steps: list[StepState] = field(default_factory=list)
+    #: the last step whose version the origin's content already had (a file another
+    #: writer added at v2): ``down`` never takes the file below it
+    at: str | None = None
 
     def checksums(self) -> list[tuple[str, str]]:
         """(checksum of the bytes each step was given, checksum of the bytes it left)."""
@@ -122,11 +126,11 @@ class FileState:
         return [st.id for st in self.steps]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "origin": self.origin,
-            "steps": [st.to_json() for st in self.steps],
-        }
+        out: dict[str, Any] = {"path": self.path, "origin": self.origin}
+        if self.at is not None:
+            out["at"] = self.at
+        out["steps"] = [st.to_json() for st in self.steps]
+        return out
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> FileState:
@@ -134,7 +138,12 @@ class FileState:
             # the ledger is committed data: a path outside the files migrate owns would let
             # an edited ledger make `down` write anywhere
             raise ValueError(f"path {obj.get('path')!r} is not a file migrate writes")
-        return cls(obj["path"], obj["origin"], [StepState.from_json(s) for s in obj["steps"]])
+        return cls(
+            obj["path"],
+            obj["origin"],
+            [StepState.from_json(s) for s in obj["steps"]],
+            obj.get("at"),
+        )
 
 
 @dataclass

@@ -35,6 +35,8 @@ def snapshot(root: Path, normalize: bool) -> dict[str, bytes]:
         if not p.is_file():
             continue
         rel = p.relative_to(root).as_posix()
+        if rel.endswith(".index.jsonl"):
+            continue  # the gather index: a cache, rebuilt where missing (a kill may lose it)
         data = p.read_bytes()
         if normalize and rel.endswith(".json") and "queues" in rel:
             doc = json.loads(data)

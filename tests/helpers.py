@@ -101,3 +101,9 @@ def leftovers(root: Path) -> list[str]:
         for p in root.rglob("*")
         if p.name.endswith((".migrate-tmp", ".migrate-stage")) or p.name == "staged.bin"
     )
+
+
+def run_files(root):
+    """The ledger's run files (not the gather index beside them), in order."""
+    folder = root / "data" / ".migrate" / "runs"
+    return sorted(p for p in folder.iterdir() if not p.name.endswith(".index.jsonl"))

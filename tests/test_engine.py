@@ -16,7 +16,7 @@ from migrate.ledger import Ledger
 from migrate.repo import LEDGER_DIR, LOCK_FILE, DataRepo
 from migrate.steps import STEPS
 from tests.conftest import FIXTURES, copy_repo
-from tests.helpers import data_only, leftovers, snapshot
+from tests.helpers import data_only, leftovers, run_files, snapshot
 
 STEP_IDS = [s.id for s in STEPS]
 
@@ -101,7 +101,7 @@ def test_dry_run_writes_nothing_and_reports_counts(fixture_repo):
 
 
 def _runs(root):
-    return sorted((root / LEDGER_DIR / "runs").iterdir())
+    return run_files(root)
 
 
 def test_the_ledger_is_one_file_per_run_with_every_files_state(fixture_repo):

@@ -19,7 +19,7 @@ from migrate.errors import BadInputError, RepoError
 from migrate.ledger import Ledger
 from migrate.repo import DataRepo
 from tests.conftest import copy_repo
-from tests.helpers import data_only, leftovers, snapshot, up_stopped_at_the_third_rename
+from tests.helpers import data_only, leftovers, run_files, snapshot, up_stopped_at_the_third_rename
 
 GOOD = codec.dumps_line(
     {
@@ -147,7 +147,7 @@ def test_quarantine_moves_bad_lines_into_the_ledger_and_back(fixture_repo, capsy
     assert "lines quarantined: 8" in out
     assert "quarantined data/failures/broken.jsonl:2: invalid JSON" in out
     assert check_repo(DataRepo(root)).ok  # what is left is valid v2
-    (run,) = (root / "data" / ".migrate" / "runs").iterdir()
+    (run,) = run_files(root)
     detail = run.read_text()
     assert '"lines64"' in detail and '"lines"' in detail  # verbatim, invalid UTF-8 included
     lines = (root / "data/failures/broken.jsonl").read_bytes().split(b"\n")
@@ -218,7 +218,7 @@ def test_two_runs_started_together_one_refuses_and_data_is_one_run(fixture_repo,
     if codes == [0, 3]:
         assert any("another migrate run holds data/.migrate.lock" in e for _, e in results)
     assert check_repo(DataRepo(root)).ok
-    (run,) = (root / "data" / ".migrate" / "runs").iterdir()  # the second had nothing to do
+    (run,) = run_files(root)  # the second had nothing to do
     assert json.loads(run.read_text().split("\n")[0])["steps"] == ["0001", "0002", "0003"]
     assert not (root / "data" / ".migrate.lock").exists()
 

@@ -13,8 +13,8 @@ from migrate.cli import main
 from migrate.errors import BadInputError, DataChanged, LedgerError
 from migrate.ingest import ingest
 from migrate.ledger import Ledger
-from migrate.repo import LEDGER_DIR, DataRepo
-from tests.helpers import data_only, refused_up, snapshot
+from migrate.repo import DataRepo
+from tests.helpers import data_only, refused_up, run_files, snapshot
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
 
@@ -45,7 +45,7 @@ def test_a_run_killed_while_writing_its_ledger_run_is_recovered(fixture_repo, mo
 def test_a_damaged_ledger_run_is_a_ledger_error_not_a_silent_loss(fixture_repo):
     root = fixture_repo("sample")
     engine.up(DataRepo(root), "0001")
-    (run,) = (root / LEDGER_DIR / "runs").iterdir()
+    (run,) = run_files(root)
     run.write_bytes(run.read_bytes()[:-40])  # cut short
     with pytest.raises(LedgerError, match="unreadable"):
         engine.down(DataRepo(root), "base")
@@ -55,13 +55,8 @@ def test_a_damaged_ledger_run_is_a_ledger_error_not_a_silent_loss(fixture_repo):
 
 @pytest.mark.parametrize(
     "extra",
-    [
-        b'{"schema_version":1,"recipe":"procs","platform":"linux-alpine-musl-x86_64",'
-        b'"exit_code":6,"category":"deterministic","timestamp":"2026-03-08T02:37:10Z"}\n',
-        b"<<<<<<< HEAD\n",
-        b'{"schema_version":2,\n',
-    ],
-    ids=["v1-line-from-the-old-ci-writer", "merge-conflict", "truncated-v2"],
+    [b"<<<<<<< HEAD\n", b'{"schema_version":2,\n'],
+    ids=["merge-conflict", "truncated-v2"],
 )
 def test_non_v2_lines_at_a_later_version_are_named_not_a_traceback(fixture_repo, extra):
     root = fixture_repo("sample")
@@ -73,6 +68,25 @@ def test_non_v2_lines_at_a_later_version_are_named_not_a_traceback(fixture_repo,
         engine.up(DataRepo(root))
     assert exc.value.problems[0].startswith("data/failures/batch-2026-03-08T02-37-10Z.jsonl:1:")
     assert snapshot(root) == before
+
+
+def test_a_v1_line_another_writer_adds_after_a_step_is_caught_up(fixture_repo):
+    """The batch workflow's jq step keeps writing v1 per-recipe lines after the backfill:
+    the next `up` gives them the steps their content lacks, below the repo's version."""
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root), "0001")
+    f = root / "data" / "failures" / "batch-2026-03-08T02-37-10Z.jsonl"
+    v1 = (
+        b'{"schema_version":1,"recipe":"procs","platform":"linux-alpine-musl-x86_64",'
+        b'"exit_code":6,"category":"deterministic","timestamp":"2026-03-08T02:37:10Z"}\n'
+    )
+    f.write_bytes(v1)
+    engine.up(DataRepo(root))
+    line = json.loads(f.read_bytes())
+    assert line["schema_version"] == 2 and "blocked_by" in line
+    assert check_repo(DataRepo(root)).ok
+    engine.down(DataRepo(root), "base")
+    assert f.read_bytes() == v1  # the other writer's bytes, as they wrote them
 
 
 @pytest.mark.parametrize(
@@ -247,7 +261,7 @@ def test_a_dry_run_writes_nothing_at_all(fixture_repo):
 def test_a_ledger_cannot_point_down_at_files_migrate_does_not_own(fixture_repo, path):
     root = fixture_repo("sample")
     engine.up(DataRepo(root))
-    (run,) = (root / LEDGER_DIR / "runs").iterdir()
+    (run,) = run_files(root)
     evil = {"path": path, "origin": "0", "steps": [{"id": "0003", "restore": {"text": "x"}}]}
     run.write_text(run.read_text() + json.dumps(evil) + "\n")
     with pytest.raises(LedgerError, match="not a file migrate writes"):
@@ -258,7 +272,7 @@ def test_a_ledger_cannot_point_down_at_files_migrate_does_not_own(fixture_repo, 
 def test_a_hand_edited_run_is_a_ledger_error(fixture_repo, edit):
     root = fixture_repo("sample")
     engine.up(DataRepo(root))
-    (path,) = (root / LEDGER_DIR / "runs").iterdir()
+    (path,) = run_files(root)
     head, rest = path.read_text().split("\n", 1)
     doc = json.loads(head)
     steps = doc["steps"]

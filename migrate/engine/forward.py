@@ -1,13 +1,15 @@
 """``up``: apply the planned steps, each file read once and written once.
 
-1. ``prepare`` every planned step; one read-only pass over the failure files gives the
-   failure steps what they need from other files (``gather``/``combine``);
-2. each failure file goes through every planned failure step in memory, and the result is
-   validated and proven reversible; what the queue steps need is gathered from the new
-   bytes on the way;
-3. the same for the queues;
+0. where each file stands (:mod:`.scan`): the plan made file by file, so that files other
+   writers added or rewrote since the last run are caught up (:func:`.plan.file_steps`);
+1. ``prepare`` every planned step; what the failure steps need from other files
+   (``gather``/``combine``) comes from one read-only pass over the files the run rewrites
+   and, for the others, from the gather index (:mod:`.index`) or a read where it has none;
+2. each failure file goes through its steps in memory, and the result is validated and
+   proven reversible; what the queue steps need is gathered on the way;
+3. the same for the queues (a derived step reverts what it last wrote and derives again);
 4. the new bytes staged in one archive, one ledger run for all of it, then one write and
-   rename per file (:mod:`migrate.engine.commit`).
+   rename per file (:mod:`migrate.engine.commit`); the run's index beside its ledger file.
 
 Nothing is written before every file has been computed and checked: bad input refuses
 the whole run.
@@ -16,24 +18,33 @@ the whole run.
 from __future__ import annotations
 
 import difflib
-import functools
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
 from migrate import __version__, clock
-from migrate.engine import commit
-from migrate.engine.plan import Plan, check_known, plan
+from migrate.engine import commit, index
+from migrate.engine.plan import check_known, file_steps, plan
 from migrate.engine.report import RunReport, StepReport
+from migrate.engine.scan import Scan, scan
 from migrate.engine.validate import output_problems
 from migrate.errors import BadInputError, MigrateError, StepBug, UsageError
 from migrate.failures_index import file_rows, refuse
-from migrate.ledger import FileState, Ledger, Run, StepState, checksum, entry_line, new_run_id
+from migrate.ledger import (
+    RUNS_DIR,
+    FileState,
+    Ledger,
+    Run,
+    StepState,
+    checksum,
+    entry_line,
+    new_run_id,
+)
 from migrate.lock import hold
 from migrate.parallel import map_files
 from migrate.reader import Problem
 from migrate.repo import FAILURES_DIR, DataRepo, file_mode
-from migrate.steps import Step
+from migrate.steps import STEPS
 from migrate.steps.base import RunContext, RunOptions, run_context
 
 
@@ -44,7 +55,7 @@ class FileOutcome:
 
     rel: str
     line: bytes = b""  # its ledger entry
-    after: str = ""  # the checksum of its new bytes
+    after: str = ""  # the checksum of its bytes after the run
     changed: bool = False
     step_changed: dict[str, bool] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -52,7 +63,10 @@ class FileOutcome:
     problems: list[Problem] = field(default_factory=list)
     bug: str | None = None  # a step raised: its traceback
     diff: str = ""
-    parts: dict[str, Any] = field(default_factory=dict)  # gathered for later steps
+    #: gathered from its new bytes, for later steps and the index (None: the parts of
+    #: the bytes it was given hold, see ``_UpRun.rows_hold``)
+    parts: dict[str, Any] | None = None
+    lookups: dict[str, Any] = field(default_factory=dict)
     data: bytes = b""  # the new bytes, when changed
     mode: int | None = None  # the file's permission bits, which its new version keeps
 
@@ -82,11 +96,12 @@ def up(
             settled = commit.settle(repo, ledger, jobs)
         if not dry_run:
             commit.clean(repo, _folders(repo))
-        the_plan = plan(ledger, "up", target)
+        found = scan(repo, ledger, jobs)
+        the_plan = file_steps(repo, plan(ledger, "up", target), found)
         report = RunReport(the_plan, dry_run, settled=settled)
         if the_plan.steps:
             try:
-                _run(repo, ledger, the_plan, report, options, diff, progress, after_each, jobs)
+                _run(repo, ledger, report, options, diff, progress, after_each, jobs, found)
             except MigrateError:
                 if ledger.pending is None and not dry_run:  # nothing replaced: give the
                     commit.clean(repo, _folders(repo))  # staged copies' space back
@@ -102,14 +117,15 @@ def _folders(repo: DataRepo) -> set[str]:
 def _run(
     repo: DataRepo,
     ledger: Ledger,
-    the_plan: Plan,
     report: RunReport,
     options: RunOptions,
     diff: bool,
     progress,
     after_each,
     jobs: int,
+    found: Scan,
 ) -> None:
+    the_plan = report.plan
     problems = list(dict.fromkeys(str(p) for s in the_plan.steps for p in s.preflight(repo)))
     if problems:
         raise BadInputError(
@@ -117,7 +133,7 @@ def _run(
             problems,
             hint="fix or remove these lines (see `migrate check`), then run again",
         )
-    run = _UpRun(repo, ledger, the_plan, report, run_context(repo, options), diff, jobs)
+    run = _UpRun(repo, ledger, the_plan, report, run_context(repo, options), diff, jobs, found)
     try:
         run.compute(progress)
         if run.staging is None:
@@ -142,6 +158,7 @@ def _run(
     commit.commit(repo, run.moves, jobs, after_each)
     ledger.finish(record)
     repo.path(commit.ARCHIVE).unlink(missing_ok=True)
+    index.write(repo, f"{RUNS_DIR}/{record.id}{index.SUFFIX}", record.id, run.index_lines)
     report.run_id = record.id
 
 
@@ -149,9 +166,11 @@ class _UpRun:
     """One ``up`` being computed: every file through its planned steps, checked, its new
     bytes staged; what the ledger will say about each file collected on the way."""
 
-    def __init__(self, repo, ledger, the_plan, report, ctx: RunContext, diff: bool, jobs: int):
+    def __init__(self, repo, ledger, the_plan, report, ctx: RunContext, diff, jobs, found):
         self.repo, self.ctx, self.diff, self.jobs = repo, ctx, diff, jobs
         self.report = report
+        self.plan = the_plan
+        self.found = found
         self.steps = the_plan.steps
         self.prepared = {s.id: s.prepare(ctx) for s in self.steps}
         self.states = ledger.states()
@@ -160,46 +179,61 @@ class _UpRun:
         self.lines: list[bytes] = []  # each file's ledger entry
         self.moves: list[commit.Move] = []  # the files to replace
         self.staging = None if report.dry_run else commit.Staging(repo)
+        #: the index keeps the parts of every step that gathers, planned or not
+        self.gatherers = [s for s in STEPS if s.gathers]
+        self.index, _ = index.load(repo, RUNS_DIR)
+        self.index_lines: list[bytes] = []
+        #: failure file -> its parts as the run found it
+        self.found_parts: dict[str, dict[str, Any]] = {}
+        self.found_lookups: dict[str, dict[str, Any]] = {}
 
     def compute(self, progress) -> None:
-        """The failure files through the failure steps, then the queues through the queue
-        steps. Steps of a later family gather from the new failure files; the others read
-        the failure files as they are, once, before their family."""
-        by_family = [(f, [s for s in self.steps if s.family == f]) for f in ("failures", "queues")]
-        gathered: set[str] = set()
-        for i, (family, steps) in enumerate(by_family):
+        """The failure files through their steps, then the queues through theirs. A failure
+        step that gathers is given every failure file's parts as the run found it; a queue
+        step, as the failure steps of the run left them."""
+        files = self.plan.files
+        failure_files = [ff.rel for ff in self.repo.failure_files()]
+        if any(s.gathers for s in self.steps):
+            self.gather(failure_files)
+        after_parts: dict[str, dict[str, Any]] = {}
+        for family in ("failures", "queues"):
+            steps = [s for s in self.steps if s.family == family]
             if not steps:
                 continue
-            later = [s for _, ss in by_family[i + 1 :] for s in ss if s.gathers]
-            self.gather([s for s in steps if s.gathers and s.id not in gathered])
-            parts: dict[str, list[tuple[str, Any]]] = {s.id: [] for s in later}
+            for s in steps:
+                if s.gathers:
+                    src = self.found_parts if family == "failures" else after_parts
+                    pairs = [
+                        (rel, (src.get(rel) or self.found_parts[rel])[s.id])
+                        for rel in failure_files
+                    ]
+                    s.combine(self.prepared[s.id], pairs)
+            rels = [rel for rel in files if files[rel][0].family == family]
             bugs: list[str] = []
             problems: list[Problem] = []
-            one = functools.partial(self.file_up, steps=steps, later=later)
-            for o in map_files(one, steps[0].files(self.repo), self.jobs, progress):
+            for o in map_files(self.file_up, rels, self.jobs, progress):
                 bugs += [o.bug] if o.bug else []  # (folded as they come: memory follows
                 problems += o.problems  # the report, not the number of files)
                 if not (o.bug or o.problems):
-                    self.take(o, later, parts)
+                    self.take(o, after_parts)
             _refuse_if_bad(bugs, problems)
-            if family == "failures":
-                for s in later:
-                    s.combine(self.prepared[s.id], parts.pop(s.id))
-                    gathered.add(s.id)
         for s in self.steps:
             self.reports[s.id].notes.extend(
                 s.summary(self.prepared[s.id], self.reports[s.id].totals)
             )
 
-    def take(self, o: FileOutcome, later: list[Step], parts) -> None:
+    def take(self, o: FileOutcome, after_parts: dict[str, dict[str, Any]]) -> None:
         for step_id, counts in o.counts.items():
             sr = self.reports[step_id]
             sr.files_read += 1
             sr.totals.update(counts)
             sr.changed_files += o.step_changed.get(step_id, False)
             sr.notes.extend(o.notes.get(step_id, ()))
-        for s in later:
-            parts[s.id].append((o.rel, o.parts.get(s.id)))
+        if o.rel in self.found_parts:  # a failure file: its parts, for the index too
+            parts = o.parts if o.parts is not None else self.found_parts[o.rel]
+            after_parts[o.rel] = parts
+            lookups = o.lookups if o.parts is not None else self.found_lookups.get(o.rel, {})
+            self.index_lines.append(index.entry(o.rel, o.after, lookups, parts))
         self.lines.append(o.line)
         if o.changed:
             self.moves.append((o.rel, o.after, o.mode))
@@ -208,56 +242,92 @@ class _UpRun:
             if self.report.dry_run:
                 self.report.files.append((o.rel, o.diff))
 
-    def gather(self, steps: list[Step]) -> None:
-        """One read-only pass: each failure file's rows, handed to every step that gathers.
-        A failure step names the lines it cannot read itself, when it rewrites the file; a
-        queue step would derive status from records it cannot read: refused here."""
-        if not steps:
-            return
-        files = [ff.rel for ff in self.repo.failure_files()]
+    def gather(self, failure_files: list[str]) -> None:
+        """Every failure file's parts as the run found it: read for the files the run
+        rewrites, from the gather index for the others (read where it has none). A queue
+        step would derive status from records it cannot read: refused here."""
+        in_run = self.plan.files
+        names = self.ctx.names
+        to_read = []
+        for rel in failure_files:
+            seen = self.found.files.get(rel)
+            hit = self.index.get((rel, seen.digest)) if seen and rel not in in_run else None
+            if hit is not None and index.valid(hit[0], names):
+                self.found_parts[rel] = hit[1]
+            else:
+                to_read.append(rel)
+        problems: list[Problem] = []
+        for rel, parts, lookups, probs in map_files(self._parts_of, to_read, self.jobs):
+            self.found_parts[rel] = parts
+            self.found_lookups[rel] = lookups
+            if rel not in in_run:
+                problems += probs
+                if not probs:  # (kept for the next run: this one does not rewrite it)
+                    digest = self.found.files[rel].digest
+                    self.index_lines.append(index.entry(rel, digest, lookups, parts))
+        if any(s.family == "queues" for s in self.steps):
+            refuse(problems, "nothing was written")
 
-        def one(rel: str) -> tuple[dict[str, Any], list[Problem]]:
-            rows, problems = self.rows(rel, self.repo.read_bytes(rel))
-            return {s.id: s.gather(self.prepared[s.id], rel, rows) for s in steps}, problems
+    def _parts_of(self, rel: str) -> tuple[str, dict[str, Any], dict[str, Any], list[Problem]]:
+        parts, lookups, problems = self.parts(rel, self.repo.read_bytes(rel))
+        return rel, parts, lookups, problems
 
-        done = list(map_files(one, files, self.jobs))
-        if any(s.family == "queues" for s in steps):
-            refuse([p for _, problems in done for p in problems], "nothing was written")
-        for s in steps:
-            pairs = [(rel, d[0][s.id]) for rel, d in zip(files, done, strict=True)]
-            s.combine(self.prepared[s.id], pairs)
+    def parts(self, rel: str, data: bytes):
+        """What every gathering step takes from a failure file's bytes."""
+        rec = index.Recorder(self.ctx.names)
+        rows, problems = file_rows(rel, data, rec, want=None)
+        return {s.id: s.gather(rel, rows) for s in self.gatherers}, rec.seen, problems
 
-    def rows(self, rel: str, data: bytes):
-        return file_rows(rel, data, self.ctx.names.get, want=None)
-
-    def file_up(self, rel: str, steps: list[Step], later: list[Step]) -> FileOutcome:
-        """One file through the planned steps of its family, in memory (in a worker)."""
+    def file_up(self, rel: str) -> FileOutcome:
+        """One file through its steps, in memory (in a worker)."""
+        steps = self.plan.files[rel]
         out = FileOutcome(rel)
         data = self.repo.read_bytes(rel)
-        digest = checksum(data)
+        digest = out.after = checksum(data)
         state = self.states.get(rel)
-        fs = FileState(rel, digest) if state is None else _copy(state)
-        given = digest if state is not None and digest != state.after else None  # edited since
+        if state is not None and digest == state.after:
+            fs = _copy(state)
+        else:  # new, or rewritten by another writer: taken from its bytes
+            fs = FileState(rel, digest, [], self.plan.ats.get(rel))
         cur = data
+        rows_moved = False
         for step in steps:
+            given, previous, last = cur, None, None
+            if step.derived and fs.steps and fs.steps[-1].id == step.id:  # derived again:
+                last = fs.steps.pop()  # from the bytes before it last ran
+                previous = cur
+                try:
+                    given = (
+                        last.restore
+                        if last.restore is not None
+                        else step.down(rel, cur, last.patch)
+                    )
+                except Exception:
+                    out.bug = f"step {step.id} (down) on {rel}:\n{traceback.format_exc()}"
+                    return out
             try:
-                res = step.up(rel, cur, self.prepared[step.id])
-                exact = res.exact or step.down(rel, res.data, res.patch) == cur
+                res = step.up(rel, given, self.prepared[step.id])
+                exact = res.exact or step.down(rel, res.data, res.patch) == given
+                same = previous is not None and step.same(previous, res.data)
             except Exception:
                 out.bug = f"step {step.id} on {rel}:\n{traceback.format_exc()}"
                 return out
             out.counts[step.id] = dict(res.counts)  # (plain: cheaper to send)
-            if res.notes:
+            if res.notes and not same:
                 out.notes[step.id] = res.notes
             if res.problems:
                 out.problems.extend(res.problems)
                 return out
+            if same:  # derived again, it says what it said: left as it is
+                fs.steps.append(last)
+                continue
             new = res.data
             out.step_changed[step.id] = new != cur
-            restore = None if exact else cur  # down cannot rebuild these: the ledger keeps them
-            after = checksum(new) if new != cur else None
-            fs.steps.append(StepState(step.id, after, res.patch, restore, given))
-            given = None
+            rows_moved |= step.changes_rows and new != given
+            restore = None if exact else given  # down cannot rebuild these: the ledger keeps
+            fs.steps.append(
+                StepState(step.id, checksum(new) if new != given else None, res.patch, restore)
+            )
             cur = new
         if cur != data:
             version = steps[-1].produces
@@ -273,9 +343,8 @@ class _UpRun:
             if self.diff:
                 out.diff = _diff(rel, data, cur)
         out.line = entry_line(fs)
-        if later:  # (a queue step would derive status from records it cannot read)
-            rows, out.problems = self.rows(rel, cur)
-            out.parts = {s.id: s.gather(self.prepared[s.id], rel, rows) for s in later}
+        if rows_moved:  # what rows say changed: gathered again from the new bytes
+            out.parts, out.lookups, out.problems = self.parts(rel, cur)
         return out
 
 

@@ -3,15 +3,21 @@
 ``plan(ledger, "up", "head")`` can be printed and tested without touching files, and the
 same plan drives real runs and dry runs. Targets: ``head``, ``base``, a step id, a unique
 id prefix or a step name, ``+N``/``-N``.
+
+An ``up`` then goes file by file (:func:`file_steps`): a file another writer added or
+rewrote gets every step its content lacks, even below the repo's version (catch-up), and
+a derived step (queue status) is derived again whenever the failures it reads moved.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from migrate import __version__
+from migrate.engine.scan import Scan, Seen, content_version
 from migrate.errors import LedgerError, UsageError
 from migrate.ledger import Ledger
+from migrate.repo import DataRepo
 from migrate.steps import STEPS, Step
 
 
@@ -21,11 +27,27 @@ class Plan:
     steps: tuple[Step, ...]
     current: str | None
     target: str | None
+    #: up: each file's steps (:func:`file_steps`; files with none are absent)
+    files: dict[str, tuple[Step, ...]] = field(default_factory=dict, compare=False)
+    #: up: the files other writers added or rewrote since the tool wrote them
+    others: tuple[Seen, ...] = ()
+    #: up: for a file taken from its content, the last step its content already had
+    ats: dict[str, str | None] = field(default_factory=dict, compare=False)
 
     def describe(self) -> list[str]:
         if not self.steps:
             return [f"nothing to do: at {self.current or 'base'}"]
         verb = "apply" if self.direction == "up" else "revert"
+        if self.direction == "up" and self.current == self.target:
+            new = sum(s.kind == "new" for s in self.others)
+            out = [
+                f"catch up at {self.current}: {new} new file(s) and"
+                f" {len(self.others) - new} rewritten by other writers since the last run"
+            ]
+            for s in self.steps:
+                n = sum(s in steps for steps in self.files.values())
+                out.append(f"{verb} {s.id} {s.name} to {n} file(s): {s.description}")
+            return out
         return [f"{verb} {s.id} {s.name}: {s.description}" for s in self.steps]
 
 
@@ -77,6 +99,73 @@ def plan(ledger: Ledger, direction: str, target: str | None = None) -> Plan:
     return Plan(direction, steps, current, tgt)
 
 
+def file_steps(repo: DataRepo, the_plan: Plan, found: Scan) -> Plan:
+    """``the_plan`` (an ``up``) made file by file, from where each file stands:
+
+    * a file whose bytes are the tool's gets the planned steps of its family it has not had;
+    * a file another writer added or rewrote starts again from its bytes: every step of its
+      family up to the target, but those whose version its content already has (a v2
+      failure file needs neither 0001 nor 0002); a derived step always runs;
+    * a derived step (``Step.derived``) runs again on every file of its family whenever a
+      failure file came, changed or went, or the run applies a failure step anyway.
+    """
+    ids = [s.id for s in STEPS]
+    upto = STEPS[: ids.index(the_plan.target) + 1] if the_plan.target else []
+    files: dict[str, tuple[Step, ...]] = {}
+    ats: dict[str, str | None] = {}
+    for rel, seen in found.files.items():
+        fam = [s for s in upto if s.family == seen.family]
+        if seen.state is not None:
+            done = {*seen.state.step_ids, *_below(fam, seen.state.at)}
+            steps = [s for s in fam if s.id not in done]
+        else:
+            at = (
+                _content_at(repo, rel, fam, the_plan.current) if seen.family == "failures" else None
+            )
+            ats[rel] = at
+            steps = [s for s in fam if s.derived or s.id not in _below(fam, at)]
+        if steps:
+            files[rel] = tuple(steps)
+    failures_moved = found.gone or any(
+        seen.family == "failures" and rel in files for rel, seen in found.files.items()
+    )
+    if failures_moved:
+        for rel, seen in found.files.items():
+            derived = [s for s in upto if s.family == seen.family and s.derived]
+            if derived and seen.state is not None and rel not in files:
+                files[rel] = tuple(derived)
+    planned = set(the_plan.steps)  # (the repo's version moves even where a step has no file)
+    steps = tuple(s for s in STEPS if s in planned or any(s in f for f in files.values()))
+    others = tuple(s for s in found.others if s.rel in files or s.kind != "same")
+    return Plan(the_plan.direction, steps, the_plan.current, the_plan.target, files, others, ats)
+
+
+def _below(fam: list[Step], at: str | None) -> set[str]:
+    """The ids of the steps of ``fam`` up to ``at``."""
+    if at is None:
+        return set()
+    ids = [s.id for s in fam]
+    return set(ids[: ids.index(at) + 1]) if at in ids else set()
+
+
+def _content_at(repo: DataRepo, rel: str, fam: list[Step], current: str | None) -> str | None:
+    """The last step of ``fam``, up to the repo's version ``current``, whose version a
+    failure file's content already has (steps beyond the repo's version are not assumed:
+    v2 lines in a repo at 0001 still get step 0002)."""
+    if current is None or not any(s.id <= current for s in fam):
+        return None  # (nothing to skip: no read)
+    try:
+        version = content_version(repo.read_bytes(rel))
+    except Exception:  # (unreadable: the step that reads it names the problem)
+        return None
+    at = None
+    for s in fam:
+        if s.derived or s.produces > version or s.id > current:
+            break
+        at = s.id
+    return at
+
+
 def check_known(ledger: Ledger) -> None:
     """Every step a run names is known to this migrate, and each run's steps are the ones
     between where it started and where it ended, in order (anything else was edited)."""
@@ -91,8 +180,13 @@ def check_known(ledger: Ledger) -> None:
             )
         start = ids.index(run.from_) + 1 if run.from_ else 0
         end = ids.index(run.to) + 1 if run.to else 0
-        expected = ids[start:end] if run.kind == "up" else ids[end:start][::-1]
-        if run.steps != expected or run.kind not in ("up", "down"):
+        if run.kind == "up":  # (a catch-up also applies earlier steps to new files)
+            ok = set(ids[start:end]) <= set(run.steps) and run.steps == [
+                i for i in ids[:end] if i in run.steps
+            ]
+        else:
+            ok = run.kind == "down" and run.steps == ids[end:start][::-1]
+        if not ok:
             raise LedgerError(
                 f"{run.rel}: a {run.kind} run from {run.from_ or 'base'} to"
                 f" {run.to or 'base'} lists steps {run.steps}; it was edited by hand",

@@ -146,12 +146,15 @@ class Step:
     which the engine calls in one read-only pass before the files are rewritten:
 
     * ``prepare(ctx)`` — the step's context, without reading failure files;
-    * ``gather(prepared, rel, rows)`` — called for each failure file (in worker processes),
-      with its records as flat rows (:func:`migrate.records.flat_records`); returns a small
-      picklable part. A failure-family step sees the files as the run found them (steps of
-      its own family rewrite lines without changing what rows say about them, except
-      ``blocked_by`` and ``category``); a queue-family step sees them as the failure steps
-      of the run left them;
+    * ``gather(rel, rows)`` — called for each failure file (in worker processes), with its
+      records as flat rows (:func:`migrate.records.flat_records`); returns a small JSON
+      part, a function of the rows alone: the engine keeps it in the gather index
+      (:mod:`migrate.engine.index`) keyed by the file's checksum, so a catch-up run reads
+      only the files that changed. A failure-family step is given the parts of the files
+      it rewrites as the run found them and the others' as they are (steps of its own
+      family rewrite lines without changing what rows say about them, except
+      ``blocked_by`` and ``category``); a queue-family step sees the files as the failure
+      steps of the run left them;
     * ``combine(prepared, parts)`` — the parts in file order, in the main process;
     * ``up(rel, data, prepared)`` -> :class:`UpResult` and ``down(rel, data, patch)``.
 
@@ -169,6 +172,13 @@ class Step:
     produces: int = 1
     #: whether the engine calls ``gather``/``combine``
     gathers: bool = False
+    #: whether it may change what a failure file's rows say (blockers, category): then the
+    #: parts of what it wrote are gathered again (a step that only changes the layout
+    #: leaves rows as they were)
+    changes_rows: bool = False
+    #: a derived step (queue status) is run again whenever the failure files change: the
+    #: engine reverts what it last wrote (its ``down``) and applies it anew
+    derived: bool = False
 
     def files(self, repo: DataRepo) -> list[str]:
         """The files this step may rewrite (relative paths)."""
@@ -182,7 +192,7 @@ class Step:
     def prepare(self, ctx: RunContext) -> Any:
         return None
 
-    def gather(self, prepared: Any, rel: str, rows: list[dict[str, Any]]) -> Any:
+    def gather(self, rel: str, rows: list[dict[str, Any]]) -> Any:
         return None
 
     def combine(self, prepared: Any, parts: list[tuple[str, Any]]) -> None:
@@ -193,6 +203,11 @@ class Step:
 
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
         raise NotImplementedError
+
+    def same(self, old: bytes, new: bytes) -> bool:
+        """Whether a derived step's new output says nothing more than what it last wrote
+        (e.g. only a timestamp moved): the file is then left as it is."""
+        return old == new
 
     def down_unrecorded(self, rel: str, data: bytes) -> bytes | None:
         """``down`` for a file the step never wrote (e.g. added by ``migrate ingest``

@@ -72,6 +72,7 @@ class BackfillBlockedBy(Step):
     family = "failures"
     produces = 2
     gathers = True
+    changes_rows = True
     id = "0002"
     name = "backfill-blocked-by"
     description = "fill blocked_by from messages, CI artifacts, logs and sibling records"
@@ -91,38 +92,57 @@ class BackfillBlockedBy(Step):
         prep.wanted = {f.recipe for f in prep.evidence.findings}
         return prep
 
-    def gather(self, prep: Context, rel: str, rows: list[dict[str, Any]]) -> Any:
+    def gather(self, rel: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """From one file: the packages with a platform record that may need a sibling's
-        blockers, every package record (for those lookups), and the records the findings
-        may describe."""
-        need, history, hits = set(), [], []
-        for r in rows:
-            where = (rel, r["line"], r["position"])
-            if r["scope"] == "package":
-                ts = ts_key(r["timestamp"])
-                history.append((r["package_id"], ts, package_record_names(r), where))
-            elif r["package_id"] and r["blocked_by"] is None and _dependency(r):
-                need.add(r["package_id"])
-            if r["name"] in prep.wanted or r["package_id"] in prep.wanted:
-                hits.append((where, r["scope"], r["package_id"], ts_key(r["timestamp"]), r))
-        return need, history, hits
+        blockers, and every record as ``[line, position, scope, package id, time, name,
+        platform, run, names]`` (``names``: what a package record proves by itself, for
+        sibling lookups; the rest tells which records a finding describes)."""
+        need = sorted(
+            {
+                r["package_id"]
+                for r in rows
+                if r["scope"] == "platform"
+                and r["package_id"]
+                and r["blocked_by"] is None
+                and _dependency(r)
+            }
+        )
+        recs = [
+            [
+                r["line"],
+                r["position"],
+                r["scope"],
+                r["package_id"],
+                ts_key(r["timestamp"]),
+                r["name"],
+                r["platform"],
+                r["run"],
+                package_record_names(r) if r["scope"] == "package" else None,
+            ]
+            for r in rows
+        ]
+        return {"need": need, "recs": recs}
 
     def combine(self, prep: Context, parts: list[tuple[str, Any]]) -> None:
         """Each finding assigned to the records it describes (a finding without a run stamp
         to the latest one), and the package records of each package a platform record
         needs a sibling of, sorted by time."""
-        need: set[str] = set().union(*(n for _, (n, _, _) in parts))
+        need: set[str] = set().union(*(part["need"] for _, part in parts))
         history: dict[str, dict[Where, tuple[str, list[str]]]] = defaultdict(dict)
         refs: dict[int, list[tuple[Where, str, str | None, str]]] = defaultdict(list)
         findings = prep.evidence.findings
-        for _, (_, hist, hits) in parts:
-            for pid, ts, names, where in hist:
-                if pid in need:
+        wanted = prep.wanted
+        for rel, part in parts:
+            for line, pos, scope, pid, ts, name, platform, run, names in part["recs"]:
+                where = (rel, line, pos)
+                if scope == "package" and pid in need:
                     history[pid][where] = (ts, names)
-            for where, scope, pid, ts, row in hits:
-                for i, f in enumerate(findings):
-                    if _matches(f, row):
-                        refs[i].append((where, scope, pid, ts))
+                if name in wanted or pid in wanted:
+                    row = {"name": name, "package_id": pid, "platform": platform}
+                    row |= {"scope": scope, "run": run}
+                    for i, f in enumerate(findings):
+                        if _matches(f, row):
+                            refs[i].append((where, scope, pid, ts))
         for i, f in enumerate(findings):
             found = refs.get(i, [])
             if not found:

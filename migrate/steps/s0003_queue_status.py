@@ -6,8 +6,14 @@ Both queue shapes (legacy ``packages`` keyed by ``id``, unified ``entries`` keye
 ``schema_version`` becomes 2; ``updated_at`` moves only when an entry changed; path and
 entry order stay. ``batch-results.json`` is not a queue and is left alone.
 
-The ledger patch keeps each changed entry's previous status, the previous header values
-and whether the file used Go's HTML escaping, which is all ``down`` needs.
+Status is derived data (``derived``): whenever failure files come or change, the engine
+reverts what this step last wrote and derives it again, and a queue another writer
+rewrote (tsuku's jobs save it through a struct that drops ``blocked_by``, and keep
+``schema_version`` as read) is derived again from its new bytes, whatever version it says.
+
+The ledger patch keeps each changed entry's previous status (and ``blocked_by``, where the
+queue already had one), the previous header values and whether the file used Go's HTML
+escaping, which is all ``down`` needs.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class QueueStatus(Step):
     family = "queues"
     produces = 2
     gathers = True
+    derived = True
     id = "0003"
     name = "queue-status"
     description = "rebuild queue status (blocked with blockers, failed, requeued pending)"
@@ -75,12 +82,15 @@ class QueueStatus(Step):
         recipes = recipe_names(ctx.options.recipes) if ctx.options.recipes else set()
         return Context(ctx.queue_ids, recipes, ctx.now)
 
-    def gather(self, prep: Context, rel: str, rows: list[dict[str, Any]]) -> dict[str, Latest]:
-        """The latest package record, in this file, of each queue package."""
-        return latest_in_rows(rows, rel, prep.queue_ids)
+    def gather(self, rel: str, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """The latest package record, in this file, of each package."""
+        return {pid: list(latest) for pid, latest in latest_in_rows(rows, rel).items()}
 
     def combine(self, prep: Context, parts: list[tuple[str, Any]]) -> None:
-        prep.latest = merge_latest(part for _, part in parts)
+        ids = prep.queue_ids
+        prep.latest = merge_latest(
+            {pid: Latest(*v) for pid, v in part.items() if pid in ids} for _, part in parts
+        )
 
     def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
         res = UpResult(data)
@@ -88,12 +98,11 @@ class QueueStatus(Step):
         if pq.problems or pq.kind not in ("legacy", "unified"):
             res.problems.extend(pq.problems or [Problem(rel, 1, "not a priority queue")])
             return res
-        if pq.version == 2:
-            return res  # already rebuilt (a file restored by hand from a later commit)
         doc = pq.obj
         entries = pq.entries
         resolved = {e["name"] for e in entries if e["status"] == "success"} | ctx.recipes
         old_status: dict[str, str] = {}
+        old_blocked_by: dict[str, Any] = {}
         changed_any = False
         for i, entry in enumerate(entries):
             res.counts[f"before: {entry['status']}"] += 1
@@ -113,7 +122,8 @@ class QueueStatus(Step):
                         f" {entry.get('blocked_by', '(none)')} -> {d.blocked_by}: {d.rule}"
                     )
                 entry["status"] = d.status
-                entry.pop("blocked_by", None)
+                if "blocked_by" in entry:
+                    old_blocked_by[str(i)] = entry.pop("blocked_by")
                 if d.status == "blocked":
                     entry["blocked_by"] = d.blocked_by
             res.counts[f"after: {entry['status']}"] += 1
@@ -123,6 +133,8 @@ class QueueStatus(Step):
             "escape_html": codec.escapes_html(data.decode("utf-8")),
             "status": old_status,
         }
+        if old_blocked_by:
+            patch["blocked_by"] = old_blocked_by
         doc["schema_version"] = 2
         if changed_any:
             doc["updated_at"] = ctx.now
@@ -135,13 +147,28 @@ class QueueStatus(Step):
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
         return self._down_doc(codec.loads(data), patch)
 
+    def same(self, old: bytes, new: bytes) -> bool:
+        """Derived again, the queue says what it said: only ``updated_at`` may differ."""
+        if old == new:
+            return True
+        try:
+            a, b = codec.loads(old), codec.loads(new)
+        except ValueError:
+            return False
+        a.pop("updated_at", None)
+        b.pop("updated_at", None)
+        return a == b
+
     @staticmethod
     def _down_doc(doc: dict[str, Any], patch: Any) -> bytes:
         entries = doc["packages"] if "packages" in doc else doc["entries"]
+        prior = patch.get("blocked_by", {})
         for i, entry in enumerate(entries):
             entry.pop("blocked_by", None)
             if str(i) in patch["status"]:
                 entry["status"] = patch["status"][str(i)]
+            if str(i) in prior:
+                entry["blocked_by"] = prior[str(i)]
         doc["schema_version"] = patch["schema_version"]
         doc["updated_at"] = patch["updated_at"]
         return codec.dumps_queue(doc, patch["escape_html"]).encode("utf-8")

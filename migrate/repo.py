@@ -76,6 +76,7 @@ class DataRepo:
             raise RepoError(f"{root}: not a directory")
         self.root = root_path.resolve()
         self._root = str(self.root)
+        self._listed: tuple[int, list[FailureFile]] | None = None
         if not (self.root / "data").is_dir():
             raise RepoError(
                 f"{root}: not a tsuku data repo (no data/ folder)",
@@ -88,12 +89,19 @@ class DataRepo:
         return self.root / rel
 
     def failure_files(self) -> list[FailureFile]:
-        """Every ``data/failures/*.jsonl``, sorted by name (directories too, to be reported)."""
+        """Every ``data/failures/*.jsonl``, sorted by name (directories too, to be reported).
+        Listed again only when the folder changed (a run asks several times)."""
+        folder = self.fspath(FAILURES_DIR)
         try:
-            names = sorted(n for n in os.listdir(self.fspath(FAILURES_DIR)) if n.endswith(".jsonl"))
+            stamp = os.stat(folder).st_mtime_ns
+            if self._listed is not None and self._listed[0] == stamp:
+                return list(self._listed[1])
+            names = sorted(n for n in os.listdir(folder) if n.endswith(".jsonl"))
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return [FailureFile.from_rel(f"{FAILURES_DIR}/{n}") for n in names]
+        files = [FailureFile.from_rel(f"{FAILURES_DIR}/{n}") for n in names]
+        self._listed = (stamp, files)
+        return list(files)
 
     def fspath(self, rel: str) -> str:
         """:meth:`path` as a string (cheaper, for what is done once per file)."""

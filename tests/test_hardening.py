@@ -285,7 +285,8 @@ def test_a_failed_down_after_an_interrupted_up_leaves_the_finished_up(
     reference = copy_repo(root, tmp_path / "ref")
     engine.up(DataRepo(reference))
     up_stopped_at_the_third_rename(root, monkeypatch)
-    assert leftovers(root) == ["data/.migrate/staged.bin"]
+    left = leftovers(root)  # (and the gather index it was writing: a cache, lost)
+    assert [p for p in left if "/runs/.index-" not in p] == ["data/.migrate/staged.bin"]
 
     def full_disk(self, rel, data):
         raise commit._cannot_write(commit.ARCHIVE, OSError(errno.ENOSPC, "No space left"))

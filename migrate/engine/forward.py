@@ -63,10 +63,9 @@ class FileOutcome:
     problems: list[Problem] = field(default_factory=list)
     bug: str | None = None  # a step raised: its traceback
     diff: str = ""
-    #: gathered from its new bytes, for later steps and the index (None: the parts of
-    #: the bytes it was given hold, see ``_UpRun.rows_hold``)
-    parts: dict[str, Any] | None = None
-    lookups: dict[str, Any] = field(default_factory=dict)
+    #: gathered from its new bytes, for later steps and the index (:func:`index.blob`;
+    #: None: the parts of the bytes it was given hold, no step changed what rows say)
+    parts: bytes | None = None
     data: bytes = b""  # the new bytes, when changed
     mode: int | None = None  # the file's permission bits, which its new version keeps
 
@@ -126,7 +125,13 @@ def _run(
     found: Scan,
 ) -> None:
     the_plan = report.plan
-    problems = list(dict.fromkeys(str(p) for s in the_plan.steps for p in s.preflight(repo)))
+    problems = list(
+        dict.fromkeys(
+            str(p)
+            for s in the_plan.steps
+            for p in s.preflight(repo, [rel for rel, ss in the_plan.files.items() if s in ss])
+        )
+    )
     if problems:
         raise BadInputError(
             f"{len(problems)} problem(s) in the data; nothing was written",
@@ -142,6 +147,8 @@ def _run(
     except BaseException:
         if run.staging is not None:
             run.staging.abandon()
+        if run.index is not None:
+            run.index.abandon()
         raise
     record = Run(
         new_run_id(ledger),
@@ -158,7 +165,8 @@ def _run(
     commit.commit(repo, run.moves, jobs, after_each)
     ledger.finish(record)
     repo.path(commit.ARCHIVE).unlink(missing_ok=True)
-    index.write(repo, f"{RUNS_DIR}/{record.id}{index.SUFFIX}", record.id, run.index_lines)
+    if run.index is not None:
+        run.index.finish(repo.path(f"{RUNS_DIR}/{record.id}{index.SUFFIX}"), record.id)
     report.run_id = record.id
 
 
@@ -181,11 +189,11 @@ class _UpRun:
         self.staging = None if report.dry_run else commit.Staging(repo)
         #: the index keeps the parts of every step that gathers, planned or not
         self.gatherers = [s for s in STEPS if s.gathers]
-        self.index, _ = index.load(repo, RUNS_DIR)
-        self.index_lines: list[bytes] = []
-        #: failure file -> its parts as the run found it
-        self.found_parts: dict[str, dict[str, Any]] = {}
-        self.found_lookups: dict[str, dict[str, Any]] = {}
+        self.known, _ = index.load(repo, RUNS_DIR, ctx.names)
+        self.index = None if report.dry_run else index.Writer(repo, RUNS_DIR)
+        #: failure file -> its parts as the run found it (:func:`index.blob`, or an index
+        #: line: JSON bytes, decoded step by step, so memory follows the files' bytes)
+        self.found_parts: dict[str, bytes] = {}
 
     def compute(self, progress) -> None:
         """The failure files through their steps, then the queues through theirs. A failure
@@ -195,7 +203,7 @@ class _UpRun:
         failure_files = [ff.rel for ff in self.repo.failure_files()]
         if any(s.gathers for s in self.steps):
             self.gather(failure_files)
-        after_parts: dict[str, dict[str, Any]] = {}
+        after_parts: dict[str, bytes] = {}
         for family in ("failures", "queues"):
             steps = [s for s in self.steps if s.family == family]
             if not steps:
@@ -203,11 +211,9 @@ class _UpRun:
             for s in steps:
                 if s.gathers:
                     src = self.found_parts if family == "failures" else after_parts
-                    pairs = [
-                        (rel, (src.get(rel) or self.found_parts[rel])[s.id])
-                        for rel in failure_files
-                    ]
-                    s.combine(self.prepared[s.id], pairs)
+                    s.combine(
+                        self.prepared[s.id], _Parts(failure_files, src, self.found_parts, s.id)
+                    )
             rels = [rel for rel in files if files[rel][0].family == family]
             bugs: list[str] = []
             problems: list[Problem] = []
@@ -222,7 +228,7 @@ class _UpRun:
                 s.summary(self.prepared[s.id], self.reports[s.id].totals)
             )
 
-    def take(self, o: FileOutcome, after_parts: dict[str, dict[str, Any]]) -> None:
+    def take(self, o: FileOutcome, after_parts: dict[str, bytes]) -> None:
         for step_id, counts in o.counts.items():
             sr = self.reports[step_id]
             sr.files_read += 1
@@ -231,9 +237,10 @@ class _UpRun:
             sr.notes.extend(o.notes.get(step_id, ()))
         if o.rel in self.found_parts:  # a failure file: its parts, for the index too
             parts = o.parts if o.parts is not None else self.found_parts[o.rel]
+            if o.parts is not None:  # (the failure steps have combined: not needed again)
+                del self.found_parts[o.rel]
             after_parts[o.rel] = parts
-            lookups = o.lookups if o.parts is not None else self.found_lookups.get(o.rel, {})
-            self.index_lines.append(index.entry(o.rel, o.after, lookups, parts))
+            self._index(index.entry(o.rel, o.after, parts))
         self.lines.append(o.line)
         if o.changed:
             self.moves.append((o.rel, o.after, o.mode))
@@ -242,41 +249,42 @@ class _UpRun:
             if self.report.dry_run:
                 self.report.files.append((o.rel, o.diff))
 
+    def _index(self, line: bytes) -> None:
+        if self.index is not None:
+            self.index.add(line)
+
     def gather(self, failure_files: list[str]) -> None:
         """Every failure file's parts as the run found it: read for the files the run
         rewrites, from the gather index for the others (read where it has none). A queue
         step would derive status from records it cannot read: refused here."""
         in_run = self.plan.files
-        names = self.ctx.names
         to_read = []
         for rel in failure_files:
             seen = self.found.files.get(rel)
-            hit = self.index.get((rel, seen.digest)) if seen and rel not in in_run else None
-            if hit is not None and index.valid(hit[0], names):
-                self.found_parts[rel] = hit[1]
+            hit = self.known.get((rel, seen.digest)) if seen and rel not in in_run else None
+            if hit is not None:
+                self.found_parts[rel] = hit
             else:
                 to_read.append(rel)
         problems: list[Problem] = []
-        for rel, parts, lookups, probs in map_files(self._parts_of, to_read, self.jobs):
+        for rel, parts, probs in map_files(self._parts_of, to_read, self.jobs):
             self.found_parts[rel] = parts
-            self.found_lookups[rel] = lookups
             if rel not in in_run:
                 problems += probs
                 if not probs:  # (kept for the next run: this one does not rewrite it)
                     digest = self.found.files[rel].digest
-                    self.index_lines.append(index.entry(rel, digest, lookups, parts))
+                    self._index(index.entry(rel, digest, parts))
         if any(s.family == "queues" for s in self.steps):
             refuse(problems, "nothing was written")
 
-    def _parts_of(self, rel: str) -> tuple[str, dict[str, Any], dict[str, Any], list[Problem]]:
-        parts, lookups, problems = self.parts(rel, self.repo.read_bytes(rel))
-        return rel, parts, lookups, problems
+    def _parts_of(self, rel: str) -> tuple[str, bytes, list[Problem]]:
+        return rel, *self.parts(rel, self.repo.read_bytes(rel))
 
-    def parts(self, rel: str, data: bytes):
-        """What every gathering step takes from a failure file's bytes."""
+    def parts(self, rel: str, data: bytes) -> tuple[bytes, list[Problem]]:
+        """What every gathering step takes from a failure file's bytes (a JSON blob)."""
         rec = index.Recorder(self.ctx.names)
         rows, problems = file_rows(rel, data, rec, want=None)
-        return {s.id: s.gather(rel, rows) for s in self.gatherers}, rec.seen, problems
+        return index.blob(rec.seen, {s.id: s.gather(rel, rows) for s in self.gatherers}), problems
 
     def file_up(self, rel: str) -> FileOutcome:
         """One file through its steps, in memory (in a worker)."""
@@ -344,8 +352,25 @@ class _UpRun:
                 out.diff = _diff(rel, data, cur)
         out.line = entry_line(fs)
         if rows_moved:  # what rows say changed: gathered again from the new bytes
-            out.parts, out.lookups, out.problems = self.parts(rel, cur)
+            out.parts, out.problems = self.parts(rel, cur)
         return out
+
+
+class _Parts:
+    """The ``(file, part)`` pairs a step's ``combine`` is given, decoded as it iterates
+    (it may iterate more than once): the parts of thousands of files are never all
+    decoded at once."""
+
+    def __init__(self, rels: list[str], first: dict[str, bytes], other: dict[str, bytes], sid):
+        self.rels, self.first, self.other, self.sid = rels, first, other, sid
+
+    def __iter__(self):
+        for rel in self.rels:
+            blob = self.first.get(rel) or self.other[rel]
+            yield rel, index.parts_of(blob, self.sid)
+
+    def __len__(self) -> int:
+        return len(self.rels)
 
 
 def _copy(state: FileState) -> FileState:

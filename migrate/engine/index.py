@@ -5,9 +5,9 @@ package's latest failure) ``gather``s a small JSON part from each file's rows. A
 catches up a batch must not read the whole history for that: the parts of every file a
 run reads are kept beside its ledger run, as ``data/.migrate/runs/<run id>.index.jsonl``::
 
-    line 1   {"index": 1, "run", "tool_version", "sum": sha256 of the lines below}
-    line 2+  {"path", "sum": checksum of the file's bytes, "lookups": {recipe: package id},
-              "parts": {step id: part}}
+    {"path", "sum": checksum of the file's bytes, "lookups": {recipe: package id},
+     "parts": {step id: part}}                                   one line per file
+    {"sum": sha256 of the lines above, "index": 1, "run", "tool_version"}   last line
 
 A part is a function of the file's bytes and of the queue's answers for the recipes the
 file's per-recipe lines name (``lookups``), so an entry is used only while the file has
@@ -20,24 +20,26 @@ files it described are read again (and the next run writes their parts anew).
 from __future__ import annotations
 
 import hashlib
-import io
-from collections.abc import Iterable
+import os
+import re
+from pathlib import Path
 from typing import Any
 
-import jsonlines
-
 from migrate import __version__, codec
-from migrate.repo import DataRepo
+from migrate.repo import TMP_SUFFIX, DataRepo
 
 FORMAT = 1
 SUFFIX = ".index.jsonl"
+#: an entry's start, as this module writes it (``lookups`` empty: valid whatever the queue)
+_HEAD = re.compile(rb'^\{"path":"([^"\\]+)","sum":"([0-9a-f]{64})","lookups":(\{\})?')
 
-#: (path, checksum) -> (lookups, parts)
-Entries = dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]]
+#: (path, checksum) -> the entry's line (JSON: decode it for its ``parts``)
+Entries = dict[tuple[str, str], bytes]
 
 
-def load(repo: DataRepo, runs_dir: str) -> tuple[Entries, list[str]]:
-    """Every usable entry (a later run's wins), and the index files that were ignored."""
+def load(repo: DataRepo, runs_dir: str, names: dict[str, str | None]) -> tuple[Entries, list[str]]:
+    """Every usable entry (a later run's wins), and the index files that were ignored. An
+    entry whose recipes the queue now answers differently is left out."""
     folder = repo.path(runs_dir)
     entries: Entries = {}
     ignored: list[str] = []
@@ -48,8 +50,9 @@ def load(repo: DataRepo, runs_dir: str) -> tuple[Entries, list[str]]:
             continue
         try:
             data = p.read_bytes()
-            head_raw, _, body = data.partition(b"\n")
-            head = codec.loads(head_raw)
+            body, _, tail = data.rstrip(b"\n").rpartition(b"\n")
+            body += b"\n"
+            head = codec.loads(tail)
             if (
                 head.get("index") != FORMAT
                 or head.get("tool_version") != __version__
@@ -57,9 +60,15 @@ def load(repo: DataRepo, runs_dir: str) -> tuple[Entries, list[str]]:
             ):
                 ignored.append(p.name)
                 continue
-            for obj in jsonlines.Reader(io.BytesIO(body), loads=codec.loads_trusted):
-                entries[(obj["path"], obj["sum"])] = (obj["lookups"], obj["parts"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, jsonlines.Error):
+            for line in body.splitlines():
+                m = _HEAD.match(line)
+                if m and m.group(3):  # (no recipe looked up: nothing to validate)
+                    entries[(m.group(1).decode(), m.group(2).decode())] = line
+                    continue
+                obj = codec.loads_trusted(line)
+                if valid(obj["lookups"], names):
+                    entries[(obj["path"], obj["sum"])] = line
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             ignored.append(p.name)
     return entries, ignored
 
@@ -69,22 +78,52 @@ def valid(lookups: dict[str, Any], names: dict[str, str | None]) -> bool:
     return all(names.get(recipe) == pid for recipe, pid in lookups.items())
 
 
-def entry(path: str, digest: str, lookups: dict[str, Any], parts: dict[str, Any]) -> bytes:
-    return codec.dumps_bytes({"path": path, "sum": digest, "lookups": lookups, "parts": parts})
+def blob(lookups: dict[str, Any], parts: dict[str, Any]) -> bytes:
+    """A file's gathered parts as JSON (what crosses from a worker, and the index keeps)."""
+    return codec.dumps_bytes({"lookups": lookups, "parts": parts})
 
 
-def write(repo: DataRepo, rel: str, run_id: str, lines: Iterable[bytes]) -> None:
-    """One run's index file (atomically; not synced: it can always be rebuilt)."""
-    body = b"".join(line + b"\n" for line in lines)
-    if not body:
-        return
-    head = {
-        "index": FORMAT,
-        "run": run_id,
-        "tool_version": __version__,
-        "sum": hashlib.sha256(body).hexdigest(),
-    }
-    repo.write_atomic(rel, codec.dumps_bytes(head) + b"\n" + body, sync=False)
+def entry(path: str, digest: str, parts_blob: bytes) -> bytes:
+    """An index line: where and which bytes, then the ``blob``'s fields."""
+    return codec.dumps_bytes({"path": path, "sum": digest})[:-1] + b"," + parts_blob[1:]
+
+
+def parts_of(line_or_blob: bytes, step_id: str) -> Any:
+    return codec.loads_trusted(line_or_blob)["parts"][step_id]
+
+
+class Writer:
+    """A run's index file, written as the run goes (lines are not kept in memory): a
+    temporary file beside the runs, renamed by :meth:`finish` once the run is committed.
+    Its last line is ``{"sum": sha256 of every line before it}``."""
+
+    def __init__(self, repo: DataRepo, runs_dir: str):
+        folder = repo.path(runs_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tmp = folder / f".index-{os.getpid()}{TMP_SUFFIX}"
+        self.fh = open(self.tmp, "wb")  # noqa: SIM115 - closed by finish() or abandon()
+        self.hash = hashlib.sha256()
+        self.count = 0
+
+    def add(self, line: bytes) -> None:
+        line += b"\n"
+        self.fh.write(line)
+        self.hash.update(line)
+        self.count += 1
+
+    def finish(self, final: Path, run_id: str) -> None:
+        """Not synced: a lost index is rebuilt by the next run that needs it."""
+        head = {"index": FORMAT, "run": run_id, "tool_version": __version__}
+        self.fh.write(codec.dumps_bytes({"sum": self.hash.hexdigest(), **head}) + b"\n")
+        self.fh.close()
+        if self.count:
+            os.replace(self.tmp, final)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+    def abandon(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 class Recorder:

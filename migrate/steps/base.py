@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,7 +155,8 @@ class Step:
       family rewrite lines without changing what rows say about them, except
       ``blocked_by`` and ``category``); a queue-family step sees the files as the failure
       steps of the run left them;
-    * ``combine(prepared, parts)`` — the parts in file order, in the main process;
+    * ``combine(prepared, parts)`` — the parts in file order, in the main process (an
+      iterable it may go through more than once: each part is decoded as it comes);
     * ``up(rel, data, prepared)`` -> :class:`UpResult` and ``down(rel, data, patch)``.
 
     The engine validates every line or document a step writes against the model of its
@@ -184,9 +185,10 @@ class Step:
         """The files this step may rewrite (relative paths)."""
         raise NotImplementedError
 
-    def preflight(self, repo: DataRepo) -> list[Problem]:
+    def preflight(self, repo: DataRepo, files: list[str]) -> list[Problem]:
         """Problems in the *current* data that would make this step refuse later; the engine
-        asks every planned step before anything is read or written."""
+        asks every planned step, with the files it will rewrite, before anything is read
+        or written."""
         return []
 
     def prepare(self, ctx: RunContext) -> Any:
@@ -195,7 +197,7 @@ class Step:
     def gather(self, rel: str, rows: list[dict[str, Any]]) -> Any:
         return None
 
-    def combine(self, prepared: Any, parts: list[tuple[str, Any]]) -> None:
+    def combine(self, prepared: Any, parts: Iterable[tuple[str, Any]]) -> None:
         return None
 
     def up(self, rel: str, data: bytes, prepared: Any) -> UpResult:

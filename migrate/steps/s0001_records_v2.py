@@ -42,16 +42,16 @@ class RecordsV2(Step):
     def files(self, repo: DataRepo) -> list[str]:
         return [f.rel for f in repo.failure_files()]
 
-    def preflight(self, repo: DataRepo) -> list[Problem]:
+    def preflight(self, repo: DataRepo, files: list[str]) -> list[Problem]:
         out = queue_problems(repo)
-        for ff in repo.failure_files():
-            kind = repo.kind(ff.rel)
+        for rel in files:
+            kind = repo.kind(rel)
             if kind == "dir":
-                out.append(Problem(ff.rel, 0, "is a directory, expected a file"))
+                out.append(Problem(rel, 0, "is a directory, expected a file"))
             elif kind == "symlink":
                 out.append(
                     Problem(
-                        ff.rel,
+                        rel,
                         0,
                         "is a symlink: migrate rewrites files in place and"
                         " would replace the link with a file; make it a file",

@@ -23,6 +23,7 @@ patch keeps only the lines it would not give back exactly.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +83,7 @@ class BackfillBlockedBy(Step):
 
     # ------------------------------------------------------------------ prepare
 
-    def preflight(self, repo: DataRepo) -> list[Problem]:
+    def preflight(self, repo: DataRepo, files: list[str]) -> list[Problem]:
         return queue_problems(repo)
 
     def prepare(self, ctx: RunContext) -> Context:
@@ -94,36 +95,25 @@ class BackfillBlockedBy(Step):
 
     def gather(self, rel: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """From one file: the packages with a platform record that may need a sibling's
-        blockers, and every record as ``[line, position, scope, package id, time, name,
-        platform, run, names]`` (``names``: what a package record proves by itself, for
-        sibling lookups; the rest tells which records a finding describes)."""
-        need = sorted(
-            {
-                r["package_id"]
-                for r in rows
-                if r["scope"] == "platform"
-                and r["package_id"]
-                and r["blocked_by"] is None
-                and _dependency(r)
-            }
-        )
-        recs = [
-            [
-                r["line"],
-                r["position"],
-                r["scope"],
-                r["package_id"],
-                ts_key(r["timestamp"]),
-                r["name"],
-                r["platform"],
-                r["run"],
-                package_record_names(r) if r["scope"] == "package" else None,
-            ]
-            for r in rows
-        ]
-        return {"need": need, "recs": recs}
+        blockers (``need``), every package record as ``[line, position, package id,
+        time, names, platform, run]`` (``names``: what it proves by itself, for sibling
+        lookups) and
+        every platform record as ``[line, package id, name, platform, run, time]`` (which
+        records a finding describes)."""
+        need, pkgs, plats = set(), [], []
+        for r in rows:
+            ts = ts_key(r["timestamp"])
+            if r["scope"] == "package":
+                names = package_record_names(r)
+                pkgs.append([r["line"], r["position"], r["package_id"], ts, names])
+                pkgs[-1] += [r["platform"], r["run"]]
+                continue
+            plats.append([r["line"], r["package_id"], r["name"], r["platform"], r["run"], ts])
+            if r["package_id"] and r["blocked_by"] is None and _dependency(r):
+                need.add(r["package_id"])
+        return {"need": sorted(need), "pkgs": pkgs, "plats": plats}
 
-    def combine(self, prep: Context, parts: list[tuple[str, Any]]) -> None:
+    def combine(self, prep: Context, parts: Iterable[tuple[str, Any]]) -> None:
         """Each finding assigned to the records it describes (a finding without a run stamp
         to the latest one), and the package records of each package a platform record
         needs a sibling of, sorted by time."""
@@ -132,17 +122,27 @@ class BackfillBlockedBy(Step):
         refs: dict[int, list[tuple[Where, str, str | None, str]]] = defaultdict(list)
         findings = prep.evidence.findings
         wanted = prep.wanted
+
+        def hit(where: Where, scope: str, row: dict[str, Any], ts: str) -> None:
+            for i, f in enumerate(findings):
+                if _matches(f, row):
+                    refs[i].append((where, scope, row["package_id"], ts))
+
         for rel, part in parts:
-            for line, pos, scope, pid, ts, name, platform, run, names in part["recs"]:
-                where = (rel, line, pos)
-                if scope == "package" and pid in need:
-                    history[pid][where] = (ts, names)
+            for line, pos, pid, ts, names, platform, run in part["pkgs"]:
+                if pid in need:
+                    history[pid][(rel, line, pos)] = (ts, names)
+                if wanted and (pid in wanted or pid.partition(":")[2] in wanted):
+                    row = {"name": pid.partition(":")[2], "package_id": pid}
+                    row |= {"platform": platform, "scope": "package", "run": run}
+                    hit((rel, line, pos), "package", row, ts)
+            if not wanted:
+                continue
+            for line, pid, name, platform, run, ts in part["plats"]:
                 if name in wanted or pid in wanted:
                     row = {"name": name, "package_id": pid, "platform": platform}
-                    row |= {"scope": scope, "run": run}
-                    for i, f in enumerate(findings):
-                        if _matches(f, row):
-                            refs[i].append((where, scope, pid, ts))
+                    row |= {"scope": "platform", "run": run}
+                    hit((rel, line, 0), "platform", row, ts)
         for i, f in enumerate(findings):
             found = refs.get(i, [])
             if not found:

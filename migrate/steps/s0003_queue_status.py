@@ -18,6 +18,7 @@ escaping, which is all ``down`` needs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -26,6 +27,7 @@ from migrate.failures_index import latest_in_rows, merge_latest
 from migrate.models import LegacyStatus, UnifiedStatus
 from migrate.queues import checked_queue, entry_id, parsed_queue, queue_doc
 from migrate.reader import Problem, element_lines
+from migrate.records import ts_key
 from migrate.repo import DataRepo
 from migrate.status_rules import Latest, decide, recipe_names
 from migrate.steps.base import RunContext, Step, UpResult
@@ -63,9 +65,9 @@ class QueueStatus(Step):
     def files(self, repo: DataRepo) -> list[str]:
         return [rel for rel in repo.queue_files() if not rel.endswith("/batch-results.json")]
 
-    def preflight(self, repo: DataRepo) -> list[Problem]:
+    def preflight(self, repo: DataRepo, files: list[str]) -> list[Problem]:
         out = []
-        for rel in self.files(repo):
+        for rel in files:
             data = repo.read_bytes(rel)
             problems, kind = checked_queue(rel, data)
             out.extend(problems)
@@ -83,13 +85,22 @@ class QueueStatus(Step):
         return Context(ctx.queue_ids, recipes, ctx.now)
 
     def gather(self, rel: str, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-        """The latest package record, in this file, of each package."""
-        return {pid: list(latest) for pid, latest in latest_in_rows(rows, rel).items()}
+        """The latest package record, in this file, of each package: ``[timestamp,
+        category, blocked_by, line]``."""
+        return {
+            pid: [x.timestamp, x.category, x.blocked_by, int(x.where.rpartition(":")[2])]
+            for pid, x in latest_in_rows(rows, rel).items()
+        }
 
-    def combine(self, prep: Context, parts: list[tuple[str, Any]]) -> None:
+    def combine(self, prep: Context, parts: Iterable[tuple[str, Any]]) -> None:
         ids = prep.queue_ids
         prep.latest = merge_latest(
-            {pid: Latest(*v) for pid, v in part.items() if pid in ids} for _, part in parts
+            {
+                pid: Latest(ts_key(v[0]), v[0], v[1], v[2], f"{rel}:{v[3]}")
+                for pid, v in part.items()
+                if pid in ids
+            }
+            for rel, part in parts
         )
 
     def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:

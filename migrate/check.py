@@ -1,11 +1,16 @@
-"""``migrate check``: validate a data repo against the schema of the version it is at.
+"""``migrate check``: validate a data repo, each line against the schema of its own version.
 
-Before step 0001 failure lines must match the v1-as-found models; after it, the v2
-models (each line against the model of its own shape). Queues are v1 until step 0003 and
-v2 after. Every line is accounted for in the report (envelope + per-recipe + blank + bad
-== lines read), and every problem is one ``file:line: field: reason`` entry; nothing stops
-the check early. Unknown keys are notes (carried through by every step), never violations:
-a new upstream field must not turn CI red.
+The repo keeps living after a migration: tsuku's writers add v1 failure lines and save
+the queue through a struct that drops ``blocked_by``. So each failure line is validated
+against the model of its own version and shape (v1-as-found or v2), and a line below the
+repo's version is counted as *behind head*, not a violation (``migrate up`` catches it
+up); a line above it is a violation. A queue is valid as v1, v2, or as tsuku's jobs save
+it (``writers_shape``: behind). ``at_head`` (``--at-head``, CI after ``up``) makes
+anything behind a violation, including files the ledger says others wrote since the last
+run. Every line is accounted for in the report (envelope + per-recipe + blank + bad ==
+lines read), and every problem is one ``file:line: field: reason`` entry; nothing stops
+the check early. Unknown keys are notes (carried through by every step), never
+violations: a new upstream field must not turn CI red.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class CheckReport:
     lines: Counter[str] = field(default_factory=Counter)  # blank/envelope/recipe/bad
     records: Counter[str] = field(default_factory=Counter)  # envelope/recipe records
     queue_entries: Counter[str] = field(default_factory=Counter)  # legacy/unified
+    behind: Counter[str] = field(default_factory=Counter)  # lines/queues/files behind head
     problems: list[Problem] = field(default_factory=list)
     #: unknown keys, carried through untouched: reported, never a violation
     notes: list[Problem] = field(default_factory=list)
@@ -55,6 +61,7 @@ class CheckReport:
             "lines": dict(self.lines),
             "records": dict(self.records),
             "queue_entries": dict(self.queue_entries),
+            "behind": dict(self.behind),
             "violations": [p.as_dict() for p in self.problems],
             "notes": [p.as_dict() for p in self.notes],
         }
@@ -111,17 +118,20 @@ def _check_file(repo: DataRepo, rel: str, want: int, version: str) -> CheckRepor
         if pl.blank:
             part.lines["blank"] += 1
             continue
-        if pl.version != want:
+        if pl.version > want:
             part.lines["bad"] += 1
             part.problems.append(
                 Problem(
                     rel,
                     pl.lineno,
-                    f"expected schema_version {want} at this repo's version ({version})",
+                    f"schema_version {pl.version} is ahead of this repo's version ({version},"
+                    f" failure lines v{want})",
                     "schema_version",
                 )
             )
             continue
+        if pl.version < want:
+            part.behind["lines"] += 1
         part.notes.extend(pl.notes)
         part.lines[pl.shape] += 1
         part.records[pl.shape] += len(pl.obj["failures"]) if pl.shape == "envelope" else 1
@@ -129,9 +139,14 @@ def _check_file(repo: DataRepo, rel: str, want: int, version: str) -> CheckRepor
 
 
 def check_repo(
-    repo: DataRepo, paths: list[str] | None = None, progress=None, jobs: int = 1
+    repo: DataRepo,
+    paths: list[str] | None = None,
+    progress=None,
+    jobs: int = 1,
+    at_head: bool = False,
 ) -> CheckReport:
-    """Validate failure files and queues; never raises for bad data, only collects problems."""
+    """Validate failure files and queues; never raises for bad data, only collects problems.
+    ``at_head``: anything behind head is a problem too."""
     ledger = Ledger.load(repo)
     report = CheckReport(version=ledger.current)
     report.failures_version, report.queue_version = expected_versions(ledger)
@@ -156,6 +171,7 @@ def check_repo(
         report.records.update(part.records)
         report.problems.extend(part.problems)
         report.notes.extend(part.notes)
+        report.behind.update(part.behind)
     for rel in queues:
         try:
             data = repo.read_bytes(rel)
@@ -168,22 +184,61 @@ def check_repo(
             report.files["batch-results"] += 1
         else:
             report.files["queues"] += 1
-            if pq.version is not None and pq.version != report.queue_version:
+            if pq.version is not None and pq.version > report.queue_version:
                 pq.problems.insert(
                     0,
                     Problem(
                         rel,
                         1,
-                        f"queue is at schema_version {pq.version}, expected"
-                        f" {report.queue_version} at this repo's version"
-                        f" ({report.version or 'base'})",
+                        f"queue is at schema_version {pq.version}, ahead of this repo's"
+                        f" version ({report.version or 'base'}, queues"
+                        f" v{report.queue_version})",
                         "schema_version",
                     ),
                 )
+            elif pq.version is not None and (pq.version < report.queue_version or pq.writers_shape):
+                report.behind["queues"] += 1
             if pq.kind:
                 report.queue_entries[pq.kind] += len(pq.entries) if pq.obj else 0
         report.problems.extend(pq.problems)
+    if report.version is not None and not paths:
+        _files_behind(repo, ledger, report, jobs)
+    if at_head:
+        report.problems.extend(_behind_problems(report))
     return report
+
+
+def _files_behind(repo: DataRepo, ledger: Ledger, report: CheckReport, jobs: int) -> None:
+    """Files the ledger says others wrote since the last run (whatever their lines say:
+    a queue whose status new failures change is behind too)."""
+    from migrate.engine.plan import file_steps, plan
+    from migrate.engine.scan import scan
+
+    if ledger.pending is not None:
+        return  # (reported above)
+    the_plan = plan(ledger, "up", "head")
+    if the_plan.steps:
+        return  # steps pending: every file is behind; the versions say so
+    behind = file_steps(repo, the_plan, scan(repo, ledger, jobs)).files
+    if behind:
+        report.behind["files"] = len(behind)
+
+
+def _behind_problems(report: CheckReport) -> list[Problem]:
+    out = []
+    b = report.behind
+    if report.failures_version < 2 or report.queue_version < 2:
+        out.append(
+            Problem(
+                "data",
+                0,
+                f"the repo is at {report.version or 'base'}, not at head: run `migrate up`",
+            )
+        )
+    if b:
+        what = ", ".join(f"{n} {k}" for k, n in sorted(b.items()))
+        out.append(Problem("data", 0, f"behind head: {what}; run `migrate up`"))
+    return out
 
 
 def format_text(report: CheckReport) -> str:
@@ -209,6 +264,13 @@ def format_text(report: CheckReport) -> str:
         )
     if report.notes:
         lines.append(f"{len(report.notes)} unknown key(s) carried through (notes, not violations)")
+    if report.behind:
+        lines.append(
+            "behind head: "
+            + ", ".join(f"{n} {k}" for k, n in sorted(report.behind.items()))
+            + " (written by others since the last run: `migrate up` catches them up;"
+            " --at-head makes this a violation)"
+        )
     n = len(report.problems)
     lines.append(f"{n} violation{'s' if n != 1 else ''}" if n else "ok: no violations")
     return "\n".join(lines)

@@ -35,7 +35,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     repo = _repo(args)
     report = check_repo(
-        repo, args.paths or None, progress=progress_for(args, "check"), jobs=max(1, args.jobs)
+        repo,
+        args.paths or None,
+        progress=progress_for(args, "check"),
+        jobs=max(1, args.jobs),
+        at_head=args.at_head,
     )
     if args.format == "json":
         print(json.dumps(report.as_dict(), indent=2))
@@ -80,21 +84,35 @@ def _print_run(run, out=None) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     from migrate.engine import status
 
-    st = status(_repo(args))
+    st = status(_repo(args), jobs=max(1, args.jobs))
+    behind = st.get("behind", {}).get("files", 0)
     if args.json:
         print(json.dumps(st))
     else:
         print(f"current: {st['current'] or 'base'}")
         print(f"head:    {st['head']}")
         print(f"pending: {', '.join(st['pending']) or 'none'}")
+        if "behind" in st:
+            b = st["behind"]
+            print(
+                f"behind:  {b['files']} file(s)"
+                + (
+                    f" ({b['new']} new, {b['rewritten']} rewritten by other writers,"
+                    f" {b['gone']} gone): `migrate up` catches them up"
+                    if b["files"]
+                    else ""
+                )
+            )
         if "unfinished" in st:
             u = st["unfinished"]
             print(
                 f"unfinished: run {u['run']} ({u['kind']} to {u['to'] or 'base'}) - the next"
                 " `migrate up` or `migrate down` finishes it"
             )
-    if args.check and (st["pending"] or "unfinished" in st):
-        return 2
+    if args.check and (st["pending"] or behind or "unfinished" in st):
+        if not args.json:
+            print("not at head: run `migrate up`", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -146,11 +164,12 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from migrate.engine import verify
 
-    bad = verify(_repo(args))
+    bad = verify(_repo(args), jobs=max(1, args.jobs))
     for path, reason in bad:
         print(f"{path}: {reason}")
     print(
-        f"{len(bad)} file(s) changed by hand since the last step"
+        f"{len(bad)} file(s) written by others since migrate last ran"
+        " (`migrate up` catches them up)"
         if bad
         else "ok: every file matches the ledger"
     )
@@ -269,27 +288,42 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "check",
         parents=[common, jobs],
-        help="validate data against the schema of the repo's recorded version (for CI)",
+        help="validate each line against the schema of its own version (for CI)",
         description=(
-            "Validate data/failures/*.jsonl and the queues against the schema of the version"
-            " the repo is at (v1-as-found before any migration, v2 after). One line per"
-            " violation, file:line: field: reason, then a summary."
+            "Validate data/failures/*.jsonl and the queues, each line against the schema of"
+            " its own version (v1-as-found or v2); lines and files below the repo's version"
+            " are counted as behind head (--at-head: a violation). One line per violation,"
+            " file:line: field: reason, then a summary."
         ),
-        epilog="examples:\n  migrate check\n  migrate check --format github\n"
+        epilog="examples:\n  migrate check\n  migrate check --format github --at-head\n"
         "  migrate check data/failures/homebrew.jsonl\n\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     c.add_argument("paths", nargs="*", metavar="PATH", help="only these files")
     c.add_argument("--format", choices=["text", "json", "github"], default="text")
+    c.add_argument(
+        "--at-head",
+        action="store_true",
+        help="fail while anything is behind head: a line or queue below the repo's version,"
+        " a file written by others since the last run (CI after `migrate up`)",
+    )
     c.set_defaults(func=cmd_check)
 
     s = sub.add_parser("schemas", help="regenerate the JSON Schema files from the models")
     s.add_argument("--out", metavar="DIR", help="folder (default: the project's schemas/)")
     s.set_defaults(func=cmd_schemas)
 
-    st = sub.add_parser("status", parents=[common], help="current version, head, pending steps")
-    st.add_argument("--json", action="store_true", help='{"current", "head", "pending"}')
-    st.add_argument("--check", action="store_true", help="exit 2 when steps are pending (CI)")
+    st = sub.add_parser(
+        "status",
+        parents=[common, jobs],
+        help="current version, head, pending steps, files behind head",
+    )
+    st.add_argument("--json", action="store_true", help='{"current", "head", "pending", "behind"}')
+    st.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when not at head: steps pending, files behind, a run unfinished (CI)",
+    )
     st.set_defaults(func=cmd_status)
 
     h = sub.add_parser("history", parents=[common], help="steps applied, when, by which version")
@@ -347,8 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser(
         "verify",
-        parents=[common],
-        help="list files changed by hand since the last step (checksums)",
+        parents=[common, jobs],
+        help="list files written by others since the last run, new ones too (checksums)",
     )
     v.set_defaults(func=cmd_verify)
 

@@ -15,14 +15,14 @@ def test_status_json_and_check_exit_codes(fixture_repo, capsys):
     st = json.loads(capsys.readouterr().out)
     assert st == {"current": None, "head": st["head"], "pending": st["pending"]}
     assert st["pending"] and st["pending"][-1] == st["head"]
-    assert main(["status", "--repo", root, "--check"]) == 2
-    capsys.readouterr()
+    assert main(["status", "--repo", root, "--check"]) == 1  # (not a usage error: 2)
+    assert "not at head" in capsys.readouterr().err
     assert main(["up", "--repo", root, "-q"]) == 0
     out = capsys.readouterr().out
     assert "0001 records-v2: changed 15 of 16 files" in out  # 1 zero-byte file stays as it is
     assert "0003 queue-status: changed 2 of 2 files" in out
     assert main(["status", "--repo", root, "--check"]) == 0
-    capsys.readouterr()
+    assert "behind:  0 file(s)" in capsys.readouterr().out
     assert main(["history", "--repo", root]) == 0
     assert "up base -> 0003  (0001, 0002, 0003)" in capsys.readouterr().out
     assert main(["verify", "--repo", root]) == 0

@@ -273,7 +273,8 @@ def test_a_file_already_v2_and_changed_later_is_converted_down_not_refused(fixtu
     engine.up(repo)
     assert engine.verify(repo) == []
     f.write_text(f.read_text() + f.read_text())  # e.g. `migrate ingest` appended a line
-    assert engine.verify(repo) == []  # step 0001 did not write it: nothing to report
+    rel = "data/failures/batch-2026-03-05T00-00-00Z.jsonl"  # written by another since
+    assert engine.verify(repo) == [(rel, "changed since migrate last looked at it")]
     engine.down(repo, "base")
     lines = [json.loads(line) for line in f.read_text().splitlines()]
     assert all(line["schema_version"] == 1 for line in lines)

@@ -4,17 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrate.engine.plan import check_known, plan
-from migrate.ledger import Ledger, Run, checksum
+from migrate.engine.plan import check_known, file_steps, plan
+from migrate.engine.scan import scan
+from migrate.ledger import Ledger, Run
 from migrate.repo import DataRepo
 from migrate.steps import STEPS
 
 
-def status(repo: DataRepo) -> dict[str, Any]:
+def status(repo: DataRepo, jobs: int = 1) -> dict[str, Any]:
+    """The version, the steps pending, and the files behind head: other writers' new or
+    rewritten files, and the queues whose status must be derived again because of them."""
     ledger = Ledger.load(repo)
     check_known(ledger)
-    pending = [s.id for s in plan(ledger, "up", "head").steps]
+    the_plan = plan(ledger, "up", "head")
+    pending = [s.id for s in the_plan.steps]
     out: dict[str, Any] = {"current": ledger.current, "head": STEPS[-1].id, "pending": pending}
+    if ledger.current is not None and not pending:
+        found = scan(repo, ledger, jobs)
+        by_file = file_steps(repo, the_plan, found).files
+        out["behind"] = {
+            "files": len(by_file),
+            "new": sum(s.kind == "new" for s in found.others),
+            "rewritten": sum(s.kind == "changed" for s in found.others),
+            "gone": len(found.gone),
+        }
     if ledger.pending is not None:
         run = ledger.pending
         out["unfinished"] = {"run": run.id, "kind": run.kind, "to": run.to}
@@ -25,14 +38,26 @@ def history(repo: DataRepo) -> list[Run]:
     return Ledger.load(repo).runs
 
 
-def verify(repo: DataRepo) -> list[tuple[str, str]]:
-    """Files migrate wrote whose bytes differ from what it left there."""
+def verify(repo: DataRepo, jobs: int = 1) -> list[tuple[str, str]]:
+    """Files written by others since the tool last wrote them: rewritten, gone, or new
+    (failure files and queues the ledger does not know, once there is a ledger)."""
+    ledger = Ledger.load(repo)
+    states = ledger.states()
     out = []
-    for path, fs in sorted(Ledger.load(repo).states().items()):
-        if fs.after == fs.origin:
-            continue  # migrate looked at it and left it as it was
-        if not repo.exists(path):
-            out.append((path, "missing (migrate wrote it)"))
-        elif checksum(repo.read_bytes(path)) != fs.after:
-            out.append((path, "changed since migrate wrote it"))
-    return out
+    if states:
+        found = scan(repo, ledger, jobs)
+        for seen in found.others:
+            state = states.get(seen.rel)
+            if seen.kind == "new":
+                out.append((seen.rel, "new (not written by migrate)"))
+            elif state is not None and state.after == state.origin:
+                out.append((seen.rel, "changed since migrate last looked at it"))
+            else:
+                out.append((seen.rel, "changed since migrate wrote it"))
+        out += [(rel, "missing (migrate wrote it)") for rel in found.gone]
+        out += [  # (no longer a file a step owns: a folder now, say)
+            (rel, "no longer a file migrate rewrites")
+            for rel in states
+            if rel not in found.files and rel not in found.gone
+        ]
+    return sorted(out)

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Kill `migrate up` (and `migrate down`) with SIGKILL at random instants, then check that
 the next run finishes with exactly the data of an uninterrupted run, and that
-`migrate down --to base` gives back the original bytes.
+`migrate down --to base` gives back the original bytes. The catch-up phase kills the `up`
+that follows a batch of other writers (six new v1 files, the queue saved the way tsuku's
+struct saves it): it must end as an uninterrupted catch-up, and `down --to base` then gives
+the tree as the other writers left it.
 
     python scripts/crash_test.py --records 15000 --files 12000 --kills 30
     python scripts/crash_test.py --records 60000 --files 12 --kills 20 --jobs 2
@@ -26,6 +29,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from gen_corpus import other_writers  # noqa: E402
+
 MIGRATE = [sys.executable, "-m", "migrate"]
 
 
@@ -120,19 +126,37 @@ def main() -> int:
     t_down = time.perf_counter() - t0
     assert snapshot(ref, normalize=False) == original, "an uninterrupted round trip is not exact"
     print(f"repo: {len(original)} files; uninterrupted up {t_up:.1f}s, down {t_down:.1f}s")
+    # the catch-up reference: migrated, then the other writers' batch, then `up`
+    settle(["up", *jobs], ref)
+    other_writers(ref, pristine)
+    theirs = pristine.with_name("theirs")  # what down --to base must give after a catch-up
+    shutil.copytree(pristine, theirs)
+    for rel in [p for p in (ref / "data" / "failures").iterdir() if "2099" in p.name]:
+        shutil.copyfile(rel, theirs / "data" / "failures" / rel.name)
+    shutil.copyfile(
+        ref / "data" / "queues" / "priority-queue.json",
+        theirs / "data" / "queues" / "priority-queue.json",
+    )
+    left_by_others = snapshot(theirs, normalize=False)
+    t0 = time.perf_counter()
+    settle(["up", *jobs], ref)
+    t_catch = time.perf_counter() - t0
+    caught_up = snapshot(ref, normalize=True)
     failures = 0
-    for phase in ("up", "down"):
+    for phase in ("up", "down", "catch-up"):
         landed: dict[str, int] = {}
         for i in range(a.kills):
             work = base / "work"
             shutil.rmtree(work, ignore_errors=True)
             shutil.copytree(pristine, work)
-            if phase == "down":
+            if phase in ("down", "catch-up"):
                 settle(["up", *jobs], work)
-            t = t_up if phase == "up" else t_down
+            if phase == "catch-up":
+                other_writers(work, pristine)
+            t = {"up": t_up, "down": t_down, "catch-up": t_catch}[phase]
             # every other kill in the run's last third: where files are being replaced
             delay = rnd.uniform(0.05, t * 1.05) if i % 2 else rnd.uniform(t * 0.65, t * 1.05)
-            args = [*(["up"] if phase == "up" else ["down", "--to", "base"]), *jobs]
+            args = [*(["down", "--to", "base"] if phase == "down" else ["up"]), *jobs]
             code = kill_at(args, work, delay)
             st = run(["status", "--json"], work)
             state = "finished" if code is not None else "killed"
@@ -142,11 +166,13 @@ def main() -> int:
                 if "unfinished" in doc:
                     state += f" (its {doc['unfinished']['kind']} run pending)"
             landed[state] = landed.get(state, 0) + 1
-            if phase == "up":
+            if phase in ("up", "catch-up"):
                 settle(["up", *jobs], work)
-                ok = snapshot(work, normalize=True) == expected
+                want = expected if phase == "up" else caught_up
+                ok = snapshot(work, normalize=True) == want
                 settle(["down", "--to", "base", *jobs], work)
-                ok = ok and snapshot(work, normalize=False) == original
+                back = original if phase == "up" else left_by_others
+                ok = ok and snapshot(work, normalize=False) == back
             else:
                 settle(["down", "--to", "base", *jobs], work)
                 ok = snapshot(work, normalize=False) == original

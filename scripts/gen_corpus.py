@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -311,6 +312,21 @@ def generate(out: Path, records: int, files: int, seed: int) -> dict:
         encoding="utf-8",
     )
     return {"records": written, "files": nfiles, "queue_entries": len(entries)}
+
+
+def other_writers(repo: Path, pristine: Path) -> None:
+    """A batch: six new v1 failure files, then the queue saved by tsuku's struct (every
+    blocked_by dropped, schema_version as read, updated_at now)."""
+    names = sorted((pristine / "data" / "failures").iterdir())
+    for i, src in enumerate(names[:: max(1, len(names) // 6)][:6]):
+        eco = src.name.split("-")[0]
+        shutil.copyfile(src, repo / "data" / "failures" / f"{eco}-2099-01-01T0{i}-00-00Z.jsonl")
+    q = repo / "data" / "queues" / "priority-queue.json"
+    doc = json.loads(q.read_bytes())
+    for e in doc["entries"]:
+        e.pop("blocked_by", None)
+    doc["updated_at"] = "2099-01-01T00:00:00Z"
+    q.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def main() -> None:

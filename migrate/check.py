@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.errors import MigrateError, UsageError
-from migrate.ledger import Ledger
+from migrate.ledger import Ledger, checksum
 from migrate.parallel import map_files
 from migrate.reader import Problem, iter_failure_lines, parse_queue
 from migrate.repo import FAILURES_DIR, DataRepo
@@ -40,6 +40,8 @@ class CheckReport:
     records: Counter[str] = field(default_factory=Counter)  # envelope/recipe records
     queue_entries: Counter[str] = field(default_factory=Counter)  # legacy/unified
     behind: Counter[str] = field(default_factory=Counter)  # lines/queues/files behind head
+    #: each failure file's checksum, when the ledger has states to compare it with
+    digests: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     #: unknown keys, carried through untouched: reported, never a violation
     notes: list[Problem] = field(default_factory=list)
@@ -96,7 +98,7 @@ def _select(repo: DataRepo, paths: list[str] | None) -> tuple[list[str], list[st
     return want_f, want_q
 
 
-def _check_file(repo: DataRepo, rel: str, want: int, version: str) -> CheckReport:
+def _check_file(repo: DataRepo, rel: str, want: int, version: str, digest: bool) -> CheckReport:
     """One failure file's counts and problems (files are independent: ``--jobs`` maps them)."""
     part = CheckReport()
     try:
@@ -106,6 +108,8 @@ def _check_file(repo: DataRepo, rel: str, want: int, version: str) -> CheckRepor
         part.files["unreadable"] += 1
         return part
     part.files["failures" if data else "empty"] += 1
+    if digest:  # (what the behind-head scan would read the file again for)
+        part.digests[rel] = checksum(data)
     if repo.path(rel).is_symlink():
         part.problems.append(
             Problem(rel, 0, "is a symlink: `migrate up` refuses to rewrite it (make it a file)")
@@ -163,8 +167,9 @@ def check_repo(
     failures, queues = _select(repo, paths)
     want = report.failures_version
     version = report.version or "base"
+    digest = report.version is not None and not paths
     for part in map_files(
-        lambda rel: _check_file(repo, rel, want, version), failures, jobs, progress
+        lambda rel: _check_file(repo, rel, want, version, digest), failures, jobs, progress
     ):
         report.files.update(part.files)
         report.lines.update(part.lines)
@@ -172,6 +177,7 @@ def check_repo(
         report.problems.extend(part.problems)
         report.notes.extend(part.notes)
         report.behind.update(part.behind)
+        report.digests.update(part.digests)
     for rel in queues:
         try:
             data = repo.read_bytes(rel)
@@ -219,7 +225,7 @@ def _files_behind(repo: DataRepo, ledger: Ledger, report: CheckReport, jobs: int
     the_plan = plan(ledger, "up", "head")
     if the_plan.steps:
         return  # steps pending: every file is behind; the versions say so
-    behind = file_steps(repo, the_plan, scan(repo, ledger, jobs)).files
+    behind = file_steps(repo, the_plan, scan(repo, ledger, jobs, report.digests)).files
     if behind:
         report.behind["files"] = len(behind)
 

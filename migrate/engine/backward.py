@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from migrate import __version__, clock
 from migrate.engine import commit
-from migrate.engine.forward import _folders
 from migrate.engine.plan import check_known, plan
 from migrate.engine.report import RunReport, StepReport
 from migrate.errors import DataChanged, MigrateError
@@ -55,11 +54,7 @@ def down(
     with hold(repo, "down", dry_run=dry_run):
         ledger = Ledger.load(repo)
         check_known(ledger)
-        settled = None
-        if ledger.pending is not None and not dry_run:
-            settled = commit.settle(repo, ledger, jobs)
-        if not dry_run:
-            commit.clean(repo, _folders(repo))
+        settled = commit.begin(repo, ledger, jobs, dry_run)
         the_plan = plan(ledger, "down", target)
         report = RunReport(the_plan, dry_run, settled=settled)
         if the_plan.steps:
@@ -67,7 +62,7 @@ def down(
                 _run(repo, ledger, report, force, after_each, jobs, progress)
             except MigrateError:
                 if ledger.pending is None and not dry_run:
-                    commit.clean(repo, _folders(repo))
+                    commit.clean(repo)
                 raise
         report.seconds = clock.monotonic() - start
         return report

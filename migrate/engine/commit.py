@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from migrate import codec
@@ -34,7 +34,9 @@ from migrate.repo import LEDGER_DIR, TMP_SUFFIX, DataRepo, file_mode, sync_dir
 ARCHIVE = f"{LEDGER_DIR}/staged.bin"
 #: (path, checksum its new bytes must have, its permission bits or None: look them up)
 Move = tuple[str, str, int | None]
-_FOOTER = struct.Struct("<Q")  # where the archive's index starts
+_FOOTER = struct.Struct("<Q")
+#: where a run's temporary files may be left
+_DATA_FOLDERS = ("data/failures", "data/queues", "data")  # where the archive's index starts
 
 
 class Staging:
@@ -194,11 +196,21 @@ def _replace(
     return bool(chmod)
 
 
-def clean(repo: DataRepo, folders: Iterable[str]) -> None:
+def begin(repo: DataRepo, ledger: Ledger, jobs: int, dry_run: bool) -> str | None:
+    """What every writing run does first: finish a pending run, remove what a killed one
+    left. Returns what was finished, for the report."""
+    if dry_run:
+        return None
+    settled = settle(repo, ledger, jobs) if ledger.pending is not None else None
+    clean(repo)
+    return settled
+
+
+def clean(repo: DataRepo) -> None:
     """Remove what a run that wrote nothing left: half-written temporary files, a staging
     archive no pending run names (and the files of earlier versions of this tool). A
     ledger folder left empty goes too."""
-    for folder in {*folders, LEDGER_DIR, f"{LEDGER_DIR}/runs"}:
+    for folder in (*_DATA_FOLDERS, LEDGER_DIR, f"{LEDGER_DIR}/runs"):
         path = repo.path(folder)
         if path.is_dir():
             for suffix in (TMP_SUFFIX, ".migrate-stage"):

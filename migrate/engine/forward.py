@@ -43,7 +43,7 @@ from migrate.ledger import (
 from migrate.lock import hold
 from migrate.parallel import map_files
 from migrate.reader import Problem
-from migrate.repo import FAILURES_DIR, DataRepo, file_mode
+from migrate.repo import DataRepo, file_mode
 from migrate.steps import STEPS
 from migrate.steps.base import RunContext, RunOptions, run_context
 
@@ -90,11 +90,7 @@ def up(
     with hold(repo, "up", dry_run=dry_run):
         ledger = Ledger.load(repo)
         check_known(ledger)
-        settled = None
-        if ledger.pending is not None and not dry_run:
-            settled = commit.settle(repo, ledger, jobs)
-        if not dry_run:
-            commit.clean(repo, _folders(repo))
+        settled = commit.begin(repo, ledger, jobs, dry_run)
         found = scan(repo, ledger, jobs)
         the_plan = file_steps(repo, plan(ledger, "up", target), found)
         report = RunReport(the_plan, dry_run, settled=settled)
@@ -103,14 +99,10 @@ def up(
                 _run(repo, ledger, report, options, diff, progress, after_each, jobs, found)
             except MigrateError:
                 if ledger.pending is None and not dry_run:  # nothing replaced: give the
-                    commit.clean(repo, _folders(repo))  # staged copies' space back
+                    commit.clean(repo)  # staged copies' space back
                 raise
         report.seconds = clock.monotonic() - start
         return report
-
-
-def _folders(repo: DataRepo) -> set[str]:
-    return {FAILURES_DIR, "data/queues", "data"}
 
 
 def _run(
@@ -368,9 +360,6 @@ class _Parts:
         for rel in self.rels:
             blob = self.first.get(rel) or self.other[rel]
             yield rel, index.parts_of(blob, self.sid)
-
-    def __len__(self) -> int:
-        return len(self.rels)
 
 
 def _copy(state: FileState) -> FileState:

@@ -39,9 +39,6 @@ class Scan:
     files: dict[str, Seen] = field(default_factory=dict)
     gone: list[str] = field(default_factory=list)  # known to the ledger, no longer there
 
-    def of_kind(self, kind: str) -> list[str]:
-        return [rel for rel, s in self.files.items() if s.kind == kind]
-
     @property
     def others(self) -> list[Seen]:
         """Files other writers added or rewrote since the tool last wrote them."""
@@ -57,14 +54,23 @@ def family_files(repo: DataRepo) -> dict[str, str]:
     return out
 
 
-def scan(repo: DataRepo, ledger: Ledger, jobs: int = 1) -> Scan:
-    """Every owned file read and checksummed once (``jobs`` processes); with nothing in
-    the ledger, every file is new and none is read."""
+def scan(
+    repo: DataRepo, ledger: Ledger, jobs: int = 1, known: dict[str, str] | None = None
+) -> Scan:
+    """Every owned file read and checksummed once (``jobs`` processes), but those whose
+    checksum the caller has just taken (``known``); with nothing in the ledger, every file
+    is new and none is read."""
     families = family_files(repo)
     states = ledger.states()
     rels = list(families)
+    known = known or {}
     out = Scan()
-    digests = map_files(_digest(repo), rels, jobs) if states else ("" for _ in rels)
+    if states:
+        todo = [rel for rel in rels if rel not in known]
+        read = dict(zip(todo, map_files(_digest(repo), todo, jobs), strict=True))
+        digests = [known.get(rel) or read[rel] for rel in rels]
+    else:
+        digests = ["" for _ in rels]
     for rel, digest in zip(rels, digests, strict=True):
         state = states.get(rel)
         if state is None:

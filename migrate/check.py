@@ -4,7 +4,9 @@ The repo keeps living after a migration: tsuku's writers add v1 failure lines an
 the queue through a struct that drops ``blocked_by``. So each failure line is validated
 against the model of its own version and shape (v1-as-found or v2), and a line below the
 repo's version is counted as *behind head*, not a violation (``migrate up`` catches it
-up); a line above it is a violation. A queue is valid as v1, v2, or as tsuku's jobs save
+up); a valid line or queue above it is counted as *ahead* (written at v2 by another writer, e.g.
+``migrate ingest``, and left as written by a rollback: tsuku's readers read v2 lines),
+not a violation either. A queue is valid as v1, v2, or as tsuku's jobs save
 it (``writers_shape``: behind). ``at_head`` (``--at-head``, CI after ``up``) makes
 anything behind a violation, including files the ledger says others wrote since the last
 run. Every line is accounted for in the report (envelope + per-recipe + blank + bad ==
@@ -40,6 +42,7 @@ class CheckReport:
     records: Counter[str] = field(default_factory=Counter)  # envelope/recipe records
     queue_entries: Counter[str] = field(default_factory=Counter)  # legacy/unified
     behind: Counter[str] = field(default_factory=Counter)  # lines/queues/files behind head
+    ahead: int = 0  # valid failure lines and queues above the repo's version
     #: each failure file's checksum, when the ledger has states to compare it with
     digests: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
@@ -64,6 +67,7 @@ class CheckReport:
             "records": dict(self.records),
             "queue_entries": dict(self.queue_entries),
             "behind": dict(self.behind),
+            "ahead": self.ahead,
             "violations": [p.as_dict() for p in self.problems],
             "notes": [p.as_dict() for p in self.notes],
         }
@@ -123,17 +127,7 @@ def _check_file(repo: DataRepo, rel: str, want: int, version: str, digest: bool)
             part.lines["blank"] += 1
             continue
         if pl.version > want:
-            part.lines["bad"] += 1
-            part.problems.append(
-                Problem(
-                    rel,
-                    pl.lineno,
-                    f"schema_version {pl.version} is ahead of this repo's version ({version},"
-                    f" failure lines v{want})",
-                    "schema_version",
-                )
-            )
-            continue
+            part.ahead += 1
         if pl.version < want:
             part.behind["lines"] += 1
         part.notes.extend(pl.notes)
@@ -177,6 +171,7 @@ def check_repo(
         report.problems.extend(part.problems)
         report.notes.extend(part.notes)
         report.behind.update(part.behind)
+        report.ahead += part.ahead
         report.digests.update(part.digests)
     for rel in queues:
         try:
@@ -191,17 +186,7 @@ def check_repo(
         else:
             report.files["queues"] += 1
             if pq.version is not None and pq.version > report.queue_version:
-                pq.problems.insert(
-                    0,
-                    Problem(
-                        rel,
-                        1,
-                        f"queue is at schema_version {pq.version}, ahead of this repo's"
-                        f" version ({report.version or 'base'}, queues"
-                        f" v{report.queue_version})",
-                        "schema_version",
-                    ),
-                )
+                report.ahead += 1  # (valid at its own version: left so by a rollback)
             elif pq.version is not None and (pq.version < report.queue_version or pq.writers_shape):
                 report.behind["queues"] += 1
             if pq.kind:
@@ -276,6 +261,12 @@ def format_text(report: CheckReport) -> str:
             + ", ".join(f"{n} {k}" for k, n in sorted(report.behind.items()))
             + " (written by others since the last run: `migrate up` catches them up;"
             " --at-head makes this a violation)"
+        )
+    if report.ahead:
+        lines.append(
+            f"ahead of the repo's version: {report.ahead} line(s) or queue(s), valid at"
+            " their own version (written by another writer, e.g. `migrate ingest`, and left"
+            " as written by a rollback; not a violation)"
         )
     n = len(report.problems)
     lines.append(f"{n} violation{'s' if n != 1 else ''}" if n else "ok: no violations")

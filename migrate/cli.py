@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from migrate import __version__
-from migrate.errors import BadInputError, MigrateError, StepBug
+from migrate.errors import BadInputError, DataChanged, MigrateError, StepBug
 from migrate.repo import DataRepo
 
 EPILOG = """\
@@ -73,11 +73,26 @@ def _print_run(run, out=None) -> None:
             print(f"  {note}", file=out)
         if len(shown) < len(sr.notes):
             print(f"  ... and {len(sr.notes) - len(shown)} more (all of them: --dry-run)", file=out)
+    if run.rules:
+        print(f"per file ({'would be ' if run.dry_run else ''}reverted by rule):", file=out)
+        for rule, n in sorted(run.rules.items()):
+            print(f"  {rule}: {n} file(s)", file=out)
+        for path, rule, counts in run.rule_files:
+            what = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
+            print(f"  {path}: {rule}" + (f" ({what})" if what else ""), file=out)
+    for reason in run.refused:
+        print(f"refused: {reason}", file=out)
     for path, diff in run.files:
         print(f"  would change {path}", file=out)
         if diff:
             print(diff, end="", file=out)
-    if not run.dry_run and run.plan.steps:
+    if run.refused:
+        print(
+            f"a down would stop here: {len(run.refused)} file(s) cannot be reverted without"
+            " overwriting another writer's values; nothing would be reverted",
+            file=out,
+        )
+    elif not run.dry_run and run.plan.steps:
         print(f"now at {run.plan.target or 'base'} ({run.seconds:.2f}s)", file=out)
 
 
@@ -158,7 +173,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
     run = down(_repo(args), args.to, dry_run=args.dry_run, force=args.force, jobs=max(1, args.jobs))
     _print_run(run)
-    return 0
+    return DataChanged.exit_code if run.refused else 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -374,8 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     dn.add_argument(
         "--force",
         action="store_true",
-        help="revert files edited since the step too: each is converted down as it is now,"
-        " edits included (so not byte-exact); files deleted since stay deleted",
+        help="where a file cannot be reverted without overwriting another writer's values"
+        " (a queue that no longer parses, a run that did not record what it set), leave it"
+        " as it is instead of refusing",
     )
     dn.set_defaults(func=cmd_down)
 

@@ -7,18 +7,24 @@ Layout (JSON Lines, readable in a git diff)::
                   "from", "to", "steps", "options", "counts"}
         line 2+  one per file the run wrote or looked at:
                  {"path", "origin", "at"?,
-                  "steps": [{"id", "before"?, "after"?, "patch"?, "restore"?}, ...]}
+                  "steps": [{"id", "before"?, "after"?, "patch"?, "restore"?,
+                             "inputs"?}, ...]}
 
 A file's entry is its whole state after the run: ``origin`` is the checksum of its bytes
 before any step, ``at`` the last step whose version those bytes already had (absent: base),
 ``steps`` the steps applied to it in order, each with the checksum of the bytes it left
 (absent: the same as it was given), the patch its ``down`` needs, and where that ``down``
-could not rebuild the bytes before the step those bytes (``restore``). A file another
-writer added or rewrote since a run starts again from its new bytes: its new ``origin``
-is theirs (``before``, the checksum of what a step was given, is read for ledgers written
-before that rule). The state of a file is its entry in the latest run that has one; runs
-are ordered by id (their start time, then a random part), so runs made on two git branches
-sit side by side and merge without a conflict.
+could not rebuild the bytes before the step those bytes (``restore``), and for a derived
+step (queue status) the checksum of the failure files it derived from (``inputs``). A
+file another writer added or rewrote since a run starts again from its new bytes: its new
+``origin`` is theirs (``before``, the checksum of what a step was given, is read for
+ledgers written before that rule).
+
+The state of a file is its entry in the latest run that has one. Runs are ordered by id
+(their number, start time, then a random part), so runs made on two git branches sit side
+by side and merge without a conflict; after such a merge (two runs with one number) a
+file may hold the bytes the *other* branch's run left: :meth:`Ledger.state_left` finds
+that entry among the runs since the branches parted.
 
 Crash safety: a run's file is written as ``<id>.jsonl.pending`` (complete, durable) before
 any data file is replaced, and renamed to ``<id>.jsonl`` once every one is: a pending run
@@ -63,6 +69,8 @@ class StepState:
     #: the checksum of the bytes the step was given, where another writer had changed them
     #: since the previous step (None: what the previous step left)
     before: str | None = None
+    #: a derived step: the checksum of the failure files it derived from (:func:`inputs`)
+    inputs: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id}
@@ -72,6 +80,8 @@ class StepState:
             out["after"] = self.after
         if self.patch is not None:
             out["patch"] = self.patch
+        if self.inputs is not None:
+            out["inputs"] = self.inputs
         if self.restore is not None:
             try:
                 out["restore"] = {"text": self.restore.decode("utf-8")}
@@ -89,7 +99,9 @@ class StepState:
                 if "text" in restore
                 else base64.b64decode(restore["base64"])
             )
-        return cls(obj["id"], obj.get("after"), obj.get("patch"), raw, obj.get("before"))
+        return cls(
+            obj["id"], obj.get("after"), obj.get("patch"), raw, obj.get("before"), obj.get("inputs")
+        )
 
 
 @dataclass(slots=True)
@@ -294,6 +306,21 @@ class Ledger:
             self._states = out
         return self._states
 
+    def state_left(self, path: str, digest: str) -> FileState | None:
+        """After a merge of two branches that each ran: the entry of a run made since they
+        parted that left ``path`` with the bytes ``digest`` (None: no such run, or no
+        merge: a linear history numbers its runs one by one)."""
+        done = self.finished
+        seen: set[str] = set()
+        twice = {r.id[:6] for r in done if r.id[:6] in seen or seen.add(r.id[:6])}
+        if not twice:
+            return None
+        for run in reversed([r for r in done if r.id[:6] >= min(twice)]):
+            for fs in self.files(run):
+                if fs.path == path and fs.after == digest:
+                    return fs
+        return None
+
     # ------------------------------------------------------------------ writes
 
     def write_pending(self, run: Run, entries: list[bytes]) -> None:
@@ -322,6 +349,15 @@ class Ledger:
         self.repo.remove_tree(LEDGER_DIR)
         self.runs = []
         self._states = None
+
+
+def inputs(digests: dict[str, str]) -> str:
+    """One checksum of a set of files (path -> checksum): what a derived step derived from.
+    Whatever changed them (a batch, a merge of two branches), a different value."""
+    h = hashlib.sha256()
+    for rel in sorted(digests):
+        h.update(f"{rel}\0{digests[rel]}\n".encode())
+    return h.hexdigest()
 
 
 def entry_line(fs: FileState) -> bytes:

@@ -4,7 +4,8 @@ the next run finishes with exactly the data of an uninterrupted run, and that
 `migrate down --to base` gives back the original bytes. The catch-up phase kills the `up`
 that follows a batch of other writers (six new v1 files, the queue saved the way tsuku's
 struct saves it): it must end as an uninterrupted catch-up, and `down --to base` then gives
-the tree as the other writers left it.
+the tree as the other writers left it. The last phase kills that `down --to base`, after
+the catch-up: finished, it must give the same tree.
 
     python scripts/crash_test.py --records 15000 --files 12000 --kills 30
     python scripts/crash_test.py --records 60000 --files 12 --kills 20 --jobs 2
@@ -57,6 +58,7 @@ def snapshot(root: Path, normalize: bool) -> dict[str, bytes]:
                 if not entry["path"].startswith("data/failures/"):
                     for st in entry["steps"]:
                         st.pop("after", None)
+                        (st.get("patch") or {}).get("now", {}).pop("updated_at", None)
             data = json.dumps([head, *entries], sort_keys=True).encode()
         out[rel] = data
     return out
@@ -143,20 +145,22 @@ def main() -> int:
     t_catch = time.perf_counter() - t0
     caught_up = snapshot(ref, normalize=True)
     failures = 0
-    for phase in ("up", "down", "catch-up"):
+    for phase in ("up", "down", "catch-up", "down after catch-up"):
         landed: dict[str, int] = {}
         for i in range(a.kills):
             work = base / "work"
             shutil.rmtree(work, ignore_errors=True)
             shutil.copytree(pristine, work)
-            if phase in ("down", "catch-up"):
+            if phase != "up":
                 settle(["up", *jobs], work)
-            if phase == "catch-up":
+            if "catch-up" in phase:
                 other_writers(work, pristine)
-            t = {"up": t_up, "down": t_down, "catch-up": t_catch}[phase]
+            if phase == "down after catch-up":
+                settle(["up", *jobs], work)
+            t = {"up": t_up, "catch-up": t_catch}.get(phase, t_down)
             # every other kill in the run's last third: where files are being replaced
             delay = rnd.uniform(0.05, t * 1.05) if i % 2 else rnd.uniform(t * 0.65, t * 1.05)
-            args = [*(["down", "--to", "base"] if phase == "down" else ["up"]), *jobs]
+            args = [*(["down", "--to", "base"] if "down" in phase else ["up"]), *jobs]
             code = kill_at(args, work, delay)
             st = run(["status", "--json"], work)
             state = "finished" if code is not None else "killed"
@@ -175,7 +179,8 @@ def main() -> int:
                 ok = ok and snapshot(work, normalize=False) == back
             else:
                 settle(["down", "--to", "base", *jobs], work)
-                ok = snapshot(work, normalize=False) == original
+                back = original if phase == "down" else left_by_others
+                ok = snapshot(work, normalize=False) == back
             if not ok:
                 failures += 1
                 print(f"  FAIL {phase} kill #{i} after {delay:.2f}s ({state})")

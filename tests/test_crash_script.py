@@ -31,4 +31,4 @@ def test_crash_script_recovers_exactly_from_random_kills(jobs):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "all recoveries exact" in proc.stdout
-    assert proc.stdout.count("kills; where they landed") == 3  # up, down, catch-up
+    assert proc.stdout.count("kills; where they landed") == 4  # up, down, catch-up, its down

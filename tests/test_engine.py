@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from migrate import engine
-from migrate.errors import DataChanged, LedgerError, LockHeld, UsageError
+from migrate.errors import LedgerError, LockHeld, UsageError
 from migrate.ledger import Ledger
 from migrate.repo import LEDGER_DIR, LOCK_FILE, DataRepo
 from migrate.steps import STEPS
@@ -242,8 +242,11 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(fixture_repo, capsys):
 # ------------------------------------------------------------------------ verify / edits
 
 
-def test_verify_and_down_notice_hand_edits(fixture_repo):
+def test_down_leaves_a_failure_file_edited_by_hand_as_it_was_written(fixture_repo):
+    """A file someone changed since migrate wrote it is theirs: `down` says so in its plan
+    and leaves it, and gives every other file its exact bytes back."""
     root = fixture_repo("sample")
+    original = snapshot(root)
     repo = DataRepo(root)
     engine.up(repo)
     assert engine.verify(repo) == []
@@ -251,10 +254,12 @@ def test_verify_and_down_notice_hand_edits(fixture_repo):
     edited.write_bytes(edited.read_bytes() + b"\n")
     rel = edited.relative_to(root).as_posix()
     assert [p for p, _ in engine.verify(repo)] == [rel]
-    before = snapshot(root)
-    with pytest.raises(DataChanged, match="changed since migrate wrote them: " + rel):
-        engine.down(repo, "base")
-    assert snapshot(root) == before  # all or nothing
+    theirs = edited.read_bytes()
+    plan = engine.down(repo, "base", dry_run=True)
+    assert plan.rule_files == [(rel, "left as its writer wrote it", {})]
+    assert plan.rules["exact bytes back"] == len(original) - 3  # (2 queues unchanged, theirs)
+    engine.down(repo, "base")
+    assert snapshot(root) == {**original, rel: theirs}
 
 
 def _edit_header(root, **changes):

@@ -77,15 +77,20 @@ def test_ingest_merges_install_json_for_the_same_recipe(fixture_repo, tmp_path):
     assert [e["source"] for e in rec["evidence"]] == ["validation_results", "install_json"]
 
 
-def test_ingest_refuses_a_v1_repo_and_down_converts_ingested_lines(fixture_repo, capsys):
+def test_ingest_refuses_a_v1_repo_and_down_leaves_ingested_files_as_written(fixture_repo, capsys):
     root = fixture_repo("sample")
     with pytest.raises(UsageError, match="at base"):
         ingest(DataRepo(root), [str(CI / "validation-results-linux-alpine-musl-x86_64.json")])
     engine.up(DataRepo(root))
     assert main(["ingest", "--repo", str(root), *map(str, CI.glob("*.json"))]) == 0
+    (new,) = {p for p in (root / "data" / "failures").iterdir()} - {
+        root / "data" / "failures" / p.name for p in (FIXTURES / "sample/data/failures").iterdir()
+    }
+    ingested = new.read_bytes()
     engine.down(DataRepo(root), "base")
-    assert check_repo(DataRepo(root)).ok  # ingested lines went down to v1 Shape B lines
-    assert snapshot(root)  # and nothing was lost
+    assert new.read_bytes() == ingested  # the CI's records, with their evidence: kept
+    report = check_repo(DataRepo(root))
+    assert report.ok and report.ahead == len(ingested.splitlines())  # v2, read as v2
 
 
 def test_ingest_stdout_writes_nothing(fixture_repo, capsys):

@@ -10,7 +10,7 @@ import pytest
 from migrate import codec, engine
 from migrate.check import check_repo
 from migrate.cli import main
-from migrate.errors import BadInputError, DataChanged, LedgerError
+from migrate.errors import BadInputError, LedgerError
 from migrate.ingest import ingest
 from migrate.ledger import Ledger
 from migrate.repo import DataRepo
@@ -232,17 +232,14 @@ def test_symlinked_failure_files_are_refused(fixture_repo):
         engine.up(DataRepo(root))
 
 
-def test_down_force_goes_on_past_a_deleted_file(fixture_repo, capsys):
+def test_down_leaves_a_file_another_writer_deleted_deleted(fixture_repo, capsys):
     root = fixture_repo("sample")
     engine.up(DataRepo(root), "0001")
     victim = root / "data" / "failures" / "npm-2026-02-19T14-15-55Z.jsonl"
     victim.unlink()
-    with pytest.raises(DataChanged):
-        engine.down(DataRepo(root), "base")
-    run = engine.down(DataRepo(root), "base", force=True)
-    assert any(
-        "deleted since migrate wrote it; left deleted" in n for s in run.steps for n in s.notes
-    )
+    run = engine.down(DataRepo(root), "base")
+    rel = "data/failures/npm-2026-02-19T14-15-55Z.jsonl"
+    assert (rel, "deleted by another writer: left deleted", {}) in run.rule_files
     assert not victim.exists() and check_repo(DataRepo(root)).ok
 
 

@@ -1,15 +1,25 @@
-"""``down``: revert the planned steps, each file read once and written once.
+"""``down``: revert the planned steps, each file read once and written once, without
+losing what other writers wrote since.
 
-Every file is computed and checked before anything is written, so a ``down`` either
-reverts the whole plan or refuses, naming the files. A file's bytes must be those the
-ledger says the tool left (else it was changed since: refused, or with ``--force``
-converted down as it is); each step's ``down`` must give back the exact bytes recorded
-before it. Files the ledger does not know (written after the step, e.g. by ``migrate
-ingest``) go through the step's ``down_unrecorded``. Reverting to base removes the ledger.
+Each file gets one rule (``down --dry-run`` shows which):
+
+* **exact** — its bytes are those migrate left: each step's ``down`` gives back the exact
+  bytes recorded before it (checked against the ledger's checksums);
+* **entry by entry** — another writer rewrote it since (tsuku's jobs save the queue every
+  few minutes): each value a step set that still holds goes back, theirs stay
+  (``Step.down_rewritten``);
+* **left to its writer** — a failure file another writer added or replaced since the last
+  run is theirs: left as they wrote it, and so is a file they deleted.
+
+A file is refused only where its revert would overwrite another writer's values (a queue
+that no longer parses, a run that did not record the values it set), naming it; every
+file is computed and checked before anything is written, so a ``down`` either reverts the
+whole plan or refuses with nothing reverted. Reverting to base removes the ledger.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from migrate import __version__, clock
@@ -23,17 +33,24 @@ from migrate.parallel import map_files
 from migrate.repo import DataRepo, file_mode
 from migrate.steps import Step
 
+#: the rules a file is reverted by (``FileRevert.rule``)
+EXACT = "exact bytes back"
+ENTRIES = "reverted entry by entry"
+THEIRS = "left as its writer wrote it"
+GONE = "deleted by another writer: left deleted"
+
 
 @dataclass
 class FileRevert:
     rel: str
+    rule: str = ""  # one of the rules above ("": no step had changed it)
     line: bytes = b""  # the file's ledger entry after the run (b"": none)
     after: str = ""
     changed: bool = False
     reverted: list[str] = field(default_factory=list)  # steps that changed its bytes
+    counts: Counter[str] = field(default_factory=Counter)  # entry by entry: what went back
     note: str = ""
     refused: str = ""  # why this file cannot be reverted
-    edited: bool = False  # changed since the ledger recorded it
     diff: str = ""
     data: bytes = b""  # the new bytes, when changed
     mode: int | None = None  # the file's permission bits, which its new version keeps
@@ -49,7 +66,9 @@ def down(
     jobs: int = 1,
     progress=None,
 ) -> RunReport:
-    """Revert steps down to ``target`` (default: the last applied step only)."""
+    """Revert steps down to ``target`` (default: the last applied step only). ``force``
+    leaves a file that cannot be reverted without overwriting another writer's values as
+    it is, instead of refusing."""
     start = clock.monotonic()
     with hold(repo, "down", dry_run=dry_run):
         ledger = Ledger.load(repo)
@@ -76,7 +95,6 @@ def _run(repo, ledger: Ledger, report: RunReport, force, after_each, jobs, progr
     report.steps = list(reports.values())
     lines: list[bytes] = []  # each file's ledger entry
     moves: list[commit.Move] = []  # the files to replace
-    edited: list[str] = []
     refused: list[str] = []
     staging = None if report.dry_run else commit.Staging(repo)
     try:
@@ -88,7 +106,7 @@ def _run(repo, ledger: Ledger, report: RunReport, force, after_each, jobs, progr
             files = list(dict.fromkeys([*known, *steps[0].files(repo)]))
 
             def one(rel: str, steps=steps) -> FileRevert:
-                return _file_down(repo, rel, steps, states.get(rel), force, report.dry_run)
+                return _file_down(repo, ledger, rel, steps, states.get(rel), force, report.dry_run)
 
             for o in map_files(one, files, jobs, progress):
                 for sid in o.reverted:
@@ -97,31 +115,29 @@ def _run(repo, ledger: Ledger, report: RunReport, force, after_each, jobs, progr
                     reports[s.id].files_read += 1
                 if o.note:
                     reports[steps[0].id].notes.append(o.note)
-                if o.edited:
-                    edited.append(o.rel)
                 if o.refused:
                     refused.append(o.refused)
+                if o.rule:
+                    report.rules[o.rule] += 1
+                    if o.rule != EXACT:
+                        report.rule_files.append((o.rel, o.rule, dict(o.counts)))
                 if report.dry_run and o.changed:
                     report.files.append((o.rel, o.diff))
                 if o.line:
                     lines.append(o.line)
                 if o.changed:
                     moves.append((o.rel, o.after, o.mode))
-                    if staging is not None and not (edited or refused):
+                    if staging is not None and not refused:
                         staging.add(o.rel, o.data)
-        if edited:
-            raise DataChanged(
-                f"{len(edited)} file(s) changed since migrate wrote them: "
-                + ", ".join(edited[:5])
-                + (" ..." if len(edited) > 5 else "")
-                + "; nothing was reverted",
-                hint="`migrate verify` lists them; restore them (git checkout -- FILE) to"
-                " revert exactly, or pass --force to convert them down as they are now",
-            )
         if refused:
-            raise DataChanged(
-                refused[0] + "; nothing was reverted", hint="restore the file from git"
-            )
+            report.refused = refused
+            if not report.dry_run:
+                raise DataChanged(
+                    f"{len(refused)} file(s) cannot be reverted without overwriting another"
+                    f" writer's values, first: {refused[0]}; nothing was reverted",
+                    hint="`migrate up` first catches them up (and records what it sets), or"
+                    " restore them from git; --force leaves them as they are",
+                )
         if staging is None:
             return
         staging.close()
@@ -156,6 +172,7 @@ def _family_of(rel: str) -> str:
 
 def _file_down(
     repo: DataRepo,
+    ledger: Ledger,
     rel: str,
     steps: list[Step],
     state: FileState | None,
@@ -164,65 +181,81 @@ def _file_down(
 ) -> FileRevert:
     out = FileRevert(rel)
     if not repo.exists(rel):
-        if state is not None and state.after != state.origin and not force:
-            out.edited = True
-        elif state is not None:
-            out.note = f"{rel}: deleted since migrate wrote it; left deleted"
+        if state is not None and state.after != state.origin:
+            out.rule = GONE  # deleted by another writer: their deletion stays
+        return out
+    if state is None:  # added by another writer since the last run: theirs
+        out.rule = THEIRS
         return out
     data = repo.read_bytes(rel)
+    if checksum(data) != state.after:  # (after a merge: as the other branch's run left it?)
+        state = ledger.state_left(rel, checksum(data)) or state
+    if checksum(data) != state.after:
+        return _rewritten(repo, rel, data, steps, state, force, dry_run, out)
     cur = data
-    if state is not None and checksum(data) != state.after and state.after == state.origin:
-        state = None  # migrate never changed it, and another program has since: theirs
-    if state is None:  # written after the step by another program (e.g. `migrate ingest`)
-        for step in steps:
-            try:
-                cur = step.down_unrecorded(rel, cur) or cur
-            except (KeyError, TypeError, ValueError) as exc:
-                out.refused = (
-                    f"{rel}: written after step {step.id} and not convertible down"
-                    f" ({type(exc).__name__}: {exc})"
-                )
-                return out
-        if cur != data:
-            out.note = f"{rel}: not written by migrate, converted down as well"
-            # known from now on, as it is after this run (the run's ledger file must name
-            # every file it replaces, for a killed run to be finished)
-            out.line = entry_line(FileState(rel, checksum(cur)))
-    else:
-        if checksum(data) != state.after and not force:
-            out.edited = True
+    ids = {s.id for s in steps}
+    by_id = {s.id: s for s in steps}
+    kept = [st for st in state.steps if st.id not in ids]
+    sums = state.checksums()
+    for i in range(len(state.steps) - 1, -1, -1):
+        st = state.steps[i]
+        if st.id not in ids:
+            continue
+        try:
+            new = st.restore if st.restore is not None else by_id[st.id].down(rel, cur, st.patch)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            out.refused = (
+                f"{rel}: step {st.id} cannot be reverted on the bytes it left"
+                f" ({type(exc).__name__}: {exc}); the ledger does not match this migrate"
+            )
             return out
-        ids = {s.id for s in steps}
-        by_id = {s.id: s for s in steps}
-        kept = [st for st in state.steps if st.id not in ids]
-        sums = state.checksums()
-        for i in range(len(state.steps) - 1, -1, -1):
-            st = state.steps[i]
-            if st.id not in ids:
-                continue
-            try:
-                new = (
-                    st.restore if st.restore is not None else by_id[st.id].down(rel, cur, st.patch)
-                )
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                out.refused = (
-                    f"{rel}: cannot revert step {st.id} on this file as it is now"
-                    f" ({type(exc).__name__}: {exc})"
-                )
-                return out
-            if checksum(new) != sums[i][0] and not force:
-                out.refused = f"{rel}: reverting step {st.id} does not give back the recorded bytes"
-                return out
-            if new != cur:
-                out.reverted.append(st.id)
-            cur = new
-        fs = FileState(rel, state.origin, kept)
-        if fs.after != checksum(cur):  # --force on a file edited since: as it is now
-            fs = FileState(rel, checksum(cur))
-        out.line = entry_line(fs)
+        if checksum(new) != sums[i][0]:
+            out.refused = f"{rel}: reverting step {st.id} does not give back the recorded bytes"
+            return out
+        if new != cur:
+            out.reverted.append(st.id)
+        cur = new
+    out.rule = EXACT if out.reverted else ""
+    out.line = entry_line(FileState(rel, state.origin, kept, state.at))
+    return _result(repo, out, data, cur, dry_run)
+
+
+def _rewritten(repo, rel, data, steps, state: FileState, force, dry_run, out: FileRevert):
+    """A file another writer rewrote since migrate wrote it: each step reverts what of its
+    change still holds (a queue, entry by entry) or leaves the file to its writer."""
+    by_id = {s.id: s for s in steps}
+    cur = data
+    for st in reversed(state.steps):
+        if st.id not in by_id:
+            continue
+        try:
+            res = by_id[st.id].down_rewritten(rel, cur, st.patch)
+        except (KeyError, TypeError, ValueError) as exc:
+            if force:
+                out.note = f"{rel}: left as its writer wrote it (--force): {exc}"
+                break
+            out.refused = (
+                f"{rel}: rewritten by another writer since step {st.id} wrote it, and it"
+                f" cannot be reverted entry by entry without overwriting their values ({exc})"
+            )
+            return out
+        if res is None:
+            continue
+        new, counts = res
+        out.counts.update(counts)
+        if new != cur:
+            out.reverted.append(st.id)
+        cur = new
+    out.rule = ENTRIES if out.counts else THEIRS
+    if cur != data:  # (named in the run's file: a killed run is finished from it)
+        out.line = entry_line(FileState(rel, checksum(cur)))
+    return _result(repo, out, data, cur, dry_run)
+
+
+def _result(repo: DataRepo, out: FileRevert, data: bytes, cur: bytes, dry_run: bool):
     out.changed = cur != data
     out.after = checksum(cur)
     if out.changed and not dry_run:
         out.data = cur
-        out.mode = file_mode(repo.fspath(rel))
+        out.mode = file_mode(repo.fspath(out.rel))
     return out

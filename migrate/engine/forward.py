@@ -17,6 +17,7 @@ the whole run.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import traceback
 from dataclasses import dataclass, field
@@ -38,12 +39,13 @@ from migrate.ledger import (
     StepState,
     checksum,
     entry_line,
+    inputs,
     new_run_id,
 )
 from migrate.lock import hold
 from migrate.parallel import map_files
 from migrate.reader import Problem
-from migrate.repo import DataRepo, file_mode
+from migrate.repo import FAILURES_DIR, DataRepo, file_mode
 from migrate.steps import STEPS
 from migrate.steps.base import RunContext, RunOptions, run_context
 
@@ -173,7 +175,6 @@ class _UpRun:
         self.found = found
         self.steps = the_plan.steps
         self.prepared = {s.id: s.prepare(ctx) for s in self.steps}
-        self.states = ledger.states()
         self.reports = {s.id: StepReport(s, "up") for s in self.steps}
         report.steps = list(self.reports.values())
         self.lines: list[bytes] = []  # each file's ledger entry
@@ -186,6 +187,9 @@ class _UpRun:
         #: failure file -> its parts as the run found it (:func:`index.blob`, or an index
         #: line: JSON bytes, decoded step by step, so memory follows the files' bytes)
         self.found_parts: dict[str, bytes] = {}
+        #: failure file -> the checksum of the bytes the run leaves (files it rewrites)
+        self.after: dict[str, str] = {}
+        self.inputs: str | None = None
 
     def compute(self, progress) -> None:
         """The failure files through their steps, then the queues through theirs. A failure
@@ -198,6 +202,10 @@ class _UpRun:
         after_parts: dict[str, bytes] = {}
         for family in ("failures", "queues"):
             steps = [s for s in self.steps if s.family == family]
+            if (
+                family == "queues" and steps
+            ):  # what a derived step derives from, as the run leaves it
+                self.inputs = inputs({rel: self._after(rel) for rel in failure_files})
             if not steps:
                 continue
             for s in steps:
@@ -233,6 +241,8 @@ class _UpRun:
                 del self.found_parts[o.rel]
             after_parts[o.rel] = parts
             self._index(index.entry(o.rel, o.after, parts))
+        if o.rel.startswith(FAILURES_DIR + "/"):
+            self.after[o.rel] = o.after
         self.lines.append(o.line)
         if o.changed:
             self.moves.append((o.rel, o.after, o.mode))
@@ -240,6 +250,11 @@ class _UpRun:
                 self.staging.add(o.rel, o.data)
             if self.report.dry_run:
                 self.report.files.append((o.rel, o.diff))
+
+    def _after(self, rel: str) -> str:
+        """A failure file's checksum as the run leaves it."""
+        seen = self.found.files.get(rel)
+        return self.after.get(rel) or (seen.digest if seen is not None else "")
 
     def _index(self, line: bytes) -> None:
         if self.index is not None:
@@ -284,7 +299,8 @@ class _UpRun:
         out = FileOutcome(rel)
         data = self.repo.read_bytes(rel)
         digest = out.after = checksum(data)
-        state = self.states.get(rel)
+        seen = self.found.files.get(rel)
+        state = seen.state if seen is not None else None
         if state is not None and digest == state.after:
             fs = _copy(state)
         else:  # new, or rewritten by another writer: taken from its bytes
@@ -319,14 +335,20 @@ class _UpRun:
                 out.problems.extend(res.problems)
                 return out
             if same:  # derived again, it says what it said: left as it is
-                fs.steps.append(last)
+                fs.steps.append(dataclasses.replace(last, inputs=self.inputs))
                 continue
             new = res.data
             out.step_changed[step.id] = new != cur
             rows_moved |= step.changes_rows and new != given
             restore = None if exact else given  # down cannot rebuild these: the ledger keeps
             fs.steps.append(
-                StepState(step.id, checksum(new) if new != given else None, res.patch, restore)
+                StepState(
+                    step.id,
+                    checksum(new) if new != given else None,
+                    res.patch,
+                    restore,
+                    inputs=self.inputs if step.derived else None,
+                )
             )
             cur = new
         if cur != data:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from migrate import __version__
 from migrate.engine.scan import Scan, Seen, content_version
 from migrate.errors import LedgerError, UsageError
-from migrate.ledger import Ledger
+from migrate.ledger import Ledger, inputs
 from migrate.repo import DataRepo
 from migrate.steps import STEPS, Step
 
@@ -107,7 +107,9 @@ def file_steps(repo: DataRepo, the_plan: Plan, found: Scan) -> Plan:
       family up to the target, but those whose version its content already has (a v2
       failure file needs neither 0001 nor 0002); a derived step always runs;
     * a derived step (``Step.derived``) runs again on every file of its family whenever a
-      failure file came, changed or went, or the run applies a failure step anyway.
+      failure file came, changed or went, or the run applies a failure step anyway, or the
+      failure files are no longer those it derived from (``inputs``: after a merge of two
+      branches, each file may be as one branch's run left it).
     """
     ids = [s.id for s in STEPS]
     upto = STEPS[: ids.index(the_plan.target) + 1] if the_plan.target else []
@@ -129,15 +131,23 @@ def file_steps(repo: DataRepo, the_plan: Plan, found: Scan) -> Plan:
     failures_moved = found.gone or any(
         seen.family == "failures" and rel in files for rel, seen in found.files.items()
     )
-    if failures_moved:
-        for rel, seen in found.files.items():
-            derived = [s for s in upto if s.family == seen.family and s.derived]
-            if derived and seen.state is not None and rel not in files:
-                files[rel] = tuple(derived)
+    derived_from = None if failures_moved else _failure_inputs(found)
+    for rel, seen in found.files.items():
+        derived = [s for s in upto if s.family == seen.family and s.derived]
+        if not derived or seen.state is None or rel in files:
+            continue
+        last = {st.id: st.inputs for st in seen.state.steps}
+        if failures_moved or any(last.get(s.id, derived_from) != derived_from for s in derived):
+            files[rel] = tuple(derived)  # (its inputs moved: a batch, a merge of branches)
     planned = set(the_plan.steps)  # (the repo's version moves even where a step has no file)
     steps = tuple(s for s in STEPS if s in planned or any(s in f for f in files.values()))
     others = tuple(s for s in found.others if s.rel in files or s.kind != "same")
     return Plan(the_plan.direction, steps, the_plan.current, the_plan.target, files, others, ats)
+
+
+def _failure_inputs(found: Scan) -> str:
+    """The failure files as they are (a derived step that derived from others is stale)."""
+    return inputs({rel: s.digest for rel, s in found.files.items() if s.family == "failures"})
 
 
 def _below(fam: list[Step], at: str | None) -> set[str]:

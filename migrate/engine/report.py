@@ -29,3 +29,8 @@ class RunReport:
     seconds: float = 0.0
     settled: str | None = None  # an interrupted run finished first
     run_id: str | None = None
+    #: down: how many files each rule reverts, and the files not given their exact bytes
+    #: back, as (path, rule, counts of what went back and what stayed)
+    rules: Counter[str] = field(default_factory=Counter)
+    rule_files: list[tuple[str, str, dict[str, int]]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # dry runs: what a down would refuse

@@ -75,6 +75,8 @@ def scan(
         state = states.get(rel)
         if state is None:
             out.files[rel] = Seen(rel, families[rel], digest, None, "new")
+        elif digest != state.after and (left := ledger.state_left(rel, digest)) is not None:
+            out.files[rel] = Seen(rel, families[rel], digest, left, "same")  # (merged branch)
         elif digest != state.after:
             out.files[rel] = Seen(rel, families[rel], digest, None, "changed")
         else:

@@ -211,9 +211,13 @@ class Step:
         (e.g. only a timestamp moved): the file is then left as it is."""
         return old == new
 
-    def down_unrecorded(self, rel: str, data: bytes) -> bytes | None:
-        """``down`` for a file the step never wrote (e.g. added by ``migrate ingest``
-        afterwards); None leaves it as it is."""
+    def down_rewritten(
+        self, rel: str, data: bytes, patch: Any
+    ) -> tuple[bytes, Counter[str]] | None:
+        """``down`` for bytes another writer rewrote since this step wrote the file: what
+        of this step's change can go back without losing theirs, with counts of what
+        went back and what stayed; None (the default): the file is theirs now and stays
+        as they wrote it. Raises ValueError where it cannot tell (``down`` refuses)."""
         return None
 
     def summary(self, prepared: Any, totals: Counter[str]) -> list[str]:

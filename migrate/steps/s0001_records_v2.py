@@ -21,7 +21,7 @@ from typing import Any
 
 from migrate.queues import queue_problems
 from migrate.reader import Problem, join_lines, parse_line, split_lines
-from migrate.records import down_0001, recipe_ecosystem, to_v1, up_0001
+from migrate.records import down_0001, recipe_ecosystem, up_0001
 from migrate.repo import DataRepo, FailureFile
 from migrate.steps.base import LinePatch, RunContext, Step, UpResult, down_lines
 
@@ -118,11 +118,3 @@ class RecordsV2(Step):
 
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
         return down_lines(data, patch, down_0001)
-
-    def down_unrecorded(self, rel: str, data: bytes) -> bytes | None:
-        """v2 lines written after this step (``migrate ingest``) become the v1 lines their
-        writer would have written (blockers kept); other lines stay as they are."""
-        if b'"schema_version":2' not in data:
-            return None
-
-        return down_lines(data, None, lambda obj: to_v1(obj) if obj["schema_version"] == 2 else obj)

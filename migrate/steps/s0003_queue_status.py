@@ -13,11 +13,14 @@ rewrote (tsuku's jobs save it through a struct that drops ``blocked_by``, and ke
 
 The ledger patch keeps each changed entry's previous status (and ``blocked_by``, where the
 queue already had one), the previous header values and whether the file used Go's HTML
-escaping, which is all ``down`` needs.
+escaping, which is all ``down`` needs; and (``now``) each changed entry's id with the
+values this step set, so that a queue another writer saved since is reverted entry by
+entry (:meth:`QueueStatus.down_rewritten`).
 """
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, get_args
@@ -32,6 +35,7 @@ from migrate.repo import DataRepo
 from migrate.status_rules import Latest, decide, recipe_names
 from migrate.steps.base import RunContext, Step, UpResult
 
+_ABSENT = object()
 V2_STATUSES = set(get_args(UnifiedStatus)) | set(get_args(LegacyStatus))
 
 
@@ -114,6 +118,7 @@ class QueueStatus(Step):
         resolved = {e["name"] for e in entries if e["status"] == "success"} | ctx.recipes
         old_status: dict[str, str] = {}
         old_blocked_by: dict[str, Any] = {}
+        now: dict[str, dict[str, Any]] = {}  # each changed entry as this step left it
         changed_any = False
         for i, entry in enumerate(entries):
             res.counts[f"before: {entry['status']}"] += 1
@@ -137,6 +142,9 @@ class QueueStatus(Step):
                     old_blocked_by[str(i)] = entry.pop("blocked_by")
                 if d.status == "blocked":
                     entry["blocked_by"] = d.blocked_by
+                now[str(i)] = {"id": entry_id(entry), "status": d.status}
+                if "blocked_by" in entry:
+                    now[str(i)]["blocked_by"] = entry["blocked_by"]
             res.counts[f"after: {entry['status']}"] += 1
         patch = {
             "schema_version": doc["schema_version"],
@@ -149,6 +157,7 @@ class QueueStatus(Step):
         doc["schema_version"] = 2
         if changed_any:
             doc["updated_at"] = ctx.now
+        patch["now"] = {"updated_at": doc["updated_at"], "entries": now}
         res.data = codec.dumps_queue(doc, patch["escape_html"]).encode("utf-8")
         res.patch = patch
         # the proof that down gives back these exact bytes, on the bytes just written
@@ -157,6 +166,54 @@ class QueueStatus(Step):
 
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
         return self._down_doc(codec.loads(data), patch)
+
+    def down_rewritten(self, rel: str, data: bytes, patch: Any) -> tuple[bytes, Counter[str]]:
+        """Entry by entry, on a queue another writer saved since: each value this step
+        set that still holds goes back (status, ``blocked_by``, the header's
+        ``schema_version`` and ``updated_at``); what the writer set, and entries it added
+        or removed, stay. Raises ValueError where that cannot be known."""
+        if "now" not in patch:
+            raise ValueError(
+                "the run that wrote it predates entry-level records (migrate < 0.4), so the"
+                " values it set are unknown"
+            )
+        pq = parsed_queue(rel, data)
+        if pq.problems or pq.kind not in ("legacy", "unified"):
+            raise ValueError(str(pq.problems[0]) if pq.problems else "not a priority queue")
+        doc, counts = pq.obj, Counter()
+        where: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for entry in pq.entries:
+            where[entry_id(entry)].append(entry)
+        prior = patch.get("blocked_by", {})
+        for i, now in patch["now"]["entries"].items():
+            found = where.get(now["id"])
+            if not found:
+                counts["entries their writer removed"] += 1
+                continue
+            entry = found.pop(0)  # (an id twice in the queue: in order)
+            was = patch["status"].get(i, now["status"])
+            back = entry["status"] == now["status"]
+            if was != now["status"]:
+                counts["status back" if back else "status kept as their writer set it"] += 1
+                if back:
+                    entry["status"] = was
+            if "blocked_by" in now and entry.get("blocked_by", _ABSENT) == now["blocked_by"]:
+                entry.pop("blocked_by")  # the blockers this step set, still there
+                counts["blocked_by taken out"] += 1
+                if i in prior and back:
+                    entry["blocked_by"] = prior[i]
+            elif "blocked_by" in now and "blocked_by" in entry:
+                counts["blocked_by kept as their writer set it"] += 1
+            elif i in prior and back and "blocked_by" not in entry:
+                entry["blocked_by"] = prior[i]  # this step took it out: back with its status
+                counts["blocked_by back"] += 1
+        moved = bool(counts.keys() & {"status back", "blocked_by taken out", "blocked_by back"})
+        for key, value in (("schema_version", 2), ("updated_at", patch["now"]["updated_at"])):
+            if doc.get(key) == value and patch[key] != value:
+                doc[key], moved = patch[key], True
+        if not moved:
+            return data, counts
+        return codec.dumps_queue(doc, codec.escapes_html(data.decode("utf-8"))).encode(), counts
 
     def same(self, old: bytes, new: bytes) -> bool:
         """Derived again, the queue says what it said: only ``updated_at`` may differ."""

@@ -1,0 +1,244 @@
+"""Rollback with other writers (design.md, "Rollback with other writers"): `down` gives a
+file nobody touched since migrate wrote it its exact bytes back, reverts a queue another
+writer saved since entry by entry, leaves a failure file another writer added, replaced
+or deleted as they left it; and the ledger survives git branches and merges.
+
+The real replay (`../shared/corpus/replay-2026-03-03/`) runs when the corpus is there;
+the sample repo with real batch files of that replay (`fixtures/replay/`) and queues saved
+the way tsuku's struct saves them carry the suite everywhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from freezegun import freeze_time
+
+from migrate import engine
+from migrate.check import check_repo
+from migrate.cli import main
+from migrate.errors import DataChanged
+from migrate.repo import DataRepo
+from tests.conftest import CORPUS, FIXTURES, copy_repo, corpus_snapshot
+from tests.test_live_repo import apply_commit, failure_files, queue_statuses, tsuku_saves_queue
+
+QUEUE = Path("data/queues/priority-queue.json")
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file of a repo but git's own, by path."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
+
+
+def blocked_sources(root: Path) -> list[str]:
+    doc = json.loads((root / QUEUE).read_bytes())
+    return [e["source"] for e in doc["entries"] if e["status"] == "blocked"]
+
+
+# ------------------------------------------------------------------ the real replay
+
+
+def _replay(tmp_path: Path, name: str, between=None) -> tuple[Path, Path]:
+    """2026-03-02 migrated, then each replayed commit followed by `migrate up`; and
+    upstream's tree after the same commits (no migrate). ``between(i, repo)`` runs after
+    the i-th commit's catch-up."""
+    base = corpus_snapshot("2026-03-02")
+    live = copy_repo(base, tmp_path / name)
+    upstream = copy_repo(base, tmp_path / f"{name}-upstream")
+    engine.up(DataRepo(live))
+    commits = sorted(p for p in (CORPUS / "replay-2026-03-03").iterdir() if p.is_dir())
+    for i, commit in enumerate(commits):
+        apply_commit(live, commit)
+        apply_commit(upstream, commit)
+        engine.up(DataRepo(live))
+        if between is not None:
+            between(i, live)
+    return live, upstream
+
+
+def test_the_real_replay_rolled_back_to_base_is_upstreams_final_tree(tmp_path):
+    live, upstream = _replay(tmp_path, "live")
+    plan = engine.down(DataRepo(live), "base", dry_run=True)
+    assert set(plan.rules) == {"exact bytes back"} and not plan.refused  # none but exact
+    engine.down(DataRepo(live), "base")
+    assert tree(live) == tree(upstream)  # upstream's d9214a8ec, byte for byte
+    assert not (live / "data" / ".migrate").exists()
+
+
+def test_the_real_replay_with_a_rollback_to_0002_on_the_way_ends_the_same(tmp_path):
+    def down_and_up(i: int, repo: Path) -> None:
+        if i == 11:
+            engine.down(DataRepo(repo), "0002")
+            assert engine.status(DataRepo(repo))["current"] == "0002"
+            engine.up(DataRepo(repo))
+
+    straight, _ = _replay(tmp_path, "straight")
+    detour, upstream = _replay(tmp_path, "detour", down_and_up)
+    assert failure_files(detour) == failure_files(straight)
+    assert queue_statuses(detour) == queue_statuses(straight)
+    engine.down(DataRepo(detour), "base")
+    assert tree(detour) == tree(upstream)
+
+
+# ------------------------------------------------------------------ other writers, no catch-up
+
+
+def test_a_queue_saved_by_tsuku_since_the_last_run_is_reverted_entry_by_entry(
+    fixture_repo, tmp_path
+):
+    """tsuku's job reads the migrated queue, changes some statuses and saves it through
+    its struct (every blocked_by dropped). `down` takes back only what migrate set and
+    still holds; the job's statuses stay. The result is the pristine queue as that job
+    would have saved it."""
+    pristine = copy_repo(FIXTURES / "sample", tmp_path / "pristine")
+    live = fixture_repo("sample")
+    engine.up(DataRepo(live))
+    blocked = blocked_sources(live)
+    assert len(blocked) >= 2
+    theirs = {blocked[0]: "success", "github:cli/cli": "failed"}  # one migrate had set
+    tsuku_saves_queue(live / QUEUE, theirs, "2026-03-03T04:44:43Z")
+
+    plan = engine.down(DataRepo(live), "base", dry_run=True)
+    (queue,) = [f for f in plan.rule_files if f[0] == QUEUE.as_posix()]
+    _, rule, counts = queue
+    assert rule == "reverted entry by entry"
+    assert counts["status back"] == len(blocked) - 1
+    assert counts["status kept as their writer set it"] == 1
+    assert main(["down", "--repo", str(live), "--to", "base", "--dry-run"]) == 0
+
+    engine.down(DataRepo(live), "base")
+    tsuku_saves_queue(pristine / QUEUE, theirs, "2026-03-03T04:44:43Z")
+    assert tree(live) == tree(pristine)
+
+
+def test_a_new_batch_and_a_queue_save_after_the_last_run_are_left_to_their_writers(
+    fixture_repo, tmp_path
+):
+    pristine = copy_repo(FIXTURES / "sample", tmp_path / "pristine")
+    live = fixture_repo("sample")
+    engine.up(DataRepo(live))
+    for root in (live, pristine):
+        apply_commit(root, FIXTURES / "replay" / "01-batch")
+    tsuku_saves_queue(live / QUEUE, at="2026-03-03T04:44:43Z")
+    tsuku_saves_queue(pristine / QUEUE, at="2026-03-03T04:44:43Z")
+    plan = engine.down(DataRepo(live), "base", dry_run=True)
+    theirs = sorted(rel for rel, rule, _ in plan.rule_files if rule.startswith("left"))
+    assert theirs == sorted(
+        f"data/failures/{p.name}"
+        for p in (FIXTURES / "replay" / "01-batch" / "data" / "failures").iterdir()
+    )
+    engine.down(DataRepo(live), "base")
+    assert tree(live) == tree(pristine)
+
+
+def test_down_refuses_only_where_a_revert_would_overwrite_their_values(fixture_repo):
+    """A queue saved since by another writer, where the run that wrote it did not record
+    the values it set (an older migrate): refused, naming the file, nothing reverted;
+    `--dry-run` shows the same stop; `--force` leaves that file as it is."""
+    live = fixture_repo("sample")
+    engine.up(DataRepo(live))
+    for run in (live / "data" / ".migrate" / "runs").glob("*[0-9a-f].jsonl"):
+        lines = run.read_bytes().splitlines()
+        entries = [json.loads(x) for x in lines[1:]]
+        for e in entries:
+            for st in e["steps"]:
+                if st["id"] == "0003":
+                    st["patch"].pop("now", None)  # as migrate 0.3 wrote it
+        run.write_bytes(b"\n".join([lines[0], *(json.dumps(e).encode() for e in entries)]) + b"\n")
+    tsuku_saves_queue(live / QUEUE, at="2026-03-03T04:44:43Z")
+    before = tree(live)
+    plan = engine.down(DataRepo(live), "base", dry_run=True)
+    assert [r.split(":")[0] for r in plan.refused] == [QUEUE.as_posix()]
+    assert main(["down", "--repo", str(live), "--to", "base", "--dry-run"]) == 5
+    with pytest.raises(DataChanged, match="priority-queue.json: rewritten by another writer"):
+        engine.down(DataRepo(live), "base")
+    assert tree(live) == before  # all or nothing
+    saved = (live / QUEUE).read_bytes()
+    engine.down(DataRepo(live), "base", force=True)
+    assert (live / QUEUE).read_bytes() == saved
+    assert check_repo(DataRepo(live)).ok
+
+
+# ------------------------------------------------------------------ git branches
+
+
+def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+@pytest.mark.parametrize("side", ["ours", "theirs"])
+def test_two_branches_that_each_caught_up_a_batch_merge_and_reconcile(fixture_repo, tmp_path, side):
+    """Branch a takes a batch, branch main another batch and a queue save by tsuku; each
+    runs `migrate up`. Merged: the ledger merges without a conflict (one file per run);
+    the queue conflicts, either side is taken; `up` derives it again (its inputs moved)
+    from where the taken side's run left it. The result equals a fresh migration of the
+    merged tree, and `down --to base` gives that merged tree back."""
+    live = fixture_repo("sample")
+    git(live, "init", "-q", "-b", "main")
+    git(live, "add", "-A")
+    git(live, "commit", "-q", "-m", "data")
+    engine.up(DataRepo(live))
+    git(live, "add", "-A")
+    git(live, "commit", "-q", "-m", "migrate up")
+
+    git(live, "checkout", "-q", "-b", "a")
+    apply_commit(live, FIXTURES / "replay" / "01-batch")
+    with freeze_time("2026-03-03T04:45:00Z"):  # (each branch's run at its own time)
+        engine.up(DataRepo(live))
+    git(live, "add", "-A")
+    git(live, "commit", "-q", "-m", "batch a + migrate up")
+
+    git(live, "checkout", "-q", "main")
+    apply_commit(live, FIXTURES / "replay" / "03-batch")
+    tsuku_saves_queue(live / QUEUE, {"github:cli/cli": "failed"}, "2026-03-03T05:52:06Z")
+    saved_by_tsuku = (live / QUEUE).read_bytes()  # their queue, as the merge keeps it
+    with freeze_time("2026-03-03T05:53:00Z"):
+        engine.up(DataRepo(live))
+    git(live, "add", "-A")
+    git(live, "commit", "-q", "-m", "batch b + queue save + migrate up")
+
+    git(live, "merge", "-q", "a", "-m", "merge a", check=False)
+    conflicts = git(live, "diff", "--name-only", "--diff-filter=U").stdout.split()
+    assert QUEUE.as_posix() in conflicts  # (both runs moved its updated_at)
+    assert not [c for c in conflicts if not c.startswith("data/queues/")]  # the ledger merged
+    for path in conflicts:  # either side will do: status is derived
+        git(live, "checkout", f"--{side}", "--", path)
+    git(live, "add", "-A")
+    git(live, "commit", "-q", "--no-edit")
+    assert len(list((live / "data" / ".migrate" / "runs").glob("000002-*[0-9a-f].jsonl"))) == 2
+
+    plan = engine.down(DataRepo(live), "base", dry_run=True)  # each file as a run left it
+    assert set(plan.rules) == {"exact bytes back"} and not plan.rule_files
+    assert engine.status(DataRepo(live))["behind"]["files"] >= 1  # the queue: stale
+    engine.up(DataRepo(live))
+    assert check_repo(DataRepo(live), at_head=True).ok
+    assert engine.up(DataRepo(live)).plan.steps == ()  # reconciled: idempotent
+
+    fresh = copy_repo(FIXTURES / "sample", tmp_path / "fresh")
+    for batch in ("01-batch", "03-batch"):
+        apply_commit(fresh, FIXTURES / "replay" / batch)
+    if side == "ours":  # (theirs: branch a's queue, which no other writer saved)
+        (fresh / QUEUE).write_bytes(saved_by_tsuku)
+    merged = tree(fresh)  # the merged tree, as the other writers left it
+    engine.up(DataRepo(fresh))
+    assert failure_files(live) == failure_files(fresh)
+    assert queue_statuses(live) == queue_statuses(fresh)
+
+    engine.down(DataRepo(live), "base")
+    assert tree(live) == merged
+    assert not (live / "data" / ".migrate").exists()

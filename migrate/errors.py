@@ -50,7 +50,8 @@ class LedgerError(MigrateError):
 
 
 class DataChanged(MigrateError):
-    """A file no longer matches the checksum the ledger recorded for it."""
+    """Files are not what a run needs them to be: ``down`` cannot revert a file without
+    overwriting another writer's values, or an interrupted run's staged copies are gone."""
 
     exit_code = 5
 

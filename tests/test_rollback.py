@@ -151,7 +151,7 @@ def test_down_refuses_only_where_a_revert_would_overwrite_their_values(fixture_r
         for e in entries:
             for st in e["steps"]:
                 if st["id"] == "0003":
-                    st["patch"].pop("now", None)  # as migrate 0.3 wrote it
+                    st["patch"].pop("now", None)  # as migrate 0.2 wrote it
         run.write_bytes(b"\n".join([lines[0], *(json.dumps(e).encode() for e in entries)]) + b"\n")
     tsuku_saves_queue(live / QUEUE, at="2026-03-03T04:44:43Z")
     before = tree(live)

@@ -174,8 +174,8 @@ class QueueStatus(Step):
         or removed, stay. Raises ValueError where that cannot be known."""
         if "now" not in patch:
             raise ValueError(
-                "the run that wrote it predates entry-level records (migrate < 0.4), so the"
-                " values it set are unknown"
+                "the run that wrote it was made by migrate 0.2 or older, which did not record"
+                " the values it set"
             )
         pq = parsed_queue(rel, data)
         if pq.problems or pq.kind not in ("legacy", "unified"):

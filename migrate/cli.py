@@ -7,15 +7,20 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from migrate import __version__
-from migrate.errors import BadInputError, DataChanged, MigrateError, StepBug
+from migrate.errors import BadInputError, DataChanged, MigrateError, StepBug, UsageError
 from migrate.repo import DataRepo
 
 EPILOG = """\
-exit codes: 0 ok, 1 violations/edits found, 2 usage, I/O or bad input, 3 lock held,
-4 ledger/version problem, 5 data changed since the ledger recorded it, 6 a bug in a step
+exit codes: 0 ok, 1 violations / files behind head / others' files found, 2 usage, I/O
+or bad input, 3 lock held, 4 ledger/version problem, 5 a down that would overwrite another
+writer's values (or an interrupted run that cannot be finished), 6 a bug in a step
 """
+
+
+SUP = argparse.SUPPRESS
 
 
 def _positive(value: str) -> int:
@@ -26,7 +31,20 @@ def _positive(value: str) -> int:
 
 
 def _repo(args: argparse.Namespace) -> DataRepo:
-    return DataRepo(args.repo or os.getcwd())
+    """``--repo DIR``, else the repo around the current folder (found as git finds its
+    root: the nearest folder upwards holding ``data/``)."""
+    if args.repo:
+        return DataRepo(args.repo)
+    try:
+        here = Path.cwd()
+    except FileNotFoundError:
+        raise UsageError(
+            "the current folder no longer exists", hint="cd into a data repo"
+        ) from None
+    for folder in (here, *here.parents):
+        if (folder / "data" / "failures").is_dir() or (folder / "data" / "queues").is_dir():
+            return DataRepo(folder)
+    return DataRepo(here)  # (names the problem: no data/ folder)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -158,7 +176,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     run = up(
         _repo(args),
         args.to,
-        dry_run=args.dry_run,
+        dry_run=args.dry_run or args.diff,
         diff=args.diff,
         options=RunOptions(tuple(args.evidence or ()), args.recipes, args.quarantine),
         progress=progress_for(args, "up"),
@@ -286,18 +304,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--debug", action="store_true", help="show the traceback when a step fails (a bug)"
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--repo", metavar="DIR", help="data repo (default: current directory)")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    # global options: before the command (defaults here) or after it (no defaults there,
+    # so that a value given before is kept)
+    for parser, default in ((p, None), (common := argparse.ArgumentParser(add_help=False), SUP)):
+        parser.add_argument(
+            "--repo",
+            metavar="DIR",
+            default=default,
+            help="data repo (default: the one around the current folder)",
+        )
+        parser.add_argument(
+            "-q", "--quiet", action="store_true", default=default or False, help="no progress bar"
+        )
     jobs = argparse.ArgumentParser(add_help=False)
-    jobs.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=1,
-        metavar="N",
-        help="spread files over N processes (default 1; pays on large repos)",
-    )
+    for parser, default in ((p, os.cpu_count() or 1), (jobs, SUP)):
+        parser.add_argument(
+            "-j",
+            "--jobs",
+            type=_positive,
+            default=default,
+            metavar="N",
+            help="spread files over N processes (default: the number of CPUs)",
+        )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     c = sub.add_parser(
@@ -357,7 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     u.add_argument("--to", metavar="ID", help="target step id, prefix or name; head (default), +N")
     u.add_argument("--dry-run", action="store_true", help="write nothing; show the plan and counts")
-    u.add_argument("--diff", action="store_true", help="with --dry-run: show a unified diff")
+    u.add_argument(
+        "--diff", action="store_true", help="show a unified diff of each file (implies --dry-run)"
+    )
     u.add_argument(
         "--evidence",
         action="append",

@@ -89,6 +89,12 @@ def hold(repo: DataRepo, command: str, *, dry_run: bool = False) -> Iterator[Non
                             os.link(aside, path)
                         aside.unlink(missing_ok=True)
                     continue
+                if not {"pid", "host", "started_at"} <= held.keys():
+                    raise LockHeld(
+                        f"{LOCK_FILE} exists but does not say who holds it (not a lock"
+                        " migrate wrote, or one cut short)",
+                        hint=f"if no migrate run is active, delete {LOCK_FILE} and retry",
+                    ) from None
                 raise LockHeld(
                     f"another migrate run holds {LOCK_FILE}"
                     f" (pid {held.get('pid')} on {held.get('host')},"

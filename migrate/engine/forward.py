@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,9 @@ def up(
     options = options or RunOptions()
     if options.recipes and not repo.path(options.recipes).is_dir():
         raise UsageError(f"{options.recipes}: not a directory (--recipes takes a folder)")
+    for path in options.evidence:
+        if not os.access(path, os.R_OK):  # (a typo would migrate without the evidence)
+            raise UsageError(f"{path}: no such file or folder, or unreadable (--evidence)")
     start = clock.monotonic()
     with hold(repo, "up", dry_run=dry_run):
         ledger = Ledger.load(repo)

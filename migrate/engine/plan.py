@@ -56,6 +56,8 @@ def resolve_target(target: str | None, direction: str, current: str | None) -> s
     ids = [s.id for s in STEPS]
     pos = ids.index(current) if current else -1
     if target in (None, ""):
+        if direction == "down" and current is None:
+            return None  # (at base, the default down has nothing to do)
         target = "head" if direction == "up" else "-1"
     if target == "head":
         return ids[-1]

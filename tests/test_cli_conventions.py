@@ -1,0 +1,65 @@
+"""Command-line conventions (issue 20, first part): global options anywhere, the repo found
+from any folder inside it, flags that do what they say or are errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from migrate.cli import build_parser, main
+from migrate.repo import LOCK_FILE
+from tests.helpers import snapshot
+
+
+def test_global_options_go_before_or_after_the_command(fixture_repo, capsys):
+    root = fixture_repo("sample")
+    assert main(["--repo", str(root), "status"]) == 0
+    before = capsys.readouterr().out
+    assert main(["status", "--repo", str(root)]) == 0
+    assert capsys.readouterr().out == before and "current: base" in before
+    assert main(["-q", "--repo", str(root), "-j", "1", "check"]) == 0
+    args = build_parser().parse_args(["--repo", "X", "up", "-j", "3"])
+    assert (args.repo, args.jobs) == ("X", 3)
+    args = build_parser().parse_args(["up", "--repo", "Y"])
+    assert args.repo == "Y" and args.jobs == (os.cpu_count() or 1)  # one process per CPU
+
+
+def test_the_repo_is_found_from_any_folder_inside_it(fixture_repo, monkeypatch, capsys):
+    root = fixture_repo("sample")
+    monkeypatch.chdir(root / "data" / "failures")
+    assert main(["status"]) == 0
+    assert "current: base" in capsys.readouterr().out
+    monkeypatch.chdir(root.parent)
+    assert main(["status"]) == 2
+    assert "not a tsuku data repo" in capsys.readouterr().err
+
+
+def test_diff_implies_a_dry_run(fixture_repo, capsys):
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    assert main(["up", "--repo", str(root), "--diff"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("dry run: ") and "+++ b/data/failures/" in out
+    assert snapshot(root) == before
+
+
+def test_a_missing_evidence_folder_is_a_usage_error_not_a_silent_skip(fixture_repo, capsys):
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    assert main(["up", "--repo", str(root), "--evidence", str(root / "typo")]) == 2
+    assert "typo: no such file or folder" in capsys.readouterr().err
+    assert snapshot(root) == before
+
+
+def test_down_at_base_has_nothing_to_do(fixture_repo, capsys):
+    root = fixture_repo("sample")
+    assert main(["down", "--repo", str(root)]) == 0
+    assert "nothing to do: at base" in capsys.readouterr().out
+
+
+def test_a_lock_file_with_garbage_in_it_is_named_as_such(fixture_repo, capsys):
+    root = fixture_repo("sample")
+    Path(root / LOCK_FILE).write_text("garbage")
+    assert main(["up", "--repo", str(root)]) == 3
+    err = capsys.readouterr().err
+    assert "does not say who holds it" in err and "None" not in err

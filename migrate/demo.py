@@ -14,14 +14,14 @@ from typing import TextIO
 
 from migrate.errors import RepoError
 
-SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "sample"
+SAMPLE = Path(__file__).resolve().parent / "sample"  # package data (fixtures/sample links here)
 
 
 def copy_sample(dest: Path) -> Path:
     if not (SAMPLE / "data").is_dir():
         raise RepoError(
             f"bundled sample not found at {SAMPLE}",
-            hint="install from a checkout: pip install -e .",
+            hint="reinstall migrate: its package data is missing",
         )
     target = dest / "sample"
     shutil.copytree(SAMPLE, target)

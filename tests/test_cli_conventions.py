@@ -63,3 +63,23 @@ def test_a_lock_file_with_garbage_in_it_is_named_as_such(fixture_repo, capsys):
     assert main(["up", "--repo", str(root)]) == 3
     err = capsys.readouterr().err
     assert "does not say who holds it" in err and "None" not in err
+
+
+def test_the_demo_sample_is_package_data_so_demo_works_after_a_plain_install():
+    """`pip install .` (not editable) installs only the package: every file of the sample
+    must be matched by pyproject's package-data (a wheel built from it was checked by hand
+    to run `migrate demo`)."""
+    import tomllib
+    from pathlib import PurePosixPath
+
+    from migrate import demo
+    from tests.conftest import FIXTURES, ROOT
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["migrate"]
+    package = ROOT / "migrate"
+    files = [p.relative_to(package).as_posix() for p in demo.SAMPLE.rglob("*") if p.is_file()]
+    assert len(files) > 10 and demo.SAMPLE.is_relative_to(package)
+    assert all(any(PurePosixPath(f).match(pat) for pat in patterns) for f in files)
+    assert (FIXTURES / "sample").resolve() == demo.SAMPLE  # the suite's sample is the demo's

@@ -131,14 +131,11 @@ def main() -> int:
     # the catch-up reference: migrated, then the other writers' batch, then `up`
     settle(["up", *jobs], ref)
     other_writers(ref, pristine)
-    theirs = pristine.with_name("theirs")  # what down --to base must give after a catch-up
+    # what down --to base must give after a catch-up: the batch on the original tree, the
+    # queue as their struct would have saved the original (migrate's values taken out)
+    theirs = pristine.with_name("theirs")
     shutil.copytree(pristine, theirs)
-    for rel in [p for p in (ref / "data" / "failures").iterdir() if "2099" in p.name]:
-        shutil.copyfile(rel, theirs / "data" / "failures" / rel.name)
-    shutil.copyfile(
-        ref / "data" / "queues" / "priority-queue.json",
-        theirs / "data" / "queues" / "priority-queue.json",
-    )
+    other_writers(theirs, pristine)
     left_by_others = snapshot(theirs, normalize=False)
     t0 = time.perf_counter()
     settle(["up", *jobs], ref)

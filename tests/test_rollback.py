@@ -119,6 +119,52 @@ def test_a_queue_saved_by_tsuku_since_the_last_run_is_reverted_entry_by_entry(
     assert tree(live) == tree(pristine)
 
 
+def test_what_a_writer_carried_over_of_migrates_queue_stays_migrates_through_catch_ups(
+    fixture_repo, tmp_path
+):
+    """tsuku's job read the migrated queue (its save keeps schema_version 2 as read) and
+    changed one status; `up` catches it up, then a batch and another catch-up. `down --to
+    base` gives the queue as the job would have saved the original: its status change,
+    none of migrate's."""
+    pristine = copy_repo(FIXTURES / "sample", tmp_path / "pristine")
+    live = fixture_repo("sample")
+    engine.up(DataRepo(live))
+    theirs = ({blocked_sources(live)[0]: "success"}, "2026-03-03T04:44:43Z")
+    tsuku_saves_queue(live / QUEUE, *theirs)
+    engine.up(DataRepo(live))
+    assert blocked_sources(live) and check_repo(DataRepo(live), at_head=True).ok
+    for root in (live, pristine):
+        apply_commit(root, FIXTURES / "replay" / "03-batch")
+    engine.up(DataRepo(live))
+    engine.down(DataRepo(live), "base")
+    tsuku_saves_queue(pristine / QUEUE, *theirs)
+    assert tree(live) == tree(pristine)
+
+
+def test_blockers_migrate_took_out_are_not_put_back_into_a_save_that_drops_them(
+    fixture_repo, tmp_path
+):
+    """Entries blocked (with blocked_by) before migrate, which step 0003 moves out of
+    blocked: after tsuku's save (no blocked_by anywhere), a rollback puts their status
+    back but not the blockers the struct drops: as the save of the original would be."""
+    pristine = copy_repo(FIXTURES / "sample", tmp_path / "pristine")
+    live = fixture_repo("sample")
+    for root in (live, pristine):
+        doc = json.loads((root / QUEUE).read_bytes())
+        doc["schema_version"] = 2  # (blocked_by in a queue: v2)
+        for e in doc["entries"]:
+            if e["status"] == "pending":
+                e["status"], e["blocked_by"] = "blocked", ["zz-gone"]
+        (root / QUEUE).write_text(json.dumps(doc, indent=2) + "\n")
+    engine.up(DataRepo(live))
+    after = json.loads((live / QUEUE).read_bytes())["entries"]
+    assert any(e["status"] != "blocked" and e["source"] for e in after)  # some moved out
+    tsuku_saves_queue(live / QUEUE, at="2026-03-03T04:44:43Z")
+    engine.down(DataRepo(live), "base")
+    tsuku_saves_queue(pristine / QUEUE, at="2026-03-03T04:44:43Z")
+    assert tree(live) == tree(pristine)
+
+
 def test_a_new_batch_and_a_queue_save_after_the_last_run_are_left_to_their_writers(
     fixture_repo, tmp_path
 ):
@@ -187,7 +233,8 @@ def test_two_branches_that_each_caught_up_a_batch_merge_and_reconcile(fixture_re
     runs `migrate up`. Merged: the ledger merges without a conflict (one file per run);
     the queue conflicts, either side is taken; `up` derives it again (its inputs moved)
     from where the taken side's run left it. The result equals a fresh migration of the
-    merged tree, and `down --to base` gives that merged tree back."""
+    merged tree, and `down --to base` gives that merged tree back, without migrate's
+    values (tsuku's save carried some over: it read migrate's queue)."""
     live = fixture_repo("sample")
     git(live, "init", "-q", "-b", "main")
     git(live, "add", "-A")
@@ -205,8 +252,8 @@ def test_two_branches_that_each_caught_up_a_batch_merge_and_reconcile(fixture_re
 
     git(live, "checkout", "-q", "main")
     apply_commit(live, FIXTURES / "replay" / "03-batch")
-    tsuku_saves_queue(live / QUEUE, {"github:cli/cli": "failed"}, "2026-03-03T05:52:06Z")
-    saved_by_tsuku = (live / QUEUE).read_bytes()  # their queue, as the merge keeps it
+    saved = ({"github:cli/cli": "failed"}, "2026-03-03T05:52:06Z")
+    tsuku_saves_queue(live / QUEUE, *saved)  # (read from migrate's queue: its values in it)
     with freeze_time("2026-03-03T05:53:00Z"):
         engine.up(DataRepo(live))
     git(live, "add", "-A")
@@ -232,9 +279,9 @@ def test_two_branches_that_each_caught_up_a_batch_merge_and_reconcile(fixture_re
     fresh = copy_repo(FIXTURES / "sample", tmp_path / "fresh")
     for batch in ("01-batch", "03-batch"):
         apply_commit(fresh, FIXTURES / "replay" / batch)
-    if side == "ours":  # (theirs: branch a's queue, which no other writer saved)
-        (fresh / QUEUE).write_bytes(saved_by_tsuku)
-    merged = tree(fresh)  # the merged tree, as the other writers left it
+    if side == "ours":  # their save, as of the tree without migrate (theirs: branch a's
+        tsuku_saves_queue(fresh / QUEUE, *saved)  # queue, which no other writer saved)
+    merged = tree(fresh)  # the merged tree, as the other writers would have left it
     engine.up(DataRepo(fresh))
     assert failure_files(live) == failure_files(fresh)
     assert queue_statuses(live) == queue_statuses(fresh)

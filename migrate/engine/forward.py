@@ -309,6 +309,15 @@ class _UpRun:
             fs = _copy(state)
         else:  # new, or rewritten by another writer: taken from its bytes
             fs = FileState(rel, digest, [], self.plan.ats.get(rel))
+            if seen is not None and seen.replaced is not None:  # their save of the tool's
+                try:  # bytes: what they carried over of its values is taken out first
+                    data = self._carried_out(rel, data, seen.replaced, steps)
+                except Exception:
+                    out.bug = (
+                        f"{rel}: taking out the values carried over:\n{traceback.format_exc()}"
+                    )
+                    return out
+                fs.origin = checksum(data)
         cur = data
         rows_moved = False
         for step in steps:
@@ -372,6 +381,17 @@ class _UpRun:
         if rows_moved:  # what rows say changed: gathered again from the new bytes
             out.parts, out.problems = self.parts(rel, cur)
         return out
+
+    def _carried_out(self, rel: str, data: bytes, replaced: FileState, steps) -> bytes:
+        """Another writer saved a file a derived step had written, from its bytes (tsuku's
+        jobs read the queue and save it whole): the step's values they carried over are the
+        step's, not theirs (``Step.carried_over``), and are taken out before it derives
+        again, so that a rollback later gives what they wrote without the tool's values."""
+        last = replaced.steps[-1] if replaced.steps else None
+        step = next((s for s in steps if last is not None and s.id == last.id), None)
+        if step is None or not step.derived:
+            return data
+        return step.carried_over(rel, data, last.patch) or data
 
 
 class _Parts:

@@ -32,6 +32,8 @@ class Seen:
     #: the ledger's state of the file, when it still describes these bytes
     state: FileState | None
     kind: str  # "same", "new" or "changed"
+    #: a changed file: the ledger's state of the bytes it replaced (what the tool last left)
+    replaced: FileState | None = None
 
 
 @dataclass
@@ -78,7 +80,7 @@ def scan(
         elif digest != state.after and (left := ledger.state_left(rel, digest)) is not None:
             out.files[rel] = Seen(rel, families[rel], digest, left, "same")  # (merged branch)
         elif digest != state.after:
-            out.files[rel] = Seen(rel, families[rel], digest, None, "changed")
+            out.files[rel] = Seen(rel, families[rel], digest, None, "changed", state)
         else:
             out.files[rel] = Seen(rel, families[rel], digest, state, "same")
     out.gone = sorted(rel for rel in states if rel not in families and not repo.exists(rel))

@@ -211,6 +211,13 @@ class Step:
         (e.g. only a timestamp moved): the file is then left as it is."""
         return old == new
 
+    def carried_over(self, rel: str, data: bytes, patch: Any) -> bytes | None:
+        """A derived step: ``data`` is another writer's save of a file this step wrote
+        (``patch``: what it last did). If the save shows they read this step's output, the
+        bytes with this step's values they carried over taken out; None: not theirs to
+        tell (the file is taken as they wrote it)."""
+        return None
+
     def down_rewritten(
         self, rel: str, data: bytes, patch: Any
     ) -> tuple[bytes, Counter[str]] | None:

@@ -167,6 +167,21 @@ class QueueStatus(Step):
     def down(self, rel: str, data: bytes, patch: Any) -> bytes:
         return self._down_doc(codec.loads(data), patch)
 
+    def carried_over(self, rel: str, data: bytes, patch: Any) -> bytes | None:
+        """tsuku's jobs save the queue through a struct that keeps ``schema_version`` as
+        read (formats.md section 7): a save at 2 of a queue this step moved to 2 was read
+        from this step's output, so the statuses it set that still hold are this step's
+        and go back before it derives again (the other writer's changes stay). A save at
+        the queue's own version was not read from it (upstream writes v1): taken as is."""
+        if patch.get("schema_version") == 2 or "now" not in patch:
+            return None
+        try:
+            if codec.loads(data).get("schema_version") != 2:
+                return None
+            return self.down_rewritten(rel, data, patch)[0]
+        except ValueError:
+            return None  # (not a queue as read: the step names the problem)
+
     def down_rewritten(self, rel: str, data: bytes, patch: Any) -> tuple[bytes, Counter[str]]:
         """Entry by entry, on a queue another writer saved since: each value this step
         set that still holds goes back (status, ``blocked_by``, the header's
@@ -185,6 +200,10 @@ class QueueStatus(Step):
         for entry in pq.entries:
             where[entry_id(entry)].append(entry)
         prior = patch.get("blocked_by", {})
+        # a save with no blocked_by at all is a struct's that drops them (tsuku's): one
+        # this step took out is not put back there
+        if not any("blocked_by" in e for e in pq.entries):
+            prior = {}
         for i, now in patch["now"]["entries"].items():
             found = where.get(now["id"])
             if not found:

@@ -25,6 +25,7 @@ from typing import Any
 from migrate.errors import MigrateError, UsageError
 from migrate.ledger import Ledger, checksum
 from migrate.parallel import map_files
+from migrate.progress import phase
 from migrate.reader import Problem, iter_failure_lines, parse_queue
 from migrate.repo import FAILURES_DIR, DataRepo
 from migrate.steps import versions_at
@@ -163,7 +164,10 @@ def check_repo(
     version = report.version or "base"
     digest = report.version is not None and not paths
     for part in map_files(
-        lambda rel: _check_file(repo, rel, want, version, digest), failures, jobs, progress
+        lambda rel: _check_file(repo, rel, want, version, digest),
+        failures,
+        jobs,
+        phase(progress, "failure files", len(failures)),
     ):
         report.files.update(part.files)
         report.lines.update(part.lines)

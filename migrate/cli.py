@@ -23,6 +23,15 @@ writer's values (or an interrupted run that cannot be finished), 6 a bug in a st
 SUP = argparse.SUPPRESS
 
 
+def _format_option(parser: argparse.ArgumentParser, alias: bool = False) -> None:
+    """``--format text|json`` (``--json``: the same as ``--format json``, where it was)."""
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+    if alias:
+        parser.add_argument(
+            "--json", dest="format", action="store_const", const="json", help="--format json"
+        )
+
+
 def _positive(value: str) -> int:
     n = int(value)
     if n < 1:
@@ -68,16 +77,73 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-NOTES_SHOWN = 20
+NOTES_SHOWN = 5  # examples per step in the default summary (-v: all)
 
 
-def _print_run(run, out=None) -> None:
+def _run_dict(run) -> dict:
+    """A run's report as JSON (``--format json``): everything, nothing cut."""
+    return {
+        "direction": run.plan.direction,
+        "dry_run": run.dry_run,
+        "from": run.plan.current,
+        "to": run.plan.target,
+        "plan": run.plan.describe(),
+        "settled": run.settled,
+        "steps": [
+            {
+                "id": sr.step.id,
+                "name": sr.step.name,
+                "files_read": sr.files_read,
+                "files_changed": sr.changed_files,
+                "changes": dict(sorted(sr.totals.items())),
+                "notes": sr.notes,
+            }
+            for sr in run.steps
+        ],
+        "files": [{"path": path, **({"diff": diff} if diff else {})} for path, diff in run.files],
+        "rules": dict(run.rules),
+        "rule_files": [{"path": p, "rule": r, "counts": c} for p, r, c in run.rule_files],
+        "refused": run.refused,
+        "run": run.run_id,
+        "seconds": round(run.seconds, 3),
+    }
+
+
+def _final_line(run) -> str:
+    """The one line every command that writes ends with: where the repo is."""
+    where = run.plan.target or "base"
+    if run.refused:
+        return (
+            f"a down would stop here: {len(run.refused)} file(s) cannot be reverted without"
+            " overwriting another writer's values; nothing would be reverted"
+        )
+    if not run.plan.steps:
+        return run.plan.describe()[0]
+    if run.dry_run:
+        return f"dry run: nothing written; the repo stays at {run.plan.current or 'base'}"
+    return f"now at {where} ({run.seconds:.2f}s)"
+
+
+def _print_run(run, args, out=None) -> None:
+    """A short summary by default: the plan, per step its file counts, its changes by
+    kind and the first few examples; ``-v`` every example and file, ``-q`` the final line
+    only (errors go to stderr whatever the level)."""
     out = out or sys.stdout
+    if getattr(args, "format", "text") == "json":
+        print(json.dumps(_run_dict(run) | {"final": _final_line(run)}, indent=2), file=out)
+        return
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    for reason in run.refused:
+        print(f"refused: {reason}", file=sys.stderr)
+    if quiet:
+        print(_final_line(run), file=out)
+        return
     head = "dry run: " if run.dry_run else ""
     if run.settled:
         print(run.settled, file=out)
-    for line in run.plan.describe():
-        print(head + line, file=out)
+    if run.plan.steps:
+        for line in run.plan.describe():
+            print(head + line, file=out)
     for sr in run.steps:
         verb = "would change" if run.dry_run else "changed"
         print(
@@ -86,11 +152,15 @@ def _print_run(run, out=None) -> None:
         )
         for key, n in sorted(sr.totals.items()):
             print(f"  {key}: {n}", file=out)
-        shown = sr.notes if run.dry_run else sr.notes[:NOTES_SHOWN]
+        shown = sr.notes if verbose else sr.notes[:NOTES_SHOWN]
         for note in shown:
             print(f"  {note}", file=out)
         if len(shown) < len(sr.notes):
-            print(f"  ... and {len(sr.notes) - len(shown)} more (all of them: --dry-run)", file=out)
+            print(
+                f"  ... and {len(sr.notes) - len(shown)} more"
+                f" (-v lists them all, --format json too)",
+                file=out,
+            )
     if run.rules:
         print(f"per file ({'would be ' if run.dry_run else ''}reverted by rule):", file=out)
         for rule, n in sorted(run.rules.items()):
@@ -98,20 +168,18 @@ def _print_run(run, out=None) -> None:
         for path, rule, counts in run.rule_files:
             what = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
             print(f"  {path}: {rule}" + (f" ({what})" if what else ""), file=out)
-    for reason in run.refused:
-        print(f"refused: {reason}", file=out)
-    for path, diff in run.files:
-        print(f"  would change {path}", file=out)
-        if diff:
-            print(diff, end="", file=out)
-    if run.refused:
+    diffs = any(diff for _, diff in run.files)
+    if run.files and (verbose or diffs):
+        for path, diff in run.files:
+            print(f"  would change {path}", file=out)
+            if diff:
+                print(diff, end="", file=out)
+    elif run.files:
         print(
-            f"a down would stop here: {len(run.refused)} file(s) cannot be reverted without"
-            " overwriting another writer's values; nothing would be reverted",
+            f"would change {len(run.files)} file(s) (-v lists them, --diff shows the changes)",
             file=out,
         )
-    elif not run.dry_run and run.plan.steps:
-        print(f"now at {run.plan.target or 'base'} ({run.seconds:.2f}s)", file=out)
+    print(_final_line(run), file=out)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -119,7 +187,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     st = status(_repo(args), jobs=max(1, args.jobs))
     behind = st.get("behind", {}).get("files", 0)
-    if args.json:
+    if args.format == "json":
         print(json.dumps(st))
     else:
         print(f"current: {st['current'] or 'base'}")
@@ -143,7 +211,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 " `migrate up` or `migrate down` finishes it"
             )
     if args.check and (st["pending"] or behind or "unfinished" in st):
-        if not args.json:
+        if args.format != "json":
             print("not at head: run `migrate up`", file=sys.stderr)
         return 1
     return 0
@@ -153,7 +221,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from migrate.engine import history
 
     runs = history(_repo(args))
-    if args.json:
+    if args.format == "json":
         print(json.dumps([r.header() | {"pending": r.pending} for r in runs], indent=2))
         return 0
     if not runs:
@@ -182,15 +250,30 @@ def cmd_up(args: argparse.Namespace) -> int:
         progress=progress_for(args, "up"),
         jobs=max(1, args.jobs),
     )
-    _print_run(run)
+    _print_run(run, args)
+    if not run.plan.steps and args.evidence and args.format == "text" and not args.quiet:
+        print(
+            "migrate: hint: evidence is applied by step 0002 to the files it migrates; to"
+            " apply new evidence to files already at head: `migrate down --to 0001`, then"
+            " `migrate up --evidence DIR`",
+            file=sys.stderr,
+        )
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
     from migrate.engine import down
+    from migrate.progress import progress_for
 
-    run = down(_repo(args), args.to, dry_run=args.dry_run, force=args.force, jobs=max(1, args.jobs))
-    _print_run(run)
+    run = down(
+        _repo(args),
+        args.to,
+        dry_run=args.dry_run,
+        force=args.force,
+        jobs=max(1, args.jobs),
+        progress=progress_for(args, "down"),
+    )
+    _print_run(run, args)
     return DataChanged.exit_code if run.refused else 0
 
 
@@ -198,6 +281,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from migrate.engine import verify
 
     bad = verify(_repo(args), jobs=max(1, args.jobs))
+    if args.format == "json":
+        print(json.dumps([{"path": path, "reason": reason} for path, reason in bad], indent=2))
+        return 1 if bad else 0
     for path, reason in bad:
         print(f"{path}: {reason}")
     print(
@@ -227,7 +313,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from migrate.explain import explain, format_text
 
     doc = explain(_repo(args), args.package_id, recipes=args.recipes)
-    print(json.dumps(doc, indent=2) if args.json else format_text(doc))
+    print(json.dumps(doc, indent=2) if args.format == "json" else format_text(doc))
     return 0
 
 
@@ -314,7 +400,18 @@ def build_parser() -> argparse.ArgumentParser:
             help="data repo (default: the one around the current folder)",
         )
         parser.add_argument(
-            "-q", "--quiet", action="store_true", default=default or False, help="no progress bar"
+            "-q",
+            "--quiet",
+            action="store_true",
+            default=default or False,
+            help="print only errors and the final line (no progress)",
+        )
+        parser.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=default or False,
+            help="print every example and file, not a summary",
         )
     jobs = argparse.ArgumentParser(add_help=False)
     for parser, default in ((p, os.cpu_count() or 1), (jobs, SUP)):
@@ -361,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common, jobs],
         help="current version, head, pending steps, files behind head",
     )
-    st.add_argument("--json", action="store_true", help='{"current", "head", "pending", "behind"}')
+    _format_option(st, alias=True)
     st.add_argument(
         "--check",
         action="store_true",
@@ -370,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_status)
 
     h = sub.add_parser("history", parents=[common], help="steps applied, when, by which version")
-    h.add_argument("--json", action="store_true")
+    _format_option(h, alias=True)
     h.set_defaults(func=cmd_history)
 
     u = sub.add_parser(
@@ -403,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="move bad failure lines verbatim into the ledger and migrate the rest"
         " (down puts them back where they were); default: refuse the run",
     )
+    _format_option(u)
     u.set_defaults(func=cmd_up)
 
     dn = sub.add_parser(
@@ -423,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
         " (a queue that no longer parses, a run that did not record what it set), leave it"
         " as it is instead of refusing",
     )
+    _format_option(dn)
     dn.set_defaults(func=cmd_down)
 
     v = sub.add_parser(
@@ -430,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common, jobs],
         help="list files written by others since the last run, new ones too (checksums)",
     )
+    _format_option(v)
     v.set_defaults(func=cmd_verify)
 
     ex = sub.add_parser(
@@ -440,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ex.add_argument("package_id", metavar="PACKAGE_ID", help="e.g. homebrew:node")
-    ex.add_argument("--json", action="store_true")
+    _format_option(ex, alias=True)
     ex.add_argument("--recipes", metavar="DIR", help="recipes tree (as for up --recipes)")
     ex.set_defaults(func=cmd_explain)
 

@@ -17,10 +17,13 @@ def test_status_json_and_check_exit_codes(fixture_repo, capsys):
     assert st["pending"] and st["pending"][-1] == st["head"]
     assert main(["status", "--repo", root, "--check"]) == 1  # (not a usage error: 2)
     assert "not at head" in capsys.readouterr().err
-    assert main(["up", "--repo", root, "-q"]) == 0
+    assert main(["up", "--repo", root, "--dry-run", "-q"]) == 0  # -q: the final line only
+    assert capsys.readouterr().out == "dry run: nothing written; the repo stays at base\n"
+    assert main(["up", "--repo", root]) == 0
     out = capsys.readouterr().out
     assert "0001 records-v2: changed 15 of 16 files" in out  # 1 zero-byte file stays as it is
     assert "0003 queue-status: changed 2 of 2 files" in out
+    assert out.splitlines()[-1].startswith("now at 0003 (")  # the final line: where it is
     assert main(["status", "--repo", root, "--check"]) == 0
     assert "behind:  0 file(s)" in capsys.readouterr().out
     assert main(["history", "--repo", root]) == 0
@@ -47,10 +50,25 @@ def test_bad_input_lists_lines_on_stderr_and_exits_2(fixture_repo, capsys):
     assert "nothing was written" in err
 
 
-def test_progress_is_off_when_quiet_or_not_a_terminal():
+def test_progress_is_off_when_quiet_and_one_line_per_phase_in_a_log(fixture_repo, capsys):
     assert progress_for(SimpleNamespace(quiet=True), "x") is None
-    # pytest captures stderr, so it is not a terminal here
-    assert progress_for(SimpleNamespace(quiet=False), "x") is None
+    root = str(fixture_repo("sample"))
+    assert main(["up", "--repo", root, "-j", "1"]) == 0  # (stderr is not a terminal here)
+    err = capsys.readouterr().err.splitlines()
+    assert "up: 0001+0002 failures: 16 file(s) in" in err[1]  # (after the read-only pass)
+    assert [line.split(":")[1].strip() for line in err] == [
+        "what the steps need from other files",
+        "0001+0002 failures",
+        "0003 queues",
+        "replace the files",
+    ]
+    assert main(["down", "--repo", root, "--to", "base", "-q"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_terminal_gets_a_bar_with_the_phase_a_total_and_an_eta(capsys):
+    wrap = progress_for(SimpleNamespace(quiet=False), "up", tty=True)("0001 failures", 3)
+    assert list(wrap(iter("abc"))) == ["a", "b", "c"]
 
 
 def test_demo_round_trips(capsys):

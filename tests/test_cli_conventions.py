@@ -83,3 +83,56 @@ def test_the_demo_sample_is_package_data_so_demo_works_after_a_plain_install():
     assert len(files) > 10 and demo.SAMPLE.is_relative_to(package)
     assert all(any(PurePosixPath(f).match(pat) for pat in patterns) for f in files)
     assert (FIXTURES / "sample").resolve() == demo.SAMPLE  # the suite's sample is the demo's
+
+
+def test_a_summary_by_default_every_example_with_v_everything_as_json(fixture_repo, capsys):
+    import json
+
+    root = str(fixture_repo("sample"))
+    assert main(["up", "--repo", root, "--dry-run"]) == 0
+    summary = capsys.readouterr().out
+    assert main(["up", "--repo", root, "--dry-run", "-v"]) == 0
+    verbose = capsys.readouterr().out
+    assert main(["up", "--repo", root, "--dry-run", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    notes = [n for step in doc["steps"] for n in step["notes"]]
+    assert len(notes) > 10 and all(n in verbose for n in notes)
+    assert sum(n in summary for n in notes) < len(notes) and "-v lists them all" in summary
+    assert "would change 17 file(s) (-v lists them" in summary
+    assert len(doc["files"]) == 17 and doc["final"].startswith("dry run: nothing written")
+    assert len(summary.splitlines()) < len(verbose.splitlines())
+
+
+def test_every_reporting_command_takes_format_json(fixture_repo, capsys):
+    import json
+
+    root = str(fixture_repo("sample"))
+    assert main(["up", "--repo", root, "-q"]) == 0
+    capsys.readouterr()
+    for argv in (
+        ["status"],
+        ["history"],
+        ["verify"],
+        ["check"],
+        ["report"],
+        ["explain", "homebrew:ffmpeg"],
+        ["up", "--dry-run"],
+        ["down", "--dry-run"],
+    ):
+        assert main([*argv, "--repo", root, "--format", "json"]) in (0, 1), argv
+        json.loads(capsys.readouterr().out)
+    for argv in (["status"], ["history"], ["explain", "homebrew:ffmpeg"]):
+        assert main([*argv, "--repo", root, "--json"]) == 0  # (kept as an alias)
+        json.loads(capsys.readouterr().out)
+
+
+def test_new_evidence_at_head_names_the_command_that_applies_it(fixture_repo, capsys):
+    root = fixture_repo("sample")
+    assert main(["up", "--repo", str(root), "-q"]) == 0
+    capsys.readouterr()
+    evidence = str(root.parent.parent / "ci")
+    Path(evidence).mkdir(exist_ok=True)
+    assert main(["up", "--repo", str(root), "--evidence", evidence]) == 0
+    out, err = capsys.readouterr()
+    assert "nothing to do: at 0003" in out
+    assert "migrate down --to 0001" in err and "migrate up --evidence DIR" in err

@@ -30,6 +30,7 @@ from migrate.errors import DataChanged, MigrateError
 from migrate.ledger import FileState, Ledger, Run, checksum, entry_line, new_run_id
 from migrate.lock import hold
 from migrate.parallel import map_files
+from migrate.progress import phase
 from migrate.repo import DataRepo, file_mode
 from migrate.steps import Step
 
@@ -73,7 +74,7 @@ def down(
     with hold(repo, "down", dry_run=dry_run):
         ledger = Ledger.load(repo)
         check_known(ledger)
-        settled = commit.begin(repo, ledger, jobs, dry_run)
+        settled = commit.begin(repo, ledger, dry_run)
         the_plan = plan(ledger, "down", target)
         report = RunReport(the_plan, dry_run, settled=settled)
         if the_plan.steps:
@@ -108,7 +109,9 @@ def _run(repo, ledger: Ledger, report: RunReport, force, after_each, jobs, progr
             def one(rel: str, steps=steps) -> FileRevert:
                 return _file_down(repo, ledger, rel, steps, states.get(rel), force, report.dry_run)
 
-            for o in map_files(one, files, jobs, progress):
+            ids = "+".join(s.id for s in steps)
+            shown = phase(progress, f"revert {ids} {family}", len(files))
+            for o in map_files(one, files, jobs, shown):
                 for sid in o.reverted:
                     reports[sid].changed_files += 1
                 for s in steps:
@@ -157,7 +160,7 @@ def _run(repo, ledger: Ledger, report: RunReport, force, after_each, jobs, progr
         {sr.step.id: {"files_changed": sr.changed_files} for sr in report.steps},
     )
     ledger.write_pending(run, lines)
-    commit.commit(repo, moves, jobs, after_each)
+    commit.commit(repo, moves, after_each, progress=progress)
     if the_plan.target is None:
         ledger.remove_all()
     else:

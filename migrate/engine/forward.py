@@ -45,6 +45,7 @@ from migrate.ledger import (
 )
 from migrate.lock import hold
 from migrate.parallel import map_files
+from migrate.progress import Phase, phase
 from migrate.reader import Problem
 from migrate.repo import FAILURES_DIR, DataRepo, file_mode
 from migrate.steps import STEPS
@@ -96,8 +97,8 @@ def up(
     with hold(repo, "up", dry_run=dry_run):
         ledger = Ledger.load(repo)
         check_known(ledger)
-        settled = commit.begin(repo, ledger, jobs, dry_run)
-        found = scan(repo, ledger, jobs)
+        settled = commit.begin(repo, ledger, dry_run)
+        found = scan(repo, ledger, jobs, progress=progress)
         the_plan = file_steps(repo, plan(ledger, "up", target), found)
         report = RunReport(the_plan, dry_run, settled=settled)
         if the_plan.steps:
@@ -137,8 +138,9 @@ def _run(
             hint="fix or remove these lines (see `migrate check`), then run again",
         )
     run = _UpRun(repo, ledger, the_plan, report, run_context(repo, options), diff, jobs, found)
+    run.progress = progress
     try:
-        run.compute(progress)
+        run.compute()
         if run.staging is None:
             return
         run.staging.close()
@@ -160,7 +162,7 @@ def _run(
         _counts(report),
     )
     ledger.write_pending(record, run.lines)
-    commit.commit(repo, run.moves, jobs, after_each)
+    commit.commit(repo, run.moves, after_each, progress=progress)
     ledger.finish(record)
     repo.path(commit.ARCHIVE).unlink(missing_ok=True)
     if run.index is not None:
@@ -194,8 +196,9 @@ class _UpRun:
         #: failure file -> the checksum of the bytes the run leaves (files it rewrites)
         self.after: dict[str, str] = {}
         self.inputs: str | None = None
+        self.progress: Phase | None = None
 
-    def compute(self, progress) -> None:
+    def compute(self) -> None:
         """The failure files through their steps, then the queues through theirs. A failure
         step that gathers is given every failure file's parts as the run found it; a queue
         step, as the failure steps of the run left them."""
@@ -221,7 +224,8 @@ class _UpRun:
             rels = [rel for rel in files if files[rel][0].family == family]
             bugs: list[str] = []
             problems: list[Problem] = []
-            for o in map_files(self.file_up, rels, self.jobs, progress):
+            shown = phase(self.progress, f"{'+'.join(s.id for s in steps)} {family}", len(rels))
+            for o in map_files(self.file_up, rels, self.jobs, shown):
                 bugs += [o.bug] if o.bug else []  # (folded as they come: memory follows
                 problems += o.problems  # the report, not the number of files)
                 if not (o.bug or o.problems):
@@ -278,7 +282,8 @@ class _UpRun:
             else:
                 to_read.append(rel)
         problems: list[Problem] = []
-        for rel, parts, probs in map_files(self._parts_of, to_read, self.jobs):
+        shown = phase(self.progress, "what the steps need from other files", len(to_read))
+        for rel, parts, probs in map_files(self._parts_of, to_read, self.jobs, shown):
             self.found_parts[rel] = parts
             if rel not in in_run:
                 problems += probs

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from migrate import codec
 from migrate.ledger import FileState, Ledger, checksum
 from migrate.parallel import map_files
+from migrate.progress import Phase, phase
 from migrate.reader import split_lines
 from migrate.repo import DataRepo
 from migrate.steps import STEPS
@@ -57,7 +58,11 @@ def family_files(repo: DataRepo) -> dict[str, str]:
 
 
 def scan(
-    repo: DataRepo, ledger: Ledger, jobs: int = 1, known: dict[str, str] | None = None
+    repo: DataRepo,
+    ledger: Ledger,
+    jobs: int = 1,
+    known: dict[str, str] | None = None,
+    progress: Phase | None = None,
 ) -> Scan:
     """Every owned file read and checksummed once (``jobs`` processes), but those whose
     checksum the caller has just taken (``known``); with nothing in the ledger, every file
@@ -69,7 +74,8 @@ def scan(
     out = Scan()
     if states:
         todo = [rel for rel in rels if rel not in known]
-        read = dict(zip(todo, map_files(_digest(repo), todo, jobs), strict=True))
+        shown = phase(progress, "where each file stands", len(todo))
+        read = dict(zip(todo, map_files(_digest(repo), todo, jobs, shown), strict=True))
         digests = [known.get(rel) or read[rel] for rel in rels]
     else:
         digests = ["" for _ in rels]

@@ -21,7 +21,12 @@ _LINE_SEP_ESCAPES = (("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 
 class DecodeError(ValueError):
-    """A line or file that is not valid JSON for this tool; ``str()`` is the user-facing reason."""
+    """A line or file that is not valid JSON for this tool; ``str()`` is the user-facing reason,
+    ``lineno`` the line of the document it was found on (1 when not known)."""
+
+    def __init__(self, reason: str, lineno: int = 1):
+        super().__init__(reason)
+        self.lineno = lineno
 
 
 def _go_escape(text: str, escape_html: bool) -> str:
@@ -151,7 +156,9 @@ def loads(data: bytes | str) -> Any:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise DecodeError(f"invalid UTF-8 at byte {exc.start}") from None
+            raise DecodeError(
+                f"invalid UTF-8 at byte {exc.start}", data.count(b"\n", 0, exc.start) + 1
+            ) from None
     else:
         text = data
     if "\x00" in text:
@@ -161,6 +168,6 @@ def loads(data: bytes | str) -> Any:
     except DecodeError:
         raise
     except json.JSONDecodeError as exc:
-        raise DecodeError(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        raise DecodeError(f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
     except RecursionError:
         raise DecodeError("JSON nested too deeply") from None

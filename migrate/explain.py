@@ -36,7 +36,10 @@ def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict
     latest = latest_package_failures(repo).get(package_id)
     if recipes is None:  # the recipes tree the queues were rebuilt with, as the ledger says
         runs = [r for r in ledger.finished if r.kind == "up" and r.options.get("recipes")]
-        recipes = runs[-1].options["recipes"] if runs else None
+        recorded = runs[-1].options["recipes"] if runs else None
+        # (a folder inside the repo, recorded relative to it; one outside is recorded by
+        # name and digest only: pass --recipes to use it)
+        recipes = str(repo.path(recorded)) if isinstance(recorded, str) else None
     extra = recipe_names(recipes) if recipes else set()
     queues = []
     for rel, doc in load_queue_docs(repo).items():

@@ -228,7 +228,8 @@ class _RecordV2(_Open):
             if named != set(self.blocked_by):
                 raise ValueError(
                     "every name in blocked_by needs its evidence, and only those"
-                    f" (blocked_by {sorted(self.blocked_by)}, evidence names {sorted(named)})"
+                    f" (blocked_by {', '.join(sorted(self.blocked_by))}, evidence names"
+                    f" {', '.join(sorted(named))})"
                 )
         return self
 

@@ -267,8 +267,8 @@ def parse_queue(rel: str, data: bytes, expect_version: int | None = None) -> Par
     try:
         out.obj = codec.loads(data)
         out.kind = queue_kind(out.obj)
-    except (codec.DecodeError, ValueError) as exc:
-        out.problems.append(Problem(rel, 1, str(exc)))
+    except (codec.DecodeError, ValueError) as exc:  # (at the line the decoder stopped)
+        out.problems.append(Problem(rel, getattr(exc, "lineno", 1), str(exc)))
         return out
     if out.kind == "batch-results":
         try:

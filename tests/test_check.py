@@ -75,7 +75,7 @@ def test_broken_queue_is_reported_not_fatal(capsys):
     rc = main(["check", "--repo", str(FIXTURES / "bad-queue")])
     out = capsys.readouterr().out
     assert rc == 1
-    assert "data/queues/priority-queue.json:1: invalid JSON" in out
+    assert "data/queues/priority-queue.json:29: invalid JSON" in out  # where it breaks
 
 
 def test_queue_violation_points_at_the_entry_line(fixture_repo, capsys):

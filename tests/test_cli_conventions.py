@@ -3,7 +3,9 @@ from any folder inside it, flags that do what they say or are errors."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 from migrate.cli import build_parser, main
@@ -86,8 +88,6 @@ def test_the_demo_sample_is_package_data_so_demo_works_after_a_plain_install():
 
 
 def test_a_summary_by_default_every_example_with_v_everything_as_json(fixture_repo, capsys):
-    import json
-
     root = str(fixture_repo("sample"))
     assert main(["up", "--repo", root, "--dry-run"]) == 0
     summary = capsys.readouterr().out
@@ -104,8 +104,6 @@ def test_a_summary_by_default_every_example_with_v_everything_as_json(fixture_re
 
 
 def test_every_reporting_command_takes_format_json(fixture_repo, capsys):
-    import json
-
     root = str(fixture_repo("sample"))
     assert main(["up", "--repo", root, "-q"]) == 0
     capsys.readouterr()
@@ -136,3 +134,31 @@ def test_new_evidence_at_head_names_the_command_that_applies_it(fixture_repo, ca
     out, err = capsys.readouterr()
     assert "nothing to do: at 0003" in out
     assert "migrate down --to 0001" in err and "migrate up --evidence DIR" in err
+
+
+def test_the_committed_ledger_holds_no_absolute_local_path(fixture_repo, tmp_path):
+    from migrate import engine
+    from migrate.repo import DataRepo
+    from migrate.steps.base import RunOptions
+    from tests.conftest import FIXTURES
+
+    root = fixture_repo("sample")
+    outside = FIXTURES / "evidence" / "ci"
+    inside = root / "ci-artifacts"
+    shutil.copytree(outside, inside)
+    options = RunOptions((str(outside), str(inside)), None, False)
+    engine.up(DataRepo(root), options=options)
+    (run,) = (root / "data" / ".migrate" / "runs").glob("*[0-9a-f].jsonl")
+    head = json.loads(run.read_bytes().split(b"\n", 1)[0])
+    far, near = head["options"]["evidence"]
+    assert near == "ci-artifacts" and far["name"] == "ci" and len(far["sha256"]) == 64
+    assert str(tmp_path) not in run.read_text() and str(FIXTURES) not in run.read_text()
+
+
+def test_a_truncated_queue_is_reported_at_the_line_where_it_breaks(fixture_repo, capsys):
+    root = fixture_repo("sample")
+    queue = root / "data" / "queues" / "priority-queue.json"
+    queue.write_bytes(b"\n".join(queue.read_bytes().split(b"\n")[:218]))
+    assert main(["check", "--repo", str(root), "--format", "github"]) == 1
+    out = capsys.readouterr().out
+    assert "::error file=data/queues/priority-queue.json,line=218," in out

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import os
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from migrate import __version__, clock
@@ -433,14 +435,29 @@ def _refuse_if_bad(bugs: list[str], problems: list[Problem]) -> None:
 
 
 def _options_record(repo: DataRepo, options: RunOptions) -> dict[str, Any]:
+    """The run's options as the committed ledger keeps them: no local absolute path."""
     out: dict[str, Any] = {}
     if options.evidence:
-        out["evidence"] = list(options.evidence)
+        out["evidence"] = [_source(repo, path) for path in options.evidence]
     if options.recipes:
-        out["recipes"] = options.recipes
+        out["recipes"] = _source(repo, options.recipes)
     if options.quarantine:
         out["quarantine"] = True
     return out
+
+
+def _source(repo: DataRepo, path: str) -> str | dict[str, str]:
+    """A folder (or file) the run read: inside the repo, its path relative to the repo;
+    outside, its name and a sha256 of what was read from it (each file's path below it
+    and bytes), which says whether two runs read the same evidence, on any machine."""
+    where = Path(path).resolve()
+    if where.is_relative_to(repo.root):
+        return where.relative_to(repo.root).as_posix() or "."
+    h = hashlib.sha256()
+    files = [where] if where.is_file() else sorted(p for p in where.rglob("*") if p.is_file())
+    for f in files:
+        h.update(f.relative_to(where).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return {"name": where.name, "sha256": h.hexdigest()}
 
 
 def _counts(report: RunReport) -> dict[str, Any]:

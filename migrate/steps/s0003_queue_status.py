@@ -39,6 +39,11 @@ _ABSENT = object()
 V2_STATUSES = set(get_args(UnifiedStatus)) | set(get_args(LegacyStatus))
 
 
+def _names(blocked_by: list[str] | None) -> str:
+    """Blockers as text: ``a, b``; ``(none)``; ``unknown`` (null)."""
+    return "unknown" if blocked_by is None else ", ".join(blocked_by) or "(none)"
+
+
 def _generated(rel: str, line: int, field: str) -> Problem:
     return Problem(
         rel,
@@ -135,7 +140,8 @@ class QueueStatus(Step):
                     res.counts[f"{d.status}, blocked_by set"] += 1
                     res.notes.append(
                         f"{rel}: {entry_id(entry)} stays {d.status}, blocked_by"
-                        f" {entry.get('blocked_by', '(none)')} -> {d.blocked_by}: {d.rule}"
+                        f" {_names(entry.get('blocked_by', []))} -> {_names(d.blocked_by)}:"
+                        f" {d.rule}"
                     )
                 entry["status"] = d.status
                 if "blocked_by" in entry:

@@ -236,11 +236,16 @@ def _behind_problems(report: CheckReport) -> list[Problem]:
     return out
 
 
-def format_text(report: CheckReport) -> str:
+def format_text(report: CheckReport, verbose: bool = False, quiet: bool = False) -> str:
+    """Every violation, then a summary (``quiet``: its last line only); the first notes
+    (``verbose``: all of them)."""
     lines = [str(p) for p in report.problems]
-    lines += [f"note: {p}" for p in report.notes[:NOTES_SHOWN]]
-    if len(report.notes) > NOTES_SHOWN:
-        lines.append(f"note: ... and {len(report.notes) - NOTES_SHOWN} more (--format json)")
+    if quiet:
+        return "\n".join([*lines, format_text(report).splitlines()[-1]])
+    shown = report.notes if verbose else report.notes[:NOTES_SHOWN]
+    lines += [f"note: {p}" for p in shown]
+    if len(report.notes) > len(shown):
+        lines.append(f"note: ... and {len(report.notes) - len(shown)} more (-v, --format json)")
     f, ln, rec = report.files, report.lines, report.records
     lines.append(
         f"checked {f['failures'] + f['empty']} failure files ({f['empty']} empty),"

@@ -73,7 +73,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     elif args.format == "github":
         print(format_github(report))
     else:
-        print(format_text(report))
+        print(format_text(report, verbose=args.verbose, quiet=args.quiet))
     return 0 if report.ok else 1
 
 
@@ -297,6 +297,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from migrate.ingest import ingest
+    from migrate.ledger import Ledger
     from migrate.lock import hold
 
     repo = _repo(args)
@@ -306,6 +307,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"migrate: skipped: {p}", file=sys.stderr)
     if not args.stdout:
         print(f"wrote {n} records to {rel}" if rel else "no failures to record")
+        print(f"the repo stays at {Ledger.load(repo).current or 'base'}")
     return 0
 
 
@@ -603,6 +605,26 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--keep", action="store_true", help="keep the temporary copy and print its path")
     d.set_defaults(func=cmd_demo)
     return p
+
+
+def reference() -> str:
+    """The command reference the README carries (a test compares them): each command's
+    one-line help and usage, at a fixed width of 100 columns."""
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # (argparse wraps usage to the terminal's width)
+    try:
+        parser = build_parser()
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        helps = {a.dest: a.help for a in sub._choices_actions}
+        out = [parser.format_usage()]
+        for name, cmd in sub.choices.items():
+            out.append(f"{name}: {helps[name]}\n{cmd.format_usage()}")
+        return "\n".join(out)
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
 
 
 def run() -> int:

@@ -162,3 +162,21 @@ def test_a_truncated_queue_is_reported_at_the_line_where_it_breaks(fixture_repo,
     assert main(["check", "--repo", str(root), "--format", "github"]) == 1
     out = capsys.readouterr().out
     assert "::error file=data/queues/priority-queue.json,line=218," in out
+
+
+def test_the_readme_command_reference_is_what_help_prints():
+    from migrate.cli import reference
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "```text\n" + reference() + "```" in readme, (
+        "README's command reference differs from --help: regenerate it (see the README)"
+    )
+
+
+def test_check_quiet_prints_the_violations_and_the_final_line(capsys):
+    from tests.conftest import FIXTURES
+
+    assert main(["check", "--repo", str(FIXTURES / "bad-queue"), "-q"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and "invalid JSON" in out[0] and out[1] == "1 violation"

@@ -38,6 +38,7 @@ import base64
 import hashlib
 import re
 import secrets
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,6 +190,54 @@ class Run:
         return f"{RUNS_DIR}/{self.id}.jsonl" + (PENDING if self.pending else "")
 
 
+#: an entry's path, as this module writes it (no escapes in it)
+_ENTRY_PATH = re.compile(rb'^\{"path":"([^"\\]+)"')
+
+
+def _path_of(rel: str, line: bytes) -> str:
+    try:
+        path = codec.loads_trusted(line)["path"]
+        if not isinstance(path, str):
+            raise TypeError("path is not a string")
+        return path
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LedgerError(
+            f"{rel}: unreadable ({exc})",
+            hint="restore it from git (git checkout -- data/.migrate)",
+        ) from None
+
+
+class States(Mapping[str, FileState]):
+    """path -> :class:`FileState`, each decoded the first time it is asked for."""
+
+    def __init__(self) -> None:
+        self.raw: dict[str, tuple[bytes, str]] = {}  # path -> (its entry line, run file)
+        self._done: dict[str, FileState] = {}
+
+    def __getitem__(self, path: str) -> FileState:
+        fs = self._done.get(path)
+        if fs is None:
+            line, rel = self.raw[path]
+            try:
+                fs = FileState.from_json(codec.loads_trusted(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise LedgerError(
+                    f"{rel}: unreadable ({exc})",
+                    hint="restore it from git (git checkout -- data/.migrate)",
+                ) from None
+            self._done[path] = fs
+        return fs
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+
 def new_run_id(ledger: Ledger) -> str:
     """The run's number (one more than the ledger's last), its start time and a random
     part: sorted in the order the runs were made, unique across git branches."""
@@ -209,7 +258,7 @@ class Ledger:
     def __init__(self, repo: DataRepo, runs: list[Run]):
         self.repo = repo
         self.runs = runs
-        self._states: dict[str, FileState] | None = None
+        self._states: States | None = None
 
     @classmethod
     def load(cls, repo: DataRepo) -> Ledger:
@@ -296,13 +345,24 @@ class Ledger:
                 hint="restore it from git (git checkout -- data/.migrate)",
             ) from None
 
-    def states(self) -> dict[str, FileState]:
-        """Each file's state: its entry in the latest finished run that has one."""
+    def states(self) -> States:
+        """Each file's state: its entry in the latest finished run that has one (decoded
+        when asked for: a ``down`` decodes each in the process that reverts the file)."""
         if self._states is None:
-            out: dict[str, FileState] = {}
+            out = States()
             for run in self.finished:
-                for fs in self.files(run):
-                    out[fs.path] = fs
+                data = self.repo.read_bytes(run.rel)
+                for line in data.split(b"\n")[1:]:
+                    if not line.strip():
+                        continue
+                    m = _ENTRY_PATH.match(line)
+                    path = m.group(1).decode() if m else _path_of(run.rel, line)
+                    if not OWNED_PATH.match(path):
+                        raise LedgerError(
+                            f"{run.rel}: unreadable (path {path!r} is not a file migrate writes)",
+                            hint="restore it from git (git checkout -- data/.migrate)",
+                        )
+                    out.raw[path] = (line, run.rel)
             self._states = out
         return self._states
 

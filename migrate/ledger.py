@@ -208,25 +208,21 @@ def _path_of(rel: str, line: bytes) -> str:
 
 
 class States(Mapping[str, FileState]):
-    """path -> :class:`FileState`, each decoded the first time it is asked for."""
+    """path -> :class:`FileState`, decoded from its entry line each time it is asked for
+    (callers ask once per file and keep what they need: memory follows the lines)."""
 
     def __init__(self) -> None:
         self.raw: dict[str, tuple[bytes, str]] = {}  # path -> (its entry line, run file)
-        self._done: dict[str, FileState] = {}
 
     def __getitem__(self, path: str) -> FileState:
-        fs = self._done.get(path)
-        if fs is None:
-            line, rel = self.raw[path]
-            try:
-                fs = FileState.from_json(codec.loads_trusted(line))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise LedgerError(
-                    f"{rel}: unreadable ({exc})",
-                    hint="restore it from git (git checkout -- data/.migrate)",
-                ) from None
-            self._done[path] = fs
-        return fs
+        line, rel = self.raw[path]
+        try:
+            return FileState.from_json(codec.loads_trusted(line))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LedgerError(
+                f"{rel}: unreadable ({exc})",
+                hint="restore it from git (git checkout -- data/.migrate)",
+            ) from None
 
     def __contains__(self, path: object) -> bool:
         return path in self.raw

@@ -154,15 +154,16 @@ class DataRepo:
 
     # ------------------------------------------------------------------ writing
 
-    def write_atomic(self, rel: str, data: bytes, *, sync: bool = True) -> None:
-        """Replace ``rel`` with ``data``: temp file in the same folder, fsync, rename, fsync dir."""
+    def write_atomic(self, rel: str, data: bytes | list[bytes], *, sync: bool = True) -> None:
+        """Replace ``rel`` with ``data`` (bytes, or a list of parts written one after the
+        other): temp file in the same folder, fsync, rename, fsync dir."""
         target = self.root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}{TMP_SUFFIX}")
         try:
             mode = file_mode(target)
             with open(tmp, "wb") as fh:
-                fh.write(data)
+                fh.writelines([data] if isinstance(data, bytes) else data)
                 if sync:
                     fh.flush()
                     os.fsync(fh.fileno())

@@ -311,14 +311,15 @@ class _UpRun:
         data = self.repo.read_bytes(rel)
         digest = out.after = checksum(data)
         seen = self.found.files.get(rel)
-        state = seen.state if seen is not None else None
+        state = seen.state if seen is not None else None  # (decoded here, in the worker)
         if state is not None and digest == state.after:
             fs = _copy(state)
         else:  # new, or rewritten by another writer: taken from its bytes
             fs = FileState(rel, digest, [], self.plan.ats.get(rel))
-            if seen is not None and seen.replaced is not None:  # their save of the tool's
-                try:  # bytes: what they carried over of its values is taken out first
-                    data = self._carried_out(rel, data, seen.replaced, steps)
+            replaced = seen.replaced if seen is not None else None
+            if replaced is not None:  # their save of the tool's bytes: what they carried
+                try:  # over of its values is taken out first
+                    data = self._carried_out(rel, data, replaced, steps)
                 except Exception:
                     out.bug = (
                         f"{rel}: taking out the values carried over:\n{traceback.format_exc()}"

@@ -119,8 +119,8 @@ def file_steps(repo: DataRepo, the_plan: Plan, found: Scan) -> Plan:
     ats: dict[str, str | None] = {}
     for rel, seen in found.files.items():
         fam = [s for s in upto if s.family == seen.family]
-        if seen.state is not None:
-            done = {*seen.state.step_ids, *_below(fam, seen.state.at)}
+        if seen.kind == "same":
+            done = {*seen.ids, *_below(fam, seen.at)}
             steps = [s for s in fam if s.id not in done]
         else:
             at = (
@@ -136,9 +136,9 @@ def file_steps(repo: DataRepo, the_plan: Plan, found: Scan) -> Plan:
     derived_from = None if failures_moved else _failure_inputs(found)
     for rel, seen in found.files.items():
         derived = [s for s in upto if s.family == seen.family and s.derived]
-        if not derived or seen.state is None or rel in files:
+        if not derived or seen.kind != "same" or rel in files:
             continue
-        last = {st.id: st.inputs for st in seen.state.steps}
+        last = dict(seen.inputs)
         if failures_moved or any(last.get(s.id, derived_from) != derived_from for s in derived):
             files[rel] = tuple(derived)  # (its inputs moved: a batch, a merge of branches)
     planned = set(the_plan.steps)  # (the repo's version moves even where a step has no file)

@@ -46,10 +46,10 @@ def blocked_sources(root: Path) -> list[str]:
 # ------------------------------------------------------------------ the real replay
 
 
-def _replay(tmp_path: Path, name: str, between=None) -> tuple[Path, Path]:
-    """2026-03-02 migrated, then each replayed commit followed by `migrate up`; and
-    upstream's tree after the same commits (no migrate). ``between(i, repo)`` runs after
-    the i-th commit's catch-up."""
+def _replay(tmp_path: Path, name: str, between=None, last_up: int = 24) -> tuple[Path, Path]:
+    """2026-03-02 migrated, then each replayed commit followed by `migrate up` (up to the
+    ``last_up``-th); and upstream's tree after the same commits (no migrate).
+    ``between(i, repo)`` runs after the i-th commit's catch-up."""
     base = corpus_snapshot("2026-03-02")
     live = copy_repo(base, tmp_path / name)
     upstream = copy_repo(base, tmp_path / f"{name}-upstream")
@@ -58,6 +58,8 @@ def _replay(tmp_path: Path, name: str, between=None) -> tuple[Path, Path]:
     for i, commit in enumerate(commits):
         apply_commit(live, commit)
         apply_commit(upstream, commit)
+        if i >= last_up:
+            continue
         engine.up(DataRepo(live))
         if between is not None:
             between(i, live)
@@ -71,6 +73,18 @@ def test_the_real_replay_rolled_back_to_base_is_upstreams_final_tree(tmp_path):
     engine.down(DataRepo(live), "base")
     assert tree(live) == tree(upstream)  # upstream's d9214a8ec, byte for byte
     assert not (live / "data" / ".migrate").exists()
+
+
+def test_upstreams_last_commits_not_caught_up_are_left_as_upstream_wrote_them(tmp_path):
+    """The last three commits (a batch, queue saves by upstream's jobs at v1: not read
+    from migrate's output) land after the last `migrate up`: `down --to base` leaves them
+    as written and reverts the rest, which is upstream's final tree again."""
+    live, upstream = _replay(tmp_path, "late", last_up=21)
+    plan = engine.down(DataRepo(live), "base", dry_run=True)
+    left = {rel for rel, rule, _ in plan.rule_files if rule == "left as its writer wrote it"}
+    assert "data/queues/priority-queue.json" in left and not plan.refused
+    engine.down(DataRepo(live), "base")
+    assert tree(live) == tree(upstream)
 
 
 def test_the_real_replay_with_a_rollback_to_0002_on_the_way_ends_the_same(tmp_path):

@@ -39,6 +39,13 @@ _ABSENT = object()
 V2_STATUSES = set(get_args(UnifiedStatus)) | set(get_args(LegacyStatus))
 
 
+def _read_from_its_own_version(doc: Any, patch: Any) -> bool:
+    """A queue this step moved to schema_version 2, saved since at another version: its
+    writer did not read this step's output (tsuku's struct keeps the version as read;
+    upstream writes 1), so none of this step's values are in it."""
+    return patch.get("schema_version") != 2 and doc.get("schema_version") != 2
+
+
 def _names(blocked_by: list[str] | None) -> str:
     """Blockers as text: ``a, b``; ``(none)``; ``unknown`` (null)."""
     return "unknown" if blocked_by is None else ", ".join(blocked_by) or "(none)"
@@ -180,10 +187,8 @@ class QueueStatus(Step):
         and go back before it derives again (the other writer's changes stay). A save at
         the queue's own version was not read from it (upstream writes v1): taken as is."""
         if patch.get("schema_version") == 2 or "now" not in patch:
-            return None
+            return None  # (no mark to tell by, or no record of the values it set)
         try:
-            if codec.loads(data).get("schema_version") != 2:
-                return None
             return self.down_rewritten(rel, data, patch)[0]
         except ValueError:
             return None  # (not a queue as read: the step names the problem)
@@ -192,15 +197,19 @@ class QueueStatus(Step):
         """Entry by entry, on a queue another writer saved since: each value this step
         set that still holds goes back (status, ``blocked_by``, the header's
         ``schema_version`` and ``updated_at``); what the writer set, and entries it added
-        or removed, stay. Raises ValueError where that cannot be known."""
+        or removed, stay. A save that was not read from this step's output (see
+        :meth:`carried_over`) holds none of its values: left as written. Raises
+        ValueError where that cannot be known."""
+        pq = parsed_queue(rel, data)
+        if pq.problems or pq.kind not in ("legacy", "unified"):
+            raise ValueError(str(pq.problems[0]) if pq.problems else "not a priority queue")
+        if _read_from_its_own_version(pq.obj, patch):
+            return data, Counter()
         if "now" not in patch:
             raise ValueError(
                 "the run that wrote it was made by migrate 0.2 or older, which did not record"
                 " the values it set"
             )
-        pq = parsed_queue(rel, data)
-        if pq.problems or pq.kind not in ("legacy", "unified"):
-            raise ValueError(str(pq.problems[0]) if pq.problems else "not a priority queue")
         doc, counts = pq.obj, Counter()
         where: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for entry in pq.entries:

@@ -39,6 +39,12 @@ def _positive(value: str) -> int:
     return n
 
 
+def _from_here(path: str | None) -> str | None:
+    """A path given on the command line, relative to the current folder (not the repo's
+    root, which --repo or the search upwards may have chosen)."""
+    return os.path.abspath(path) if path else path
+
+
 def _repo(args: argparse.Namespace) -> DataRepo:
     """``--repo DIR``, else the repo around the current folder (found as git finds its
     root: the nearest folder upwards holding ``data/``)."""
@@ -246,7 +252,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         args.to,
         dry_run=args.dry_run or args.diff,
         diff=args.diff,
-        options=RunOptions(tuple(args.evidence or ()), args.recipes, args.quarantine),
+        options=RunOptions(
+            tuple(_from_here(e) for e in args.evidence or ()),
+            _from_here(args.recipes),
+            args.quarantine,
+        ),
         progress=progress_for(args, "up"),
         jobs=max(1, args.jobs),
     )
@@ -314,7 +324,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from migrate.explain import explain, format_text
 
-    doc = explain(_repo(args), args.package_id, recipes=args.recipes)
+    doc = explain(_repo(args), args.package_id, recipes=_from_here(args.recipes))
     print(json.dumps(doc, indent=2) if args.format == "json" else format_text(doc))
     return 0
 

@@ -33,10 +33,12 @@ def _alive(pid: int) -> bool:
 
 
 def _read(path) -> dict:
+    """The lock's fields; {} when it cannot be read or is not a JSON object."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        held = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return held if isinstance(held, dict) else {}
 
 
 def _stale(held: dict, host: str) -> bool:

@@ -180,3 +180,22 @@ def test_check_quiet_prints_the_violations_and_the_final_line(capsys):
     assert main(["check", "--repo", str(FIXTURES / "bad-queue"), "-q"]) == 1
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 and "invalid JSON" in out[0] and out[1] == "1 violation"
+
+
+def test_a_lock_holding_json_that_is_not_an_object_is_named_too(fixture_repo, capsys):
+    root = fixture_repo("sample")
+    for text in ("[1, 2]", "5", "null"):
+        Path(root / LOCK_FILE).write_text(text)
+        assert main(["up", "--repo", str(root)]) == 3
+        assert "does not say who holds it" in capsys.readouterr().err
+
+
+def test_a_relative_recipes_path_is_taken_from_the_current_folder(fixture_repo, monkeypatch):
+    root = fixture_repo("sample")
+    recipes = root / "recipes" / "a"
+    recipes.mkdir(parents=True)
+    (recipes / "ada-url.toml").write_text('[metadata]\nname = "ada-url"\n')
+    monkeypatch.chdir(root / "data")
+    assert main(["up", "-q", "--recipes", "../recipes"]) == 0
+    (run,) = (root / "data" / ".migrate" / "runs").glob("*[0-9a-f].jsonl")
+    assert json.loads(run.read_bytes().split(b"\n", 1)[0])["options"]["recipes"] == "recipes"

@@ -164,11 +164,11 @@ def test_disk_full_while_staging_writes_nothing_and_a_rerun_works(fixture_repo, 
     calls = {"n": 0}
     real_add = commit.Staging.add
 
-    def full_disk(self, rel, data):
+    def full_disk(self, rel, data, replaces):
         calls["n"] += 1
         if calls["n"] == 4:
             self.fh.write = lambda *a: (_ for _ in ()).throw(OSError(errno.ENOSPC, "Full"))
-        return real_add(self, rel, data)
+        return real_add(self, rel, data, replaces)
 
     monkeypatch.setattr(commit.Staging, "add", full_disk)
     with pytest.raises(RepoError, match="staged.bin: cannot write.*nothing was replaced"):
@@ -288,7 +288,7 @@ def test_a_failed_down_after_an_interrupted_up_leaves_the_finished_up(
     left = leftovers(root)  # (and the gather index it was writing: a cache, lost)
     assert [p for p in left if "/runs/.index-" not in p] == ["data/.migrate/staged.bin"]
 
-    def full_disk(self, rel, data):
+    def full_disk(self, rel, data, replaces):
         raise commit._cannot_write(commit.ARCHIVE, OSError(errno.ENOSPC, "No space left"))
 
     with monkeypatch.context() as m:

@@ -117,7 +117,7 @@ def test_a_queue_saved_by_tsuku_since_the_last_run_is_reverted_entry_by_entry(
     engine.up(DataRepo(live))
     blocked = blocked_sources(live)
     assert len(blocked) >= 2
-    theirs = {blocked[0]: "success", "github:cli/cli": "failed"}  # one migrate had set
+    theirs = {blocked[0]: "success", "github:sharkdp/bat": "failed"}  # one migrate had set
     tsuku_saves_queue(live / QUEUE, theirs, "2026-03-03T04:44:43Z")
 
     plan = engine.down(DataRepo(live), "base", dry_run=True)
@@ -266,7 +266,7 @@ def test_two_branches_that_each_caught_up_a_batch_merge_and_reconcile(fixture_re
 
     git(live, "checkout", "-q", "main")
     apply_commit(live, FIXTURES / "replay" / "03-batch")
-    saved = ({"github:cli/cli": "failed"}, "2026-03-03T05:52:06Z")
+    saved = ({"github:sharkdp/bat": "failed"}, "2026-03-03T05:52:06Z")
     tsuku_saves_queue(live / QUEUE, *saved)  # (read from migrate's queue: its values in it)
     with freeze_time("2026-03-03T05:53:00Z"):
         engine.up(DataRepo(live))
@@ -303,3 +303,56 @@ def test_two_branches_that_each_caught_up_a_batch_merge_and_reconcile(fixture_re
     engine.down(DataRepo(live), "base")
     assert tree(live) == merged
     assert not (live / "data" / ".migrate").exists()
+
+
+# ------------------------------------------------------------------ found in review
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_finishing_an_interrupted_run_never_overwrites_a_later_save(fixture_repo):
+    """A run killed after its ledger run was written, before the queue was replaced;
+    tsuku saves the queue meanwhile. The next run finishes the interrupted one but leaves
+    their save (it replaces only the bytes it had read), says so, and catches it up."""
+    live = fixture_repo("sample")
+    engine.up(DataRepo(live))
+    apply_commit(live, FIXTURES / "replay" / "03-batch")
+
+    def kill(i: int) -> None:
+        if i == 0:  # (failure files first: the queues are still as they were)
+            raise _Kill
+
+    with pytest.raises(_Kill):
+        engine.up(DataRepo(live), after_each=kill)
+    tsuku_saves_queue(live / QUEUE, {"github:sharkdp/bat": "failed"}, "2026-03-03T05:52:06Z")
+    saved = (live / QUEUE).read_bytes()
+    run = engine.up(DataRepo(live))
+    assert "rewritten by another writer since it was interrupted" in run.settled
+    assert QUEUE.as_posix() in run.settled
+    statuses = {
+        e["source"]: e["status"] for e in json.loads((live / QUEUE).read_bytes())["entries"]
+    }
+    assert statuses["github:sharkdp/bat"] == "failed"  # their change, caught up, not lost
+    assert (live / QUEUE).read_bytes() != saved  # (derived again from it)
+    assert check_repo(DataRepo(live), at_head=True).ok
+
+
+def test_a_rollback_never_writes_a_queue_check_refuses(fixture_repo):
+    """A writer set blockers of its own on an entry migrate had blocked: the entry is
+    theirs (status and blockers); the queue stays valid."""
+    live = fixture_repo("sample")
+    engine.up(DataRepo(live))
+    doc = json.loads((live / QUEUE).read_bytes())
+    entry = next(e for e in doc["entries"] if e["status"] == "blocked")
+    entry["blocked_by"] = ["their-own-blocker"]
+    (live / QUEUE).write_text(json.dumps(doc, indent=2) + "\n")
+    plan = engine.down(DataRepo(live), "base", dry_run=True)
+    (counts,) = [c for rel, _, c in plan.rule_files if rel == QUEUE.as_posix()]
+    assert counts["blocked_by kept as their writer set it"] == 1
+    engine.down(DataRepo(live), "base")
+    assert check_repo(DataRepo(live)).ok
+    after = {e["source"]: e for e in json.loads((live / QUEUE).read_bytes())["entries"]}
+    assert after[entry["source"]]["status"] == "blocked"
+    assert after[entry["source"]]["blocked_by"] == ["their-own-blocker"]

@@ -47,6 +47,7 @@ class FileRevert:
     rule: str = ""  # one of the rules above ("": no step had changed it)
     line: bytes = b""  # the file's ledger entry after the run (b"": none)
     after: str = ""
+    before: str = ""  # the checksum of the bytes the run read
     changed: bool = False
     reverted: list[str] = field(default_factory=list)  # steps that changed its bytes
     counts: Counter[str] = field(default_factory=Counter)  # entry by entry: what went back
@@ -131,7 +132,7 @@ def _run(repo, ledger: Ledger, report: RunReport, force, after_each, jobs, progr
                 if o.changed:
                     moves.append((o.rel, o.after, o.mode))
                     if staging is not None and not refused:
-                        staging.add(o.rel, o.data)
+                        staging.add(o.rel, o.data, o.before)
         if refused:
             report.refused = refused
             if not report.dry_run:
@@ -257,6 +258,7 @@ def _rewritten(repo, rel, data, steps, state: FileState, force, dry_run, out: Fi
 
 def _result(repo: DataRepo, out: FileRevert, data: bytes, cur: bytes, dry_run: bool):
     out.changed = cur != data
+    out.before = checksum(data)
     out.after = checksum(cur)
     if out.changed and not dry_run:
         out.data = cur

@@ -41,13 +41,14 @@ _DATA_FOLDERS = ("data/failures", "data/queues", "data")  # where the archive's 
 
 class Staging:
     """A run's new file versions, collected into :data:`ARCHIVE` as they are computed: the
-    bytes of each, one after the other, then an index (JSON: path -> offset, length) and
-    the index's offset. Written once, sequentially, and read back with ``pread``."""
+    bytes of each, one after the other, then an index (JSON: path -> offset, length, the
+    checksum of the bytes the version replaces) and the index's offset. Written once,
+    sequentially, and read back with ``pread``."""
 
     def __init__(self, repo: DataRepo):
         self.path = repo.path(ARCHIVE)
         self.tmp = self.path.with_name(f".{self.path.name}{TMP_SUFFIX}")
-        self.index: dict[str, tuple[int, int]] = {}
+        self.index: dict[str, tuple[int, int, str]] = {}
         self.offset = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,12 +56,14 @@ class Staging:
         except OSError as exc:
             raise _cannot_write(ARCHIVE, exc) from None
 
-    def add(self, rel: str, data: bytes) -> None:
+    def add(self, rel: str, data: bytes, replaces: str) -> None:
+        """``data``: the new version of ``rel``; ``replaces``: the checksum of the bytes
+        the run read (a run finished after a kill replaces only those)."""
         try:
             self.fh.write(data)
         except OSError as exc:
             raise _cannot_write(ARCHIVE, exc) from None
-        self.index[rel] = (self.offset, len(data))
+        self.index[rel] = (self.offset, len(data), replaces)
         self.offset += len(data)
 
     def close(self) -> None:
@@ -90,11 +93,17 @@ class _Archive:
         size = os.fstat(self.fd).st_size
         (start,) = _FOOTER.unpack(os.pread(self.fd, _FOOTER.size, size - _FOOTER.size))
         raw = os.pread(self.fd, size - _FOOTER.size - start, start)
-        self.index: dict[str, list[int]] = codec.loads_trusted(raw)  # path -> [offset, length]
+        #: path -> [offset, length, checksum of the bytes it replaces]
+        self.index: dict[str, list] = codec.loads_trusted(raw)
 
     def read(self, rel: str) -> bytes:
-        offset, length = self.index[rel]
+        offset, length, _ = self.index[rel]
         return os.pread(self.fd, length, offset)
+
+    def replaces(self, rel: str) -> str | None:
+        """The checksum of the bytes ``rel``'s staged version replaces (None: not staged)."""
+        at = self.index.get(rel)
+        return at[2] if at is not None else None
 
     def close(self) -> None:
         os.close(self.fd)
@@ -113,13 +122,14 @@ def commit(
     after_each: Callable[[int], None] | None = None,
     resume: bool = False,
     progress: Phase | None = None,
-) -> None:
+) -> list[str]:
     """Replace each file by its version in the archive, in one process: renames in one
     folder take its lock, and two processes replacing 56,778 files took 7.3-7.4 s where
     one took 6.0-6.5 s (docs/PERFORMANCE.md). ``resume``: a file that already has its
-    new bytes (replaced before a run was killed) is left as it is."""
+    new bytes (replaced before a run was killed) is left as it is, and so is one another
+    writer rewrote since the kill (returned: nothing of theirs is overwritten)."""
     if not moves:
-        return
+        return []
     archive = _Archive(repo.fspath(ARCHIVE))
 
     def replaced():
@@ -127,7 +137,11 @@ def commit(
         for i, (rel, after, mode) in enumerate(moves):
             target = repo.fspath(rel)
             if resume:
-                if _checksum(target) == after:
+                now = _checksum(target)
+                if now == after:
+                    continue
+                if now != archive.replaces(rel):  # rewritten by another writer since the
+                    theirs.append(rel)  # kill (or never staged): theirs, left as it is
                     continue
                 mode = file_mode(target)
             data = archive.read(rel)
@@ -142,6 +156,7 @@ def commit(
                 after_each(i)
             yield folder
 
+    theirs: list[str] = []
     shown = phase(progress, "replace the files", len(moves))
     try:
         folders = set(shown(replaced()) if shown else replaced())
@@ -150,6 +165,7 @@ def commit(
     for folder in folders:
         sync_dir(Path(folder))
     os.sync()
+    return theirs
 
 
 def _replace(
@@ -235,6 +251,7 @@ def settle(repo: DataRepo, ledger: Ledger) -> str | None:
     if run is None:
         return None
     moves = [(fs.path, fs.after, None) for fs in ledger.files(run)]
+    theirs: list[str] = []
     if not repo.exists(ARCHIVE):
         if any(_checksum(repo.fspath(rel)) != after for rel, after, _ in moves):
             raise DataChanged(
@@ -243,10 +260,16 @@ def settle(repo: DataRepo, ledger: Ledger) -> str | None:
                 hint="restore data/ from git (git checkout -- data), then run again",
             )
     else:
-        commit(repo, moves, resume=True)
+        theirs = commit(repo, moves, resume=True)
     if run.kind == "down" and run.to is None:
         ledger.remove_all()
     else:
         ledger.finish(run)
         repo.path(ARCHIVE).unlink(missing_ok=True)
-    return f"finished the interrupted {run.kind} run {run.id} ({len(moves)} files)"
+    done = f"finished the interrupted {run.kind} run {run.id} ({len(moves)} files)"
+    if theirs:
+        done += (
+            f"; {len(theirs)} file(s) rewritten by another writer since it was interrupted"
+            f" left as they are: {', '.join(theirs[:5])}" + (" ..." if len(theirs) > 5 else "")
+        )
+    return done

@@ -62,6 +62,7 @@ class FileOutcome:
     rel: str
     line: bytes = b""  # its ledger entry
     after: str = ""  # the checksum of its bytes after the run
+    before: str = ""  # the checksum of the bytes the run read
     changed: bool = False
     step_changed: dict[str, bool] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -257,7 +258,7 @@ class _UpRun:
         if o.changed:
             self.moves.append((o.rel, o.after, o.mode))
             if self.staging is not None:
-                self.staging.add(o.rel, o.data)
+                self.staging.add(o.rel, o.data, o.before)
             if self.report.dry_run:
                 self.report.files.append((o.rel, o.diff))
 
@@ -309,7 +310,7 @@ class _UpRun:
         steps = self.plan.files[rel]
         out = FileOutcome(rel)
         data = self.repo.read_bytes(rel)
-        digest = out.after = checksum(data)
+        digest = out.after = out.before = checksum(data)
         seen = self.found.files.get(rel)
         state = seen.state if seen is not None else None  # (decoded here, in the worker)
         if state is not None and digest == state.after:

@@ -185,10 +185,12 @@ class QueueStatus(Step):
         read (formats.md section 7): a save at 2 of a queue this step moved to 2 was read
         from this step's output, so the statuses it set that still hold are this step's
         and go back before it derives again (the other writer's changes stay). A save at
-        the queue's own version was not read from it (upstream writes v1): taken as is."""
-        if patch.get("schema_version") == 2 or "now" not in patch:
-            return None  # (no mark to tell by, or no record of the values it set)
-        try:
+        the queue's own version was not read from it (upstream writes v1): taken as is. A
+        queue that was at 2 before this step has no such mark: its values that still hold
+        go back, as a rollback of that save would do."""
+        if "now" not in patch:
+            return None  # (no record of the values it set: migrate 0.2 or older)
+        try:  # (the same rule as a rollback of that save: down_rewritten)
             return self.down_rewritten(rel, data, patch)[0]
         except ValueError:
             return None  # (not a queue as read: the step names the problem)
@@ -226,7 +228,9 @@ class QueueStatus(Step):
                 continue
             entry = found.pop(0)  # (an id twice in the queue: in order)
             was = patch["status"].get(i, now["status"])
-            back = entry["status"] == now["status"]
+            # blockers the writer set itself make the entry theirs, status included
+            theirs = "blocked_by" in entry and entry["blocked_by"] != now.get("blocked_by", _ABSENT)
+            back = entry["status"] == now["status"] and not theirs
             if was != now["status"]:
                 counts["status back" if back else "status kept as their writer set it"] += 1
                 if back:
@@ -242,7 +246,10 @@ class QueueStatus(Step):
                 entry["blocked_by"] = prior[i]  # this step took it out: back with its status
                 counts["blocked_by back"] += 1
         moved = bool(counts.keys() & {"status back", "blocked_by taken out", "blocked_by back"})
+        keep_v2 = any("blocked_by" in e for e in pq.entries)  # (a v1 queue has none)
         for key, value in (("schema_version", 2), ("updated_at", patch["now"]["updated_at"])):
+            if key == "schema_version" and keep_v2:
+                continue
             if doc.get(key) == value and patch[key] != value:
                 doc[key], moved = patch[key], True
         if not moved:

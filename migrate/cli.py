@@ -171,9 +171,14 @@ def _print_run(run, args, out=None) -> None:
         print(f"per file ({'would be ' if run.dry_run else ''}reverted by rule):", file=out)
         for rule, n in sorted(run.rules.items()):
             print(f"  {rule}: {n} file(s)", file=out)
-        for path, rule, counts in run.rule_files:
+        listed = run.rule_files if verbose else run.rule_files[:NOTES_SHOWN]
+        for path, rule, counts in listed:
             what = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
             print(f"  {path}: {rule}" + (f" ({what})" if what else ""), file=out)
+        if len(listed) < len(run.rule_files):
+            print(
+                f"  ... and {len(run.rule_files) - len(listed)} more (-v lists them all)", file=out
+            )
     diffs = any(diff for _, diff in run.files)
     if run.files and (verbose or diffs):
         for path, diff in run.files:

@@ -1,8 +1,9 @@
 """The small, named set of errors a user can cause, each with an exit code and a recovery hint.
 
 Exit codes (documented in the README):
-  0 ok · 1 check found violations / verify found edits · 2 usage, I/O or bad input ·
-  3 lock held · 4 ledger or version problem · 5 data changed since the ledger recorded it ·
+  0 ok · 1 check found violations, files behind head, or others' files (verify) · 2 usage,
+  I/O or bad input · 3 lock held · 4 ledger or version problem · 5 a down that would
+  overwrite another writer's values, or an interrupted run that cannot be finished ·
   6 a step failed on valid data (a bug in migrate)
 """
 

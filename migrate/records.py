@@ -181,22 +181,6 @@ def down_0002(line: Line) -> Line:
     return _each_record(line, _record_down_0002)
 
 
-def to_v1(line: Line) -> Line:
-    """A v2 line this tool wrote outside the steps (``migrate ingest``) as the v1 writer
-    would have written it: its blockers kept (a v1 recipe line may state them), the rest of
-    v2 taken out."""
-
-    def strip(rec: dict[str, Any]) -> dict[str, Any]:
-        rec = {k: v for k, v in rec.items() if k != "evidence"}
-        if "reclassified_from" in rec:
-            rec["category"] = rec.pop("reclassified_from")
-        if not rec.get("blocked_by"):
-            rec["blocked_by"] = None
-        return rec
-
-    return down_0001(_each_record(line, strip))
-
-
 # --------------------------------------------------------------------------- flat view
 
 _CATEGORY = {

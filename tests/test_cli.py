@@ -66,9 +66,15 @@ def test_progress_is_off_when_quiet_and_one_line_per_phase_in_a_log(fixture_repo
     assert capsys.readouterr().err == ""
 
 
-def test_a_terminal_gets_a_bar_with_the_phase_a_total_and_an_eta(capsys):
+def test_a_terminal_gets_a_bar_with_the_phase_a_total_and_an_eta(capsys, monkeypatch):
+    from migrate import progress
+
+    real = progress.tqdm
+    monkeypatch.setattr(progress, "tqdm", lambda **kw: real(**{**kw, "delay": 0}))  # (shown now)
     wrap = progress_for(SimpleNamespace(quiet=False), "up", tty=True)("0001 failures", 3)
     assert list(wrap(iter("abc"))) == ["a", "b", "c"]
+    bar = capsys.readouterr().err
+    assert "up: 0001 failures" in bar and "/3" in bar and "<" in bar  # name, total, ETA
 
 
 def test_demo_round_trips(capsys):

@@ -266,7 +266,7 @@ def test_a_line_not_in_canonical_form_is_reencoded_and_still_comes_back(fixture_
     new = f.read_bytes().split(b"\n")[i]
     assert codec.dumps_bytes(codec.loads(new)) == new  # written canonical
     assert b'"evidence":[{"source":"message"' in new  # and backfilled
-    engine.down(repo, "0001", force=True)  # the file was edited after 0001: --force
+    engine.down(repo, "0001")
     assert data_only(snapshot(root)) == data_only(before)
 
 
@@ -358,7 +358,7 @@ def test_down_of_0002_leaves_lines_it_did_not_change_even_without_a_final_newlin
     f.write_bytes(f.read_bytes() + codec.dumps_bytes(line))  # no final newline
     before = snapshot(root)
     engine.up(repo)
-    engine.down(repo, "0001", force=True)  # (the file was edited after 0001)
+    engine.down(repo, "0001")
     assert data_only(snapshot(root)) == data_only(before)
 
 

@@ -309,7 +309,7 @@ class _UpRun:
         """One file through its steps, in memory (in a worker)."""
         steps = self.plan.files[rel]
         out = FileOutcome(rel)
-        data = self.repo.read_bytes(rel)
+        data = disk = self.repo.read_bytes(rel)  # (disk: what the file holds now)
         digest = out.after = out.before = checksum(data)
         seen = self.found.files.get(rel)
         state = seen.state if seen is not None else None  # (decoded here, in the worker)
@@ -373,9 +373,9 @@ class _UpRun:
                 )
             )
             cur = new
-        if cur != data:
+        if cur != disk:
             version = steps[-1].produces
-            out.problems, bugs = output_problems(steps[0].family, rel, data, cur, version)
+            out.problems, bugs = output_problems(steps[0].family, rel, disk, cur, version)
             if bugs:
                 out.bug = f"steps {', '.join(fs.step_ids)} wrote what the v{version} model" + (
                     " refuses:\n" + "\n".join(str(p) for p in bugs)
@@ -385,7 +385,7 @@ class _UpRun:
             out.changed, out.data, out.after = True, cur, checksum(cur)
             out.mode = file_mode(self.repo.fspath(rel))
             if self.diff:
-                out.diff = _diff(rel, data, cur)
+                out.diff = _diff(rel, disk, cur)
         out.line = entry_line(fs)
         if rows_moved:  # what rows say changed: gathered again from the new bytes
             out.parts, out.problems = self.parts(rel, cur)

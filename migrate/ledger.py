@@ -9,6 +9,7 @@ Layout (JSON Lines, readable in a git diff)::
                  {"path", "origin", "at"?,
                   "steps": [{"id", "before"?, "after"?, "patch"?, "restore"?,
                              "inputs"?}, ...]}
+                 or {"path", "gone": true}: another writer deleted it, forgotten
 
 A file's entry is its whole state after the run: ``origin`` is the checksum of its bytes
 before any step, ``at`` the last step whose version those bytes already had (absent: base),
@@ -255,6 +256,7 @@ class Ledger:
         self.repo = repo
         self.runs = runs
         self._states: States | None = None
+        self._left: dict[tuple[str, str], FileState] | None = None
 
     @classmethod
     def load(cls, repo: DataRepo) -> Ledger:
@@ -332,9 +334,10 @@ class Ledger:
         return done[-1].to if done else None
 
     def files(self, run: Run) -> list[FileState]:
+        """The states a run's file gives (the files it forgot as deleted left out)."""
         data = self.repo.read_bytes(run.rel)
         try:
-            return [FileState.from_json(obj) for obj in _lines(data)[1:]]
+            return [FileState.from_json(obj) for obj in _lines(data)[1:] if "gone" not in obj]
         except (ValueError, KeyError, TypeError) as exc:
             raise LedgerError(
                 f"{run.rel}: unreadable ({exc})",
@@ -358,24 +361,27 @@ class Ledger:
                             f"{run.rel}: unreadable (path {path!r} is not a file migrate writes)",
                             hint="restore it from git (git checkout -- data/.migrate)",
                         )
-                    out.raw[path] = (line, run.rel)
+                    if line.endswith(_GONE):  # deleted by another writer: forgotten
+                        out.raw.pop(path, None)
+                    else:
+                        out.raw[path] = (line, run.rel)
             self._states = out
         return self._states
 
     def state_left(self, path: str, digest: str) -> FileState | None:
         """After a merge of two branches that each ran: the entry of a run made since they
         parted that left ``path`` with the bytes ``digest`` (None: no such run, or no
-        merge: a linear history numbers its runs one by one)."""
-        done = self.finished
-        seen: set[str] = set()
-        twice = {r.id[:6] for r in done if r.id[:6] in seen or seen.add(r.id[:6])}
-        if not twice:
-            return None
-        for run in reversed([r for r in done if r.id[:6] >= min(twice)]):
-            for fs in self.files(run):
-                if fs.path == path and fs.after == digest:
-                    return fs
-        return None
+        merge: a linear history numbers its runs one by one). The runs since the fork
+        are read once per ledger, on the first question."""
+        if self._left is None:
+            done = self.finished
+            seen: set[str] = set()
+            twice = {r.id[:6] for r in done if r.id[:6] in seen or seen.add(r.id[:6])}
+            self._left = {}
+            for run in reversed([r for r in done if twice and r.id[:6] >= min(twice)]):
+                for fs in self.files(run):
+                    self._left.setdefault((fs.path, fs.after), fs)  # (the latest wins)
+        return self._left.get((path, digest))
 
     # ------------------------------------------------------------------ writes
 
@@ -386,25 +392,25 @@ class Ledger:
         # (written line by line: the lines of 57,000 files are not copied into one body)
         self.repo.write_atomic(run.rel, [codec.dumps_bytes(run.header()) + b"\n", *entries])
         self.runs.append(run)
-        self._states = None
+        self._states = self._left = None
 
     def finish(self, run: Run) -> None:
         """Every data file of ``run`` is in place: the run is committed."""
         pending = self.repo.path(run.rel)
         run.pending = False
         self.repo.rename(pending, self.repo.path(run.rel))
-        self._states = None
+        self._states = self._left = None
 
     def drop(self, run: Run) -> None:
         self.repo.remove(run.rel)
         self.runs.remove(run)
-        self._states = None
+        self._states = self._left = None
 
     def remove_all(self) -> None:
         """At base the folder does not exist."""
         self.repo.remove_tree(LEDGER_DIR)
         self.runs = []
-        self._states = None
+        self._states = self._left = None
 
 
 def inputs(digests: dict[str, str]) -> str:
@@ -414,6 +420,14 @@ def inputs(digests: dict[str, str]) -> str:
     for rel in sorted(digests):
         h.update(f"{rel}\0{digests[rel]}\n".encode())
     return h.hexdigest()
+
+
+_GONE = b',"gone":true}'
+
+
+def gone_line(path: str) -> bytes:
+    """A run's line for a file another writer deleted: the ledger forgets it from then on."""
+    return codec.dumps_bytes({"path": path, "gone": True}) + b"\n"
 
 
 def entry_line(fs: FileState) -> bytes:

@@ -191,3 +191,20 @@ def test_a_catch_up_reads_the_batch_not_the_history(fixture_repo, monkeypatch):
         "data/failures/github-2026-03-03T05-49-35Z.jsonl",
         "data/failures/homebrew-2026-03-03T05-49-35Z.jsonl",
     ]
+
+
+def test_a_failure_file_another_writer_deleted_is_caught_up_once(fixture_repo):
+    """Status derived again without it, the ledger forgets it: the repo is at head after
+    that one run, and a second `up` plans nothing."""
+    live = fixture_repo("sample")
+    engine.up(DataRepo(live))
+    victim = sorted((live / "data" / "failures").glob("homebrew-*.jsonl"))[0]
+    victim.unlink()
+    assert engine.status(DataRepo(live))["behind"]["gone"] == 1
+    run = engine.up(DataRepo(live))
+    assert [s.id for s in run.plan.steps] == ["0003"]
+    assert engine.status(DataRepo(live))["behind"]["files"] == 0
+    assert engine.up(DataRepo(live)).plan.steps == ()
+    assert main(["status", "--repo", str(live), "--check"]) == 0
+    engine.down(DataRepo(live), "base")  # (nothing to give back for it: still deleted)
+    assert not victim.exists() and not (live / "data" / ".migrate").exists()

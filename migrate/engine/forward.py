@@ -42,6 +42,7 @@ from migrate.ledger import (
     StepState,
     checksum,
     entry_line,
+    gone_line,
     inputs,
     new_run_id,
 )
@@ -164,7 +165,7 @@ def _run(
         _options_record(repo, options),
         _counts(report),
     )
-    ledger.write_pending(record, run.lines)
+    ledger.write_pending(record, [*run.lines, *map(gone_line, found.gone)])
     commit.commit(repo, run.moves, after_each, progress=progress)
     ledger.finish(record)
     repo.path(commit.ARCHIVE).unlink(missing_ok=True)

@@ -110,6 +110,7 @@ def _run_dict(run) -> dict:
         "rules": dict(run.rules),
         "rule_files": [{"path": p, "rule": r, "counts": c} for p, r, c in run.rule_files],
         "refused": run.refused,
+        "theirs": run.theirs,
         "run": run.run_id,
         "seconds": round(run.seconds, 3),
     }
@@ -188,6 +189,14 @@ def _print_run(run, args, out=None) -> None:
     elif run.files:
         print(
             f"would change {len(run.files)} file(s) (-v lists them, --diff shows the changes)",
+            file=out,
+        )
+    if run.theirs:
+        print(
+            f"{len(run.theirs)} file(s) saved or deleted by another writer while this ran,"
+            f" kept as they left them: {', '.join(run.theirs[:5])}"
+            + (" ..." if len(run.theirs) > 5 else "")
+            + (" (`migrate up` catches them up)" if run.plan.direction == "up" else ""),
             file=out,
         )
     print(_final_line(run), file=out)

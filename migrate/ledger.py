@@ -361,7 +361,7 @@ class Ledger:
                             f"{run.rel}: unreadable (path {path!r} is not a file migrate writes)",
                             hint="restore it from git (git checkout -- data/.migrate)",
                         )
-                    if line.endswith(_GONE):  # deleted by another writer: forgotten
+                    if line.rstrip().endswith(_GONE):  # deleted by another writer: forgotten
                         out.raw.pop(path, None)
                     else:
                         out.raw[path] = (line, run.rel)

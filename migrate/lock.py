@@ -25,8 +25,8 @@ from migrate.repo import LOCK_FILE, DataRepo
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
+    except (ProcessLookupError, OverflowError, ValueError):  # (no such process; a pid no
+        return False  # process can have)
     except PermissionError:
         return True
     return True

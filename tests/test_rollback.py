@@ -329,7 +329,7 @@ def test_finishing_an_interrupted_run_never_overwrites_a_later_save(fixture_repo
     tsuku_saves_queue(live / QUEUE, {"github:sharkdp/bat": "failed"}, "2026-03-03T05:52:06Z")
     saved = (live / QUEUE).read_bytes()
     run = engine.up(DataRepo(live))
-    assert "rewritten by another writer since it was interrupted" in run.settled
+    assert "saved or deleted by another writer since it was interrupted" in run.settled
     assert QUEUE.as_posix() in run.settled
     statuses = {
         e["source"]: e["status"] for e in json.loads((live / QUEUE).read_bytes())["entries"]
@@ -356,3 +356,58 @@ def test_a_rollback_never_writes_a_queue_check_refuses(fixture_repo):
     after = {e["source"]: e for e in json.loads((live / QUEUE).read_bytes())["entries"]}
     assert after[entry["source"]]["status"] == "blocked"
     assert after[entry["source"]]["blocked_by"] == ["their-own-blocker"]
+
+
+def test_a_save_made_while_a_run_replaces_files_is_kept(fixture_repo):
+    """tsuku saves the queue after `up` read it and before `up` replaced it: the run
+    leaves their save, says so, and the next `up` catches it up."""
+    live = fixture_repo("sample")
+    engine.up(DataRepo(live))
+    apply_commit(live, FIXTURES / "replay" / "01-batch")  # (changes both queues)
+
+    def save(i: int) -> None:
+        if i == 0:  # (failure files first: the queues are not replaced yet)
+            tsuku_saves_queue(live / QUEUE, {"github:sharkdp/bat": "failed"}, "2026-03-03T06Z")
+
+    run = engine.up(DataRepo(live), after_each=save)
+    assert run.theirs == [QUEUE.as_posix()]
+    assert b'"blocked_by"' not in (live / QUEUE).read_bytes()  # their save, as they saved it
+    engine.up(DataRepo(live))
+    entries = json.loads((live / QUEUE).read_bytes())["entries"]
+    assert {e["source"]: e["status"] for e in entries}["github:sharkdp/bat"] == "failed"
+    assert check_repo(DataRepo(live), at_head=True).ok
+
+
+def test_a_killed_rollback_finished_after_a_save_still_takes_migrates_values_out(
+    fixture_repo, tmp_path
+):
+    pristine = copy_repo(FIXTURES / "sample", tmp_path / "pristine")
+    live = fixture_repo("sample")
+    engine.up(DataRepo(live))
+
+    def kill(i: int) -> None:
+        raise _Kill
+
+    with pytest.raises(_Kill):
+        engine.down(DataRepo(live), "base", after_each=kill)
+    theirs = ({blocked_sources(live)[0]: "success"}, "2026-03-03T04:44:43Z")
+    tsuku_saves_queue(live / QUEUE, *theirs)  # (read from migrate's queue: still there)
+    engine.down(DataRepo(live), "base")  # finishes the killed one: the save is kept, as
+    tsuku_saves_queue(pristine / QUEUE, *theirs)  # a live rollback would keep it
+    assert tree(live) == tree(pristine)
+
+
+def test_a_listed_file_deleted_after_a_kill_does_not_stop_the_next_run(fixture_repo):
+    live = fixture_repo("sample")
+    engine.up(DataRepo(live))
+    apply_commit(live, FIXTURES / "replay" / "03-batch")
+
+    def kill(i: int) -> None:
+        raise _Kill
+
+    with pytest.raises(_Kill):
+        engine.up(DataRepo(live), after_each=kill)
+    (live / "data" / "queues" / "priority-queue-homebrew.json").unlink()
+    run = engine.up(DataRepo(live))
+    assert "kept as they left them" in run.settled
+    assert not (live / "data" / "queues" / "priority-queue-homebrew.json").exists()

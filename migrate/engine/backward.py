@@ -32,7 +32,7 @@ from migrate.lock import hold
 from migrate.parallel import map_files
 from migrate.progress import phase
 from migrate.repo import DataRepo, file_mode
-from migrate.steps import Step
+from migrate.steps import STEPS, Step
 
 #: the rules a file is reverted by (``FileRevert.rule``)
 EXACT = "exact bytes back"
@@ -161,13 +161,30 @@ def _run(repo, ledger: Ledger, report: RunReport, force, after_each, jobs, progr
         {sr.step.id: {"files_changed": sr.changed_files} for sr in report.steps},
     )
     ledger.write_pending(run, lines)
-    commit.commit(repo, moves, after_each, progress=progress)
+    report.theirs = commit.commit(repo, moves, after_each, progress=progress)
+    revert_rewritten(repo, ledger, run.steps, report.theirs, states)
     if the_plan.target is None:
         ledger.remove_all()
     else:
         ledger.finish(run)
         repo.path(commit.ARCHIVE).unlink(missing_ok=True)
     report.run_id = run.id
+
+
+def revert_rewritten(
+    repo: DataRepo, ledger: Ledger, step_ids: list[str], rels: list[str], states=None
+) -> None:
+    """Files another writer saved while a ``down`` ran (or after it was killed), which it
+    therefore left: the rule a ``down`` gives them now (a queue reverted entry by entry,
+    their values kept; a failure file left), from the states the ``down`` started from
+    (the ledger's finished runs). Idempotent: a second pass finds nothing that holds."""
+    states = states if states is not None else ledger.states()
+    steps = [s for s in STEPS if s.id in step_ids]
+    for rel in rels:
+        family = [s for s in reversed(steps) if s.family == _family_of(rel)]
+        o = _file_down(repo, ledger, rel, family, states.get(rel), True, False)
+        if o.changed:
+            repo.write_atomic(rel, o.data)
 
 
 def _family_of(rel: str) -> str:

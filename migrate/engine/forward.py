@@ -166,7 +166,7 @@ def _run(
         _counts(report),
     )
     ledger.write_pending(record, [*run.lines, *map(gone_line, found.gone)])
-    commit.commit(repo, run.moves, after_each, progress=progress)
+    report.theirs = commit.commit(repo, run.moves, after_each, progress=progress)
     ledger.finish(record)
     repo.path(commit.ARCHIVE).unlink(missing_ok=True)
     if run.index is not None:

@@ -34,3 +34,5 @@ class RunReport:
     rules: Counter[str] = field(default_factory=Counter)
     rule_files: list[tuple[str, str, dict[str, int]]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # dry runs: what a down would refuse
+    #: files another writer saved or deleted while the run ran: left as they left them
+    theirs: list[str] = field(default_factory=list)

@@ -48,6 +48,7 @@ class FileRevert:
     line: bytes = b""  # the file's ledger entry after the run (b"": none)
     after: str = ""
     before: str = ""  # the checksum of the bytes the run read
+    stamp: int | None = None  # the file's commit.stamp, taken before the read
     changed: bool = False
     reverted: list[str] = field(default_factory=list)  # steps that changed its bytes
     counts: Counter[str] = field(default_factory=Counter)  # entry by entry: what went back
@@ -130,7 +131,7 @@ def _run(repo, ledger: Ledger, report: RunReport, force, after_each, jobs, progr
                 if o.line:
                     lines.append(o.line)
                 if o.changed:
-                    moves.append((o.rel, o.after, o.mode))
+                    moves.append((o.rel, o.after, o.mode, o.stamp))
                     if staging is not None and not refused:
                         staging.add(o.rel, o.data, o.before)
         if refused:
@@ -161,6 +162,7 @@ def _run(repo, ledger: Ledger, report: RunReport, force, after_each, jobs, progr
         {sr.step.id: {"files_changed": sr.changed_files} for sr in report.steps},
     )
     ledger.write_pending(run, lines)
+    lines.clear()  # (its memory back before the files are replaced)
     report.theirs = commit.commit(repo, moves, after_each, progress=progress)
     revert_rewritten(repo, ledger, run.steps, report.theirs, states)
     if the_plan.target is None:
@@ -208,6 +210,7 @@ def _file_down(
     if state is None:  # added by another writer since the last run: theirs
         out.rule = THEIRS
         return out
+    out.stamp = commit.stamp(repo.fspath(rel))
     data = repo.read_bytes(rel)
     if checksum(data) != state.after:  # (after a merge: as the other branch's run left it?)
         state = ledger.state_left(rel, checksum(data)) or state

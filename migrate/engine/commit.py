@@ -33,7 +33,22 @@ from migrate.repo import LEDGER_DIR, TMP_SUFFIX, DataRepo, file_mode, sync_dir
 
 ARCHIVE = f"{LEDGER_DIR}/staged.bin"
 #: (path, checksum its new bytes must have, its permission bits or None: look them up)
-Move = tuple[str, str, int | None]
+#: (path, checksum its new bytes must have, its permission bits or None: look them up,
+#: its :func:`stamp` when the run read it or None: compare its bytes with the archive's)
+Move = tuple[str, str, int | None, int | None]
+
+
+def stamp(path: str) -> int | None:
+    """What says a file is still the one a run read, without reading it again: a hash of
+    its inode, size and modification time (None: no such file). Taken before the read, so
+    a save that lands between the two shows as a change."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return hash((st.st_ino, st.st_size, st.st_mtime_ns))
+
+
 _FOOTER = struct.Struct("<Q")
 #: where a run's temporary files may be left
 _DATA_FOLDERS = ("data/failures", "data/queues", "data")  # where the archive's index starts
@@ -70,6 +85,7 @@ class Staging:
         """Complete and durable, under its name (before the ledger names the run)."""
         try:
             self.fh.write(codec.dumps_bytes(self.index))
+            self.index = {}  # (the commit reads it back from the archive: one copy at a time)
             self.fh.write(_FOOTER.pack(self.offset))
             self.fh.flush()
             os.fsync(self.fh.fileno())
@@ -128,9 +144,9 @@ def commit(
     """Replace each file by its version in the archive, in one process: renames in one
     folder take its lock, and two processes replacing 56,778 files took 7.3-7.4 s where
     one took 6.0-6.5 s (docs/PERFORMANCE.md). A file is replaced only while it holds the
-    bytes the run read: one another writer saved or deleted since (during the run, or
-    after a kill) is left as it is, and returned (nothing of theirs is overwritten; the
-    check costs one read of each file, 0.4 s for 57,000). ``resume``: a file that already
+    bytes the run read: one another writer saved or deleted since (during the run: by
+    its :func:`stamp`; after a kill: by its checksum against the archive's) is left as it
+    is, and returned (nothing of theirs is overwritten). ``resume``: a file that already
     has its new bytes (replaced before a run was killed) is left as it is."""
     if not moves:
         return []
@@ -138,16 +154,19 @@ def commit(
 
     def replaced():
         chmod: dict[str, bool] = {}  # folder -> whether new files there need a chmod
-        for i, (rel, after, mode) in enumerate(moves):
+        for i, (rel, after, mode, seen) in enumerate(moves):
             target = repo.fspath(rel)
-            now = _checksum(target)
-            if resume and now == after:
-                continue
-            if not archive.replaces(rel, now):  # saved or deleted by another writer since
-                theirs.append(rel)  # the run read it (or never staged): theirs, as it is
-                continue
-            if resume:
+            if resume:  # (after a kill: by content, against the archive's record)
+                now = _checksum(target)
+                if now == after:
+                    continue
+                if not archive.replaces(rel, now):  # saved or deleted by another writer
+                    theirs.append(rel)  # since the run read it (or never staged): theirs
+                    continue
                 mode = file_mode(target)
+            elif stamp(target) != seen:  # saved or deleted by another writer meanwhile
+                theirs.append(rel)
+                continue
             data = archive.read(rel)
             if resume and checksum(data) != after:
                 raise DataChanged(
@@ -254,10 +273,10 @@ def settle(repo: DataRepo, ledger: Ledger) -> str | None:
     run = ledger.pending
     if run is None:
         return None
-    moves = [(fs.path, fs.after, None) for fs in ledger.files(run)]
+    moves = [(fs.path, fs.after, None, None) for fs in ledger.files(run)]
     theirs: list[str] = []
     if not repo.exists(ARCHIVE):
-        if any(_checksum(repo.fspath(rel)) != after for rel, after, _ in moves):
+        if any(_checksum(repo.fspath(rel)) != after for rel, after, _, _ in moves):
             raise DataChanged(
                 f"run {run.id} ({run.kind} to {run.to or 'base'}) was interrupted and"
                 f" {ARCHIVE}, which it needs to be finished, is gone",

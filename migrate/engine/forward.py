@@ -64,6 +64,7 @@ class FileOutcome:
     line: bytes = b""  # its ledger entry
     after: str = ""  # the checksum of its bytes after the run
     before: str = ""  # the checksum of the bytes the run read
+    stamp: int | None = None  # the file's commit.stamp, taken before the read
     changed: bool = False
     step_changed: dict[str, bool] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -166,6 +167,7 @@ def _run(
         _counts(report),
     )
     ledger.write_pending(record, [*run.lines, *map(gone_line, found.gone)])
+    run.release()  # (what the replacing does not need: its memory back first)
     report.theirs = commit.commit(repo, run.moves, after_each, progress=progress)
     ledger.finish(record)
     repo.path(commit.ARCHIVE).unlink(missing_ok=True)
@@ -201,6 +203,10 @@ class _UpRun:
         self.after: dict[str, str] = {}
         self.inputs: str | None = None
         self.progress: Phase | None = None
+
+    def release(self) -> None:
+        """Once the run's ledger file is written: only the moves are needed any more."""
+        self.lines, self.found_parts, self.after, self.known = [], {}, {}, {}
 
     def compute(self) -> None:
         """The failure files through their steps, then the queues through theirs. A failure
@@ -257,7 +263,7 @@ class _UpRun:
             self.after[o.rel] = o.after
         self.lines.append(o.line)
         if o.changed:
-            self.moves.append((o.rel, o.after, o.mode))
+            self.moves.append((o.rel, o.after, o.mode, o.stamp))
             if self.staging is not None:
                 self.staging.add(o.rel, o.data, o.before)
             if self.report.dry_run:
@@ -310,6 +316,7 @@ class _UpRun:
         """One file through its steps, in memory (in a worker)."""
         steps = self.plan.files[rel]
         out = FileOutcome(rel)
+        out.stamp = commit.stamp(self.repo.fspath(rel))
         data = disk = self.repo.read_bytes(rel)  # (disk: what the file holds now)
         digest = out.after = out.before = checksum(data)
         seen = self.found.files.get(rel)

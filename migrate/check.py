@@ -241,7 +241,7 @@ def format_text(report: CheckReport, verbose: bool = False, quiet: bool = False)
     (``verbose``: all of them)."""
     lines = [str(p) for p in report.problems]
     if quiet:
-        return "\n".join([*lines, format_text(report).splitlines()[-1]])
+        return "\n".join([*lines, _verdict(report)])
     shown = report.notes if verbose else report.notes[:NOTES_SHOWN]
     lines += [f"note: {p}" for p in shown]
     if len(report.notes) > len(shown):
@@ -277,9 +277,14 @@ def format_text(report: CheckReport, verbose: bool = False, quiet: bool = False)
             " their own version (written by another writer, e.g. `migrate ingest`, and left"
             " as written by a rollback; not a violation)"
         )
-    n = len(report.problems)
-    lines.append(f"{n} violation{'s' if n != 1 else ''}" if n else "ok: no violations")
+    lines.append(_verdict(report))
     return "\n".join(lines)
+
+
+def _verdict(report: CheckReport) -> str:
+    """The summary's last line."""
+    n = len(report.problems)
+    return f"{n} violation{'s' if n != 1 else ''}" if n else "ok: no violations"
 
 
 def _gh_escape(text: str) -> str:

@@ -93,7 +93,7 @@ def down(
 def _run(repo, ledger: Ledger, report: RunReport, force, after_each, jobs, progress) -> None:
     the_plan = report.plan
     states = ledger.states()
-    reverting = [s for s in the_plan.steps]
+    reverting = list(the_plan.steps)
     reports = {s.id: StepReport(s, "down") for s in reverting}
     report.steps = list(reports.values())
     lines: list[bytes] = []  # each file's ledger entry
@@ -140,8 +140,8 @@ def _run(repo, ledger: Ledger, report: RunReport, force, after_each, jobs, progr
                 raise DataChanged(
                     f"{len(refused)} file(s) cannot be reverted without overwriting another"
                     f" writer's values, first: {refused[0]}; nothing was reverted",
-                    hint="`migrate up` first catches them up (and records what it sets), or"
-                    " restore them from git; --force leaves them as they are",
+                    hint="restore them from git (a queue that parses, or as migrate left it);"
+                    " --force leaves them as they are",
                 )
         if staging is None:
             return
@@ -212,9 +212,10 @@ def _file_down(
         return out
     out.stamp = commit.stamp(repo.fspath(rel))
     data = repo.read_bytes(rel)
-    if checksum(data) != state.after:  # (after a merge: as the other branch's run left it?)
-        state = ledger.state_left(rel, checksum(data)) or state
-    if checksum(data) != state.after:
+    out.before = checksum(data)
+    if out.before != state.after:  # (after a merge: as the other branch's run left it?)
+        state = ledger.state_left(rel, out.before) or state
+    if out.before != state.after:
         return _rewritten(repo, rel, data, steps, state, force, dry_run, out)
     cur = data
     ids = {s.id for s in steps}
@@ -277,9 +278,10 @@ def _rewritten(repo, rel, data, steps, state: FileState, force, dry_run, out: Fi
 
 
 def _result(repo: DataRepo, out: FileRevert, data: bytes, cur: bytes, dry_run: bool):
+    """``out`` for a file read as ``data`` (``out.before``: its checksum) that the run
+    leaves as ``cur``."""
     out.changed = cur != data
-    out.before = checksum(data)
-    out.after = checksum(cur)
+    out.after = checksum(cur) if out.changed else out.before
     if out.changed and not dry_run:
         out.data = cur
         out.mode = file_mode(repo.fspath(out.rel))

@@ -81,7 +81,7 @@ def expected_versions(ledger: Ledger) -> tuple[int, int]:
 
 
 def _select(repo: DataRepo, paths: list[str] | None) -> tuple[list[str], list[str]]:
-    failures = [f.rel for f in repo.failure_files()]
+    failures = repo.failure_rels()
     queues = repo.queue_files()
     if not paths:
         return failures, queues

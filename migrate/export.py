@@ -48,7 +48,7 @@ def export_frame(repo: DataRepo, jobs: int = 1) -> pd.DataFrame:
     """One row per record of every failure file (raises BadInputError naming the lines
     that are not failure lines)."""
     names = name_index(load_queue_docs(repo))
-    rels = [ff.rel for ff in repo.failure_files()]
+    rels = repo.failure_rels()
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
     for found, probs in map_files(

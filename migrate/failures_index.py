@@ -119,7 +119,7 @@ def latest_package_failures(
         return latest_in_rows(rows, rel, only), probs
 
     parts = []
-    for found, probs in map_files(one, [ff.rel for ff in repo.failure_files()], jobs):
+    for found, probs in map_files(one, repo.failure_rels(), jobs):
         problems.extend(probs)
         parts.append(found)
     return merge_latest(parts)

@@ -41,7 +41,7 @@ import re
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from migrate import clock, codec
 from migrate.errors import LedgerError
@@ -208,6 +208,19 @@ def _path_of(rel: str, line: bytes) -> str:
         ) from None
 
 
+class Summary(NamedTuple):
+    """What a file's state says of the bytes the tool left and how it got there."""
+
+    after: str  # the checksum of the bytes the last step left
+    ids: tuple[str, ...]  # the steps applied, in order
+    at: str | None  # the last step whose version its origin already had
+    inputs: tuple[tuple[str, str | None], ...]  # (step id, inputs) per step
+
+    @classmethod
+    def of(cls, fs: FileState) -> Summary:
+        return cls(fs.after, tuple(fs.step_ids), fs.at, tuple((s.id, s.inputs) for s in fs.steps))
+
+
 class States(Mapping[str, FileState]):
     """path -> :class:`FileState`, decoded from its entry line each time it is asked for
     (callers ask once per file and keep what they need: memory follows the lines)."""
@@ -220,6 +233,28 @@ class States(Mapping[str, FileState]):
         try:
             return FileState.from_json(codec.loads_trusted(line))
         except (ValueError, KeyError, TypeError) as exc:
+            raise LedgerError(
+                f"{rel}: unreadable ({exc})",
+                hint="restore it from git (git checkout -- data/.migrate)",
+            ) from None
+
+    def summary(self, path: str) -> Summary | None:
+        """What the plan needs of a file's state (:class:`Summary`), without building the
+        state: the scan asks it of every file (57,000 full decodes cost 0.6 s a run)."""
+        got = self.raw.get(path)
+        if got is None:
+            return None
+        line, rel = got
+        try:
+            obj = codec.loads_trusted(line)
+            after = obj["origin"]
+            ids, inputs = [], []
+            for st in obj["steps"]:
+                after = st.get("after") or st.get("before") or after
+                ids.append(st["id"])
+                inputs.append((st["id"], st.get("inputs")))
+            return Summary(after, tuple(ids), obj.get("at"), tuple(inputs))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise LedgerError(
                 f"{rel}: unreadable ({exc})",
                 hint="restore it from git (git checkout -- data/.migrate)",

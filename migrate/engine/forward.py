@@ -213,7 +213,7 @@ class _UpRun:
         step that gathers is given every failure file's parts as the run found it; a queue
         step, as the failure steps of the run left them."""
         files = self.plan.files
-        failure_files = [ff.rel for ff in self.repo.failure_files()]
+        failure_files = self.repo.failure_rels()
         if any(s.gathers for s in self.steps):
             self.gather(failure_files)
         after_parts: dict[str, bytes] = {}

@@ -40,7 +40,7 @@ class RecordsV2(Step):
     description = "rewrite every v1 failure line in its v2 form (same shape, same place)"
 
     def files(self, repo: DataRepo) -> list[str]:
-        return [f.rel for f in repo.failure_files()]
+        return repo.failure_rels()
 
     def preflight(self, repo: DataRepo, files: list[str]) -> list[Problem]:
         out = queue_problems(repo)

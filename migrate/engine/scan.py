@@ -14,9 +14,8 @@ replaced: ``up`` runs on it the steps its content lacks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import partial
 
 from migrate import codec
 from migrate.ledger import FileState, Ledger, Summary, checksum
@@ -41,22 +40,32 @@ class Seen:
     ids: tuple[str, ...] = ()  # same: the ids of the steps applied to it, in order
     at: str | None = None  # same: the last step its origin's content already had
     inputs: tuple[tuple[str, str | None], ...] = ()  # same: (step id, inputs) per step
-    load: Callable[[], FileState] | None = None  # the ledger's state, decoded on demand
+    #: where the ledger's state of the file is decoded from, on demand (the ledger's
+    #: states; after a merge, the other branch's entry)
+    states: Mapping[str, FileState] | None = None
 
     @property
     def state(self) -> FileState | None:
         """The ledger's state of the file, when it still describes these bytes."""
-        return self.load() if self.kind == "same" and self.load is not None else None
+        return self.states[self.rel] if self.kind == "same" and self.states else None
 
     @property
     def replaced(self) -> FileState | None:
         """A changed file: the ledger's state of the bytes it replaced (what the tool
         last left)."""
-        return self.load() if self.kind == "changed" and self.load is not None else None
+        return self.states[self.rel] if self.kind == "changed" and self.states else None
 
 
-def _same(rel: str, family: str, digest: str, summary: Summary, load) -> Seen:
-    return Seen(rel, family, digest, "same", summary.ids, summary.at, summary.inputs, load)
+def _same(rel: str, family: str, digest: str, summary: Summary, states) -> Seen:
+    # (the tuples of a summary are the same for thousands of files: kept once)
+    ids, inputs = (
+        _SHARED.setdefault(summary.ids, summary.ids),
+        _SHARED.setdefault(summary.inputs, summary.inputs),
+    )
+    return Seen(rel, family, digest, "same", ids, summary.at, inputs, states)
+
+
+_SHARED: dict[tuple, tuple] = {}
 
 
 @dataclass
@@ -104,15 +113,14 @@ def scan(
     for rel, digest in zip(rels, digests, strict=True):
         summary = states.summary(rel)
         fam = families[rel]
-        load = partial(states.__getitem__, rel)
         if summary is None:
             out.files[rel] = Seen(rel, fam, digest, "new")
         elif digest != summary.after and (left := ledger.state_left(rel, digest)) is not None:
-            out.files[rel] = _same(rel, fam, digest, Summary.of(left), lambda left=left: left)
+            out.files[rel] = _same(rel, fam, digest, Summary.of(left), {rel: left})  # (merged)
         elif digest != summary.after:
-            out.files[rel] = Seen(rel, fam, digest, "changed", load=load)
+            out.files[rel] = Seen(rel, fam, digest, "changed", states=states)
         else:
-            out.files[rel] = _same(rel, fam, digest, summary, load)
+            out.files[rel] = _same(rel, fam, digest, summary, states)
     out.gone = sorted(rel for rel in states if rel not in families and not repo.exists(rel))
     return out
 

@@ -208,3 +208,41 @@ def test_a_failure_file_another_writer_deleted_is_caught_up_once(fixture_repo):
     assert main(["status", "--repo", str(live), "--check"]) == 0
     engine.down(DataRepo(live), "base")  # (nothing to give back for it: still deleted)
     assert not victim.exists() and not (live / "data" / ".migrate").exists()
+
+
+def test_a_batch_written_while_a_run_works_is_left_for_the_next_run(
+    fixture_repo, tmp_path, monkeypatch
+):
+    """The orchestrator adds its batch's files after `up` listed the folder and before it
+    gathered what the steps need: the run works on the files it found (no crash), the new
+    ones stay as their writer wrote them, `status` counts them behind, the next `up`
+    catches them up like a fresh migration would."""
+    live = fixture_repo("sample")
+    reference = copy_repo(FIXTURES / "sample", tmp_path / "reference")
+    engine.up(DataRepo(live))
+    apply_commit(live, FIXTURES / "replay" / "01-batch")
+    from migrate.engine import forward
+
+    original = forward.scan
+
+    def scan_then_a_batch_lands(*args, **kwargs):
+        found = original(*args, **kwargs)
+        apply_commit(live, FIXTURES / "replay" / "03-batch")
+        return found
+
+    monkeypatch.setattr(forward, "scan", scan_then_a_batch_lands)
+    run = engine.up(DataRepo(live))
+    monkeypatch.setattr(forward, "scan", original)
+    assert run.theirs == []  # (nothing the run read was rewritten)
+    batch = sorted((FIXTURES / "replay" / "03-batch" / "data" / "failures").iterdir())
+    for p in batch:  # (as the orchestrator wrote them: v1)
+        assert (live / "data" / "failures" / p.name).read_bytes() == p.read_bytes()
+    behind = engine.status(DataRepo(live))["behind"]
+    assert behind["new"] == len(batch)  # (and the queues, to derive again with them)
+    engine.up(DataRepo(live))
+    for commit in ("01-batch", "03-batch"):
+        apply_commit(reference, FIXTURES / "replay" / commit)
+    engine.up(DataRepo(reference))
+    assert failure_files(live) == failure_files(reference)
+    assert queue_statuses(live) == queue_statuses(reference)
+    assert check_repo(DataRepo(live), at_head=True).ok

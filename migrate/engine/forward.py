@@ -213,7 +213,9 @@ class _UpRun:
         step that gathers is given every failure file's parts as the run found it; a queue
         step, as the failure steps of the run left them."""
         files = self.plan.files
-        failure_files = self.repo.failure_rels()
+        # the failure files the scan found (sorted): one another writer adds meanwhile is
+        # left as they wrote it, behind head, for the next run
+        failure_files = [rel for rel, s in self.found.files.items() if s.family == "failures"]
         if any(s.gathers for s in self.steps):
             self.gather(failure_files)
         after_parts: dict[str, bytes] = {}

@@ -4,12 +4,16 @@ Layout (JSON Lines, readable in a git diff)::
 
     data/.migrate/runs/<run id>.jsonl     one file per run, never rewritten
         line 1   {"format": 2, "run", "kind": "up"|"down", "at", "tool_version",
-                  "from", "to", "steps", "options", "counts"}
+                  "from", "to", "steps", "options", "counts", "entries", "sum"}
         line 2+  one per file the run wrote or looked at:
                  {"path", "origin", "at"?,
                   "steps": [{"id", "before"?, "after"?, "patch"?, "restore"?,
                              "inputs"?}, ...]}
                  or {"path", "gone": true}: another writer deleted it, forgotten
+
+The header seals the lines after it (``entries``: how many, ``sum``: their sha256; a CRLF
+checkout seals the same): a run file cut short or edited by hand is refused by every
+command, never read as a run that wrote fewer files. Runs of migrate 0.3.0 have no seal.
 
 A file's entry is its whole state after the run: ``origin`` is the checksum of its bytes
 before any step, ``at`` the last step whose version those bytes already had (absent: base),
@@ -171,6 +175,11 @@ class Run:
     options: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
     pending: bool = False
+    #: how many entry lines follow the header, and their sha256 (:func:`seal`): a run file
+    #: cut short or edited by hand is refused, not read as "fewer files" (None: written
+    #: by migrate 0.3.0 or older, which did not seal its runs)
+    entries: int | None = None
+    sum: str | None = None
 
     def header(self) -> dict[str, Any]:
         return {
@@ -184,6 +193,7 @@ class Run:
             "steps": self.steps,
             "options": self.options,
             "counts": self.counts,
+            **({"entries": self.entries, "sum": self.sum} if self.sum is not None else {}),
         }
 
     @property
@@ -318,19 +328,23 @@ class Ledger:
     @staticmethod
     def _header(repo: DataRepo, rel: str, pending: bool) -> Run:
         data = repo.read_bytes(rel)
-        first = data.split(b"\n", 1)[0]
+        first, _, body = data.partition(b"\n")
         try:
             head = codec.loads(first)
             fmt = head["format"]
             if not isinstance(fmt, int):
                 raise TypeError("format is not an integer")
+            if not isinstance(head["steps"], list) or not all(
+                isinstance(x, str) for x in head["steps"]
+            ):
+                raise TypeError("steps is not a list of step ids")
             if fmt > FORMAT:
                 raise LedgerError(
                     f"{rel}: ledger format {fmt} was written by a newer migrate"
                     f" ({head.get('tool_version')}; this one reads format {FORMAT})",
                     hint=f"install migrate {head.get('tool_version')} or newer",
                 )
-            return Run(
+            run = Run(
                 head["run"],
                 head["kind"],
                 head["at"],
@@ -341,7 +355,16 @@ class Ledger:
                 head.get("options") or {},
                 head.get("counts") or {},
                 pending,
+                head.get("entries"),
+                head.get("sum"),
             )
+            if run.sum is not None and seal([body]) != (run.entries, run.sum):
+                raise LedgerError(
+                    f"{rel}: unreadable (its lines are not those its header seals: cut"
+                    " short or edited by hand)",
+                    hint="restore it from git (git checkout -- data/.migrate)",
+                )
+            return run
         except LedgerError:
             raise
         except (ValueError, KeyError, TypeError) as exc:
@@ -424,6 +447,7 @@ class Ledger:
         """The run's file, complete and durable, as pending (before any data file moves).
         ``entries``: each file's line (``entry_line``)."""
         run.pending = True
+        run.entries, run.sum = seal(entries)
         # (written line by line: the lines of 57,000 files are not copied into one body)
         self.repo.write_atomic(run.rel, [codec.dumps_bytes(run.header()) + b"\n", *entries])
         self.runs.append(run)
@@ -446,6 +470,24 @@ class Ledger:
         self.repo.remove_tree(LEDGER_DIR)
         self.runs = []
         self._states = self._left = None
+
+
+def seal(chunks: list[bytes]) -> tuple[int, str]:
+    """(how many lines, sha256 of them) of a run file's entry lines, given as written or as
+    the body read back. A checkout that turned the lines to CRLF seals the same."""
+    h = hashlib.sha256()
+    count = 0
+    for chunk in chunks:
+        if b"\r" in chunk or b"\n\n" in chunk or (chunk and not chunk.endswith(b"\n")):
+            for line in chunk.split(b"\n"):
+                line = line.rstrip(b"\r")
+                if line.strip():
+                    h.update(line + b"\n")
+                    count += 1
+        else:
+            h.update(chunk)
+            count += chunk.count(b"\n")
+    return count, h.hexdigest()
 
 
 def inputs(digests: dict[str, str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -107,3 +108,18 @@ def run_files(root):
     """The ledger's run files (not the gather index beside them), in order."""
     folder = root / "data" / ".migrate" / "runs"
     return sorted(p for p in folder.iterdir() if not p.name.endswith(".index.jsonl"))
+
+
+def reseal(run: Path, strip: bool = False) -> None:
+    """A run file edited by a test, sealed again as migrate would (its header's ``entries``
+    and ``sum`` over the lines now there), or with the seal taken off (``strip``: as
+    migrate 0.3.0 and older wrote it)."""
+    from migrate.ledger import seal
+
+    head, _, body = run.read_bytes().partition(b"\n")
+    doc = json.loads(head)
+    doc.pop("entries", None)
+    doc.pop("sum", None)
+    if not strip:
+        doc["entries"], doc["sum"] = seal([body])
+    run.write_bytes(json.dumps(doc, separators=(",", ":")).encode() + b"\n" + body)

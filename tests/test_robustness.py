@@ -14,7 +14,7 @@ from migrate.errors import BadInputError, LedgerError
 from migrate.ingest import ingest
 from migrate.ledger import Ledger
 from migrate.repo import DataRepo
-from tests.helpers import data_only, refused_up, run_files, snapshot
+from tests.helpers import data_only, refused_up, reseal, run_files, snapshot
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
 
@@ -51,6 +51,36 @@ def test_a_damaged_ledger_run_is_a_ledger_error_not_a_silent_loss(fixture_repo):
         engine.down(DataRepo(root), "base")
     with pytest.raises(LedgerError):
         engine.verify(DataRepo(root))
+
+
+@pytest.mark.parametrize("damage", ["whole-lines-cut", "checksum-edited", "crlf-checkout"])
+def test_a_run_file_missing_lines_or_edited_is_refused_by_every_command(fixture_repo, damage):
+    """Lines cut whole (each left is valid JSON) or a checksum edited by hand: `down` used
+    to read the first as "migrate never wrote the queues" and the second as "another
+    writer rewrote the file", left migrate's values in them and deleted the ledger. Every
+    command now refuses (exit 4) and nothing is written. A checkout that turned the lines
+    to CRLF is the same ledger."""
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root))
+    (run,) = run_files(root)
+    head, *lines = run.read_bytes().splitlines(keepends=True)
+    if damage == "whole-lines-cut":
+        lines = lines[:-2]  # (the queues' entries)
+    elif damage == "checksum-edited":
+        entry = json.loads(lines[0])
+        entry["steps"][-1]["after"] = "0" * 64
+        lines[0] = json.dumps(entry, separators=(",", ":")).encode() + b"\n"
+    else:
+        lines = [x.replace(b"\n", b"\r\n") for x in lines]
+    run.write_bytes(head + b"".join(lines))
+    before = snapshot(root)
+    if damage == "crlf-checkout":
+        assert engine.verify(DataRepo(root)) == []
+        assert main(["down", "--repo", str(root), "--to", "base", "-q"]) == 0
+        return
+    for args in (["down", "--to", "base"], ["status"], ["check"], ["verify"], ["up"]):
+        assert main([*args, "--repo", str(root), "-q"]) == 4, args
+    assert snapshot(root) == before
 
 
 @pytest.mark.parametrize(
@@ -264,6 +294,9 @@ def test_a_ledger_cannot_point_down_at_files_migrate_does_not_own(fixture_repo, 
     (run,) = run_files(root)
     evil = {"path": path, "origin": "0", "steps": [{"id": "0003", "restore": {"text": "x"}}]}
     run.write_text(run.read_text() + json.dumps(evil) + "\n")
+    with pytest.raises(LedgerError, match="not those its header seals"):
+        engine.down(DataRepo(root), "0002")
+    reseal(run)  # (an edit that also fixes the seal: still refused)
     with pytest.raises(LedgerError, match="not a file migrate writes"):
         engine.down(DataRepo(root), "0002")
 

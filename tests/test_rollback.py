@@ -24,6 +24,7 @@ from migrate.cli import main
 from migrate.errors import DataChanged
 from migrate.repo import DataRepo
 from tests.conftest import CORPUS, FIXTURES, copy_repo, corpus_snapshot
+from tests.helpers import reseal
 from tests.test_live_repo import apply_commit, failure_files, queue_statuses, tsuku_saves_queue
 
 QUEUE = Path("data/queues/priority-queue.json")
@@ -213,6 +214,7 @@ def test_down_refuses_only_where_a_revert_would_overwrite_their_values(fixture_r
                 if st["id"] == "0003":
                     st["patch"].pop("now", None)  # as migrate 0.2 wrote it
         run.write_bytes(b"\n".join([lines[0], *(json.dumps(e).encode() for e in entries)]) + b"\n")
+        reseal(run, strip=True)  # (migrate 0.2 did not seal its runs either)
     tsuku_saves_queue(live / QUEUE, at="2026-03-03T04:44:43Z")
     before = tree(live)
     plan = engine.down(DataRepo(live), "base", dry_run=True)

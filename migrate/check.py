@@ -146,7 +146,9 @@ def check_repo(
 ) -> CheckReport:
     """Validate failure files and queues; never raises for bad data, only collects problems.
     ``at_head``: anything behind head is a problem too."""
-    ledger = Ledger.load(repo)
+    from migrate.engine.plan import known_ledger  # (the engine loads only where needed)
+
+    ledger = known_ledger(repo)
     report = CheckReport(version=ledger.current)
     report.failures_version, report.queue_version = expected_versions(ledger)
     pending = ledger.pending

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from migrate.engine.plan import known_ledger
 from migrate.errors import UsageError
 from migrate.failures_index import file_rows, latest_package_failures
-from migrate.ledger import Ledger
 from migrate.queues import entry_id, load_queue_docs, name_index
 from migrate.records import ts_key
 from migrate.repo import DataRepo
@@ -20,7 +20,7 @@ from migrate.steps import versions_at
 
 
 def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict[str, Any]:
-    ledger = Ledger.load(repo)
+    ledger = known_ledger(repo)
     rebuilt = versions_at(ledger.current)["queues"] == 2
     names = name_index(load_queue_docs(repo))
     # an envelope names the package id; a per-recipe line the recipe (which may be the

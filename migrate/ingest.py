@@ -19,11 +19,11 @@ import jsonlines
 from pydantic import ValidationError
 
 from migrate import clock, codec
+from migrate.engine.plan import known_ledger
 from migrate.errors import BadInputError, UsageError
 from migrate.evidence import EvidenceSet
 from migrate.evidence.artifacts import scan_file
 from migrate.evidence.names import merge
-from migrate.ledger import Ledger
 from migrate.models import RecipeLineV2
 from migrate.queues import load_queue_docs, name_index
 from migrate.repo import FAILURES_DIR, DataRepo
@@ -105,7 +105,7 @@ def ingest(
     """Write the records; returns (file written or None, record count, evidence problems)."""
     if not files:
         raise UsageError("give at least one validation-results file")
-    if not stdout and versions_at(Ledger.load(repo).current)["failures"] != 2:
+    if not stdout and versions_at(known_ledger(repo).current)["failures"] != 2:
         raise UsageError(
             "this repo is at base (v1 records); ingest writes v2 lines",
             hint="run `migrate up` first, or use --stdout",

@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 
 from migrate import clock, codec
+from migrate.engine.plan import known_ledger
 from migrate.errors import UsageError
 from migrate.failures_index import latest_package_failures
-from migrate.ledger import Ledger
 from migrate.queues import entry_id
 from migrate.reader import queue_kind
 from migrate.repo import DataRepo
@@ -143,7 +143,7 @@ def _crosstab(df: pd.DataFrame, index: str) -> dict[str, dict[str, int]]:
 
 
 def build_report(repo: DataRepo, queue: str | None = None) -> Report:
-    ledger = Ledger.load(repo)
+    ledger = known_ledger(repo)
     if versions_at(ledger.current)["queues"] != 2:
         raise UsageError(
             f"the repo is at {ledger.current or 'base'}: reports read rebuilt queues (v2)",

@@ -178,6 +178,15 @@ def _content_at(repo: DataRepo, rel: str, fam: list[Step], current: str | None) 
     return at
 
 
+def known_ledger(repo: DataRepo) -> Ledger:
+    """The repo's ledger, for a command that reads the data through it: refused (exit 4)
+    where a run names a step this migrate does not know (a newer one wrote it) or was
+    edited (``history`` alone lists such runs)."""
+    ledger = Ledger.load(repo)
+    check_known(ledger)
+    return ledger
+
+
 def check_known(ledger: Ledger) -> None:
     """Every step a run names is known to this migrate, and each run's steps are the ones
     between where it started and where it ended, in order (anything else was edited)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrate.engine.plan import check_known, file_steps, plan
+from migrate.engine.plan import check_known, file_steps, known_ledger, plan
 from migrate.engine.scan import scan
 from migrate.ledger import Ledger, Run
 from migrate.repo import DataRepo
@@ -41,7 +41,7 @@ def history(repo: DataRepo) -> list[Run]:
 def verify(repo: DataRepo, jobs: int = 1) -> list[tuple[str, str]]:
     """Files written by others since the tool last wrote them: rewritten, gone, or new
     (failure files and queues the ledger does not know, once there is a ledger)."""
-    ledger = Ledger.load(repo)
+    ledger = known_ledger(repo)
     states = ledger.states()
     out = []
     if states:

@@ -447,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
             type=_positive,
             default=default,
             metavar="N",
-            help="spread files over N processes (default: the number of CPUs)",
+            help="spread files over N processes (default: the number of CPUs; at most 4 per CPU)",
         )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

@@ -199,3 +199,49 @@ def test_a_relative_recipes_path_is_taken_from_the_current_folder(fixture_repo, 
     assert main(["up", "-q", "--recipes", "../recipes"]) == 0
     (run,) = (root / "data" / ".migrate" / "runs").glob("*[0-9a-f].jsonl")
     assert json.loads(run.read_bytes().split(b"\n", 1)[0])["options"]["recipes"] == "recipes"
+
+
+def test_ctrl_c_at_any_moment_ends_with_interrupted_not_a_traceback(fixture_repo):
+    """A Ctrl-C while the program's modules load (the first tens of milliseconds) printed a
+    KeyboardInterrupt traceback, or crashed Python inside orjson's initialisation."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = fixture_repo("sample")
+    for delay in [0.01 * i for i in range(1, 25)]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "migrate", "status", "--repo", str(root)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+        if "init_import_site" in err:
+            continue  # (Python's own start-up, before any of migrate's code: any program)
+        assert "Traceback" not in err, (delay, err)
+        # 130: interrupted; 0: it had finished; -SIGINT: before Python started (any program)
+        assert proc.returncode in (0, 130, -signal.SIGINT), (delay, proc.returncode, err)
+
+
+def test_jobs_beyond_what_the_machine_can_use_are_not_started(fixture_repo, monkeypatch):
+    """`-j 100000` forked until the kernel killed it for memory: at most 4 per CPU, and
+    never more than there are files."""
+    from concurrent import futures
+
+    from migrate import parallel
+
+    started: list[int] = []
+    real = futures.ProcessPoolExecutor
+
+    def counting(workers, *args, **kwargs):
+        started.append(workers)
+        return real(workers, *args, **kwargs)
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", counting)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert main(["check", "--repo", str(fixture_repo("sample")), "-q", "-j", "100000"]) == 0
+    assert started and max(started) <= 8

@@ -57,6 +57,13 @@ class DataChanged(MigrateError):
     exit_code = 5
 
 
+class Unfinished(MigrateError):
+    """A dry run while a killed run waits to be finished: what comes after finishing it
+    cannot be shown from the files as they are."""
+
+    exit_code = 5
+
+
 class StepBug(MigrateError):
     """A step's code raised, or wrote what its own model refuses: a bug in migrate, not a
     problem in the data. ``tracebacks`` are shown with ``--debug``."""

@@ -413,3 +413,27 @@ def test_a_listed_file_deleted_after_a_kill_does_not_stop_the_next_run(fixture_r
     run = engine.up(DataRepo(live))
     assert "kept as they left them" in run.settled
     assert not (live / "data" / "queues" / "priority-queue-homebrew.json").exists()
+
+
+def test_a_dry_run_while_a_killed_run_waits_says_so_instead_of_a_plan(fixture_repo, capsys):
+    """`up` killed half way: `down --dry-run` said "nothing to do: at base" while `down`
+    then finished the killed run and reverted a step; `up --dry-run` planned from the
+    half-replaced files. Both dry runs now say the run will be finished first (exit 5),
+    write nothing, and the command they name finishes it."""
+    live = fixture_repo("sample")
+
+    def kill(i: int) -> None:
+        if i == 3:
+            raise _Kill
+
+    with pytest.raises(_Kill):
+        engine.up(DataRepo(live), after_each=kill)
+    before = tree(live)
+    for args in (["down", "--dry-run"], ["up", "--dry-run"], ["up", "--diff"]):
+        assert main([*args, "--repo", str(live)]) == 5, args
+        err = capsys.readouterr().err
+        assert "was interrupted" in err and "migrate up --to 0003" in err
+    assert tree(live) == before
+    assert main(["up", "--to", "0003", "--repo", str(live), "-q"]) == 0
+    assert main(["up", "--dry-run", "--repo", str(live), "-q"]) == 0
+    assert "nothing to do" in capsys.readouterr().out

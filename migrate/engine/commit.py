@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from migrate import codec
-from migrate.errors import DataChanged, RepoError
+from migrate.errors import DataChanged, RepoError, Unfinished
 from migrate.ledger import Ledger, checksum
 from migrate.progress import Phase, phase
 from migrate.repo import LEDGER_DIR, TMP_SUFFIX, DataRepo, file_mode, sync_dir
@@ -237,9 +237,17 @@ def _replace(
 def begin(repo: DataRepo, ledger: Ledger, dry_run: bool) -> str | None:
     """What every writing run does first: finish a pending run, remove what a killed one
     left. Returns what was finished, for the report."""
+    run = ledger.pending
+    if dry_run and run is not None:  # (it would show a plan from half-replaced files)
+        target = run.to or "base"
+        raise Unfinished(
+            f"run {run.id} ({run.kind} to {target}) was interrupted; the next run that"
+            " writes finishes it first, then plans from there: a dry run cannot show that",
+            hint=f"finish it (`migrate {run.kind} --to {target}`), then run the dry run again",
+        )
     if dry_run:
         return None
-    settled = settle(repo, ledger) if ledger.pending is not None else None
+    settled = settle(repo, ledger) if run is not None else None
     clean(repo)
     return settled
 

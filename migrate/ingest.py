@@ -56,7 +56,7 @@ def build_records(
         p = Path(f)
         if not p.is_file():
             raise UsageError(f"{f}: no such file")
-        scan_file(p, p.as_posix(), ev)
+        scan_file(p, p.name, ev)  # (provenance by name: no local path in committed data)
     by_name = name_index(load_queue_docs(repo))
     installs = [f for f in ev.findings if f.source == "install_json"]
     records = []

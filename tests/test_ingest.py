@@ -110,3 +110,32 @@ def test_ingest_stdout_writes_nothing(fixture_repo, capsys):
     )
     assert len(capsys.readouterr().out.splitlines()) == 3
     assert snapshot(root) == before
+
+
+def test_files_that_need_no_step_are_known_after_the_next_run(fixture_repo, tmp_path):
+    """A `migrate ingest` file and a hand edit of a v2 line need no step: `up` derived the
+    queue again with them but never recorded them, so `verify` named them (exit 1) after
+    any number of runs, though `up` and `status` said the repo was at head. The ingested
+    records name their artifact by file name, not by this machine's path."""
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root))
+    artifact = tmp_path / "validation-results-linux-alpine-musl-x86_64.json"
+    artifact.write_bytes((CI / artifact.name).read_bytes())
+    assert main(["ingest", "--repo", str(root), "-q", str(artifact)]) == 0
+    (new,) = {p for p in (root / "data" / "failures").iterdir()} - {
+        root / "data" / "failures" / p.name for p in (FIXTURES / "sample/data/failures").iterdir()
+    }
+    ingested = new.read_bytes()
+    assert str(tmp_path) not in ingested.decode() and f'"{artifact.name}"' in ingested.decode()
+    edited = sorted((root / "data" / "failures").glob("homebrew-*.jsonl"))[0]
+    hand = edited.read_bytes().replace(b'"schema_version":2', b'"schema_version": 2')
+    assert hand != edited.read_bytes()
+    edited.write_bytes(hand)
+    assert main(["verify", "--repo", str(root), "-q"]) == 1  # theirs, since the last run
+    assert main(["up", "--repo", str(root), "-q"]) == 0
+    assert main(["verify", "--repo", str(root), "-q"]) == 0
+    assert main(["up", "--repo", str(root), "-q"]) == 0
+    assert engine.up(DataRepo(root)).plan.steps == ()
+    engine.down(DataRepo(root), "base")
+    assert new.read_bytes() == ingested  # the CI's records: left as written
+    assert not (root / "data" / ".migrate").exists()

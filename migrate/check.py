@@ -29,6 +29,7 @@ from migrate.progress import phase
 from migrate.reader import Problem, iter_failure_lines, parse_queue
 from migrate.repo import FAILURES_DIR, DataRepo
 from migrate.steps import versions_at
+from migrate.steps.s0003_queue_status import unmigratable
 
 NOTES_SHOWN = 20
 
@@ -197,6 +198,8 @@ def check_repo(
                 report.behind["queues"] += 1
             if pq.kind:
                 report.queue_entries[pq.kind] += len(pq.entries) if pq.obj else 0
+            if pq.version == 1 and not pq.problems and pq.kind in ("legacy", "unified"):
+                report.problems.extend(unmigratable(rel, data, pq.kind))  # (up would refuse)
         report.problems.extend(pq.problems)
     if report.version is not None and not paths:
         _files_behind(repo, ledger, report, jobs)

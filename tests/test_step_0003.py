@@ -171,10 +171,12 @@ def test_generated_status_is_refused_with_the_line(fixture_repo):
     before = snapshot(root)
     with pytest.raises(BadInputError) as exc:
         engine.up(DataRepo(root))
-    assert exc.value.problems[0].startswith(
-        "data/queues/priority-queue.json:25: entries[2].status: status 'generated'"
-    )
+    where = "data/queues/priority-queue.json:29: entries[2].status: status 'generated'"
+    assert exc.value.problems[0].startswith(where)  # (the status's line, not the entry's)
     assert snapshot(root) == before
+    # CI's gate says so before `up` does (it passed this queue, then `up` refused it)
+    assert [str(p) for p in check_repo(DataRepo(root)).problems][0].startswith(where)
+    assert main(["check", "--repo", str(root), "-q"]) == 1
 
 
 def test_explain_shows_records_blockers_evidence_and_rule(fixture_repo, capsys):

@@ -51,14 +51,34 @@ def _names(blocked_by: list[str] | None) -> str:
     return "unknown" if blocked_by is None else ", ".join(blocked_by) or "(none)"
 
 
-def _generated(rel: str, line: int, field: str) -> Problem:
-    return Problem(
-        rel,
-        line,
-        "status 'generated' is not a queue status (upstream wrote it by mistake for a day);"
-        " set it to 'success' or 'pending' by hand, then run again",
-        field,
-    )
+def unmigratable(rel: str, data: bytes, kind: str) -> list[Problem]:
+    """The entries of a valid v1 queue (``kind``: legacy or unified) this step refuses: a
+    status v2 does not have ('generated', which upstream wrote by mistake for a day). Its
+    preflight and ``migrate check`` (a queue up would refuse is a violation) ask."""
+    key = "packages" if kind == "legacy" else "entries"
+    entries = (queue_doc(rel, data) or {}).get(key, [])
+    bad = [i for i, e in enumerate(entries) if e.get("status") not in V2_STATUSES]
+    if not bad:
+        return []
+    text = data.decode("utf-8")
+    starts, lines = element_lines(text, key), text.splitlines()
+    out = []
+    for i in bad:
+        at = next(  # (the entry's "status" line, where it opens if not found)
+            (n + 1 for n in range(starts[i] - 1, len(lines)) if '"status"' in lines[n]),
+            starts[i],
+        )
+        out.append(
+            Problem(
+                rel,
+                at,
+                f"status {entries[i].get('status')!r} is not a queue status (upstream wrote"
+                " 'generated' by mistake for a day); set it to 'success' or 'pending' by"
+                " hand, then run again",
+                f"{key}[{i}].status",
+            )
+        )
+    return out
 
 
 @dataclass
@@ -88,12 +108,7 @@ class QueueStatus(Step):
             problems, kind = checked_queue(rel, data)
             out.extend(problems)
             if kind in ("legacy", "unified") and not problems:
-                key = "packages" if kind == "legacy" else "entries"
-                entries = (queue_doc(rel, data) or {}).get(key, [])
-                bad = [i for i, e in enumerate(entries) if e["status"] not in V2_STATUSES]
-                if bad:
-                    starts = element_lines(data.decode("utf-8"), key)
-                    out.extend(_generated(rel, starts[i], f"{key}[{i}].status") for i in bad)
+                out.extend(unmigratable(rel, data, kind))
         return out
 
     def prepare(self, ctx: RunContext) -> Context:

@@ -188,7 +188,8 @@ def _print_run(run, args, out=None) -> None:
                 print(diff, end="", file=out)
     elif run.files:
         print(
-            f"would change {len(run.files)} file(s) (-v lists them, --diff shows the changes)",
+            f"would change {len(run.files)} file(s) (-v lists them"
+            + (", --diff shows the changes)" if run.plan.direction == "up" else ")"),
             file=out,
         )
     if run.theirs:
@@ -219,11 +220,17 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"behind:  {b['files']} file(s)"
                 + (
                     f" ({b['new']} new, {b['rewritten']} rewritten by other writers,"
-                    f" {b['gone']} gone): `migrate up` catches them up"
-                    if b["files"]
+                    f" {b['derive']} queue(s) whose status they change; {b['gone']} gone):"
+                    " `migrate up` catches them up"
+                    if b["files"] or b["gone"]
                     else ""
                 )
             )
+            if b["no_step"]:
+                print(f"         {b['no_step']} file(s) other writers wrote at head: no step")
+            if args.verbose:
+                for rel, why in b["list"]:
+                    print(f"  {why}: {rel}")
         if "unfinished" in st:
             u = st["unfinished"]
             print(
@@ -247,11 +254,11 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not runs:
         print("no runs (base)")
     for r in runs:
-        changed = sum(c.get("files_changed", 0) for c in r.counts.values())
+        changed = ", ".join(f"{sid} {c.get('files_changed', 0)}" for sid, c in r.counts.items())
         print(
             f"{r.id}  {r.kind} {r.from_ or 'base'} -> {r.to or 'base'}"
             f"  ({', '.join(r.steps)})  {r.at}  migrate {r.tool_version}"
-            f"  {changed} file change(s){'  UNFINISHED' if r.pending else ''}"
+            f"  files changed by step: {changed or 'none'}{'  UNFINISHED' if r.pending else ''}"
         )
     return 0
 

@@ -246,3 +246,19 @@ def test_a_batch_written_while_a_run_works_is_left_for_the_next_run(
     assert failure_files(live) == failure_files(reference)
     assert queue_statuses(live) == queue_statuses(reference)
     assert check_repo(DataRepo(live), at_head=True).ok
+
+
+def test_status_says_what_is_behind_in_numbers_that_add_up(fixture_repo, capsys):
+    """After a batch: the new files, plus the queues whose status they change (the line
+    did not count those, so its numbers did not add up); `-v` lists each file."""
+    live = fixture_repo("sample")
+    engine.up(DataRepo(live))
+    apply_commit(live, FIXTURES / "replay" / "03-batch")
+    b = engine.status(DataRepo(live))["behind"]
+    assert b["new"] == 2 and b["files"] == b["new"] + b["rewritten"] + b["derive"] > 2
+    assert main(["status", "--repo", str(live), "-v"]) == 0
+    out = capsys.readouterr().out
+    assert f"behind:  {b['files']} file(s) (2 new, 0 rewritten by other writers," in out
+    listed = [line.split(": ", 1) for line in out.splitlines() if line.startswith("  ")]
+    assert sorted(rel for _, rel in listed) == sorted(rel for rel, _ in b["list"])
+    assert {why.strip() for why, _ in listed} == {"new", "derive"}

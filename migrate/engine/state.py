@@ -22,11 +22,20 @@ def status(repo: DataRepo, jobs: int = 1) -> dict[str, Any]:
     if ledger.current is not None and not pending:
         found = scan(repo, ledger, jobs)
         by_file = file_steps(repo, the_plan, found).files
+        kinds = {s.rel: s.kind for s in found.others}
+        why = {
+            rel: {"new": "new", "changed": "rewritten"}.get(kinds.get(rel, ""), "derive")
+            for rel in by_file
+        }
         out["behind"] = {
-            "files": len(by_file),
-            "new": sum(s.kind == "new" for s in found.others),
-            "rewritten": sum(s.kind == "changed" for s in found.others),
+            "files": len(by_file),  # = new + rewritten + derive
+            "new": sum(w == "new" for w in why.values()),
+            "rewritten": sum(w == "rewritten" for w in why.values()),
+            "derive": sum(w == "derive" for w in why.values()),  # queues to derive again
             "gone": len(found.gone),
+            # written by others, needing no step (v2 content): recorded by the next run
+            "no_step": sum(rel not in by_file for rel in kinds),
+            "list": sorted([*why.items(), *((rel, "gone") for rel in found.gone)]),
         }
     if ledger.pending is not None:
         run = ledger.pending

@@ -30,7 +30,7 @@ def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict
     for ff in repo.failure_files():
         data = repo.read_bytes(ff.rel)
         if any(n.encode() in data for n in needles):
-            rows, _ = file_rows(ff.rel, data, names.get)
+            rows, _ = file_rows(ff.rel, data, names.get, want=None)  # (at any version)
             records.extend(r for r in rows if r["package_id"] == package_id)
     records.sort(key=lambda r: ts_key(r["timestamp"]), reverse=True)
     latest = latest_package_failures(repo).get(package_id)
@@ -83,7 +83,7 @@ def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict
 
 
 def format_text(doc: dict[str, Any]) -> str:
-    out = [f"{doc['package_id']} (repo at {doc['version']})"]
+    out = [f"{doc['package_id']} (repo at {doc['version'] or 'base'})"]
     if not doc["queues"]:
         out.append("  no queue entry with this id")
     for q in doc["queues"]:

@@ -197,3 +197,19 @@ def test_explain_shows_records_blockers_evidence_and_rule(fixture_repo, capsys):
     text = capsys.readouterr().out
     assert "rule: latest failure" in text and "evidence message: ada-url <- Error" in text
     assert main(["explain", "--repo", str(root), "homebrew:nope"]) == 2
+
+
+def test_explain_lists_the_records_at_any_version(fixture_repo, capsys):
+    """Below 0002 `explain` listed no record (it read only v2 lines) while its rule line
+    cited one; and said "repo at None" at base."""
+    root = fixture_repo("sample")
+    at = {}
+    for target in (None, "0001", "head"):
+        if target:
+            engine.up(DataRepo(root), target)
+        assert main(["explain", "--repo", str(root), "homebrew:node", "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        at[target] = [(r["file"], r["line"]) for r in doc["records"]]
+    assert at[None] and at[None] == at["0001"] == at["head"]
+    assert main(["explain", "--repo", str(root), "homebrew:node"]) == 0  # (text)
+    assert "(repo at 0003)" in capsys.readouterr().out

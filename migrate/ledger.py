@@ -358,6 +358,12 @@ class Ledger:
                 head.get("entries"),
                 head.get("sum"),
             )
+            if run.sum is None and _sealed_by(run.tool_version):
+                raise LedgerError(
+                    f"{rel}: unreadable (written by migrate {run.tool_version}, which seals"
+                    " its runs, and its header has no seal: edited by hand)",
+                    hint="restore it from git (git checkout -- data/.migrate)",
+                )
             if run.sum is not None and seal([body]) != (run.entries, run.sum):
                 raise LedgerError(
                     f"{rel}: unreadable (its lines are not those its header seals: cut"
@@ -470,6 +476,14 @@ class Ledger:
         self.repo.remove_tree(LEDGER_DIR)
         self.runs = []
         self._states = self._left = None
+
+
+def _sealed_by(version: Any) -> bool:
+    """Whether migrate ``version`` sealed its runs (0.3.1 and later)."""
+    try:
+        return tuple(int(x) for x in str(version).split(".")[:3]) >= (0, 3, 1)
+    except ValueError:
+        return False
 
 
 def seal(chunks: list[bytes]) -> tuple[int, str]:

@@ -120,6 +120,8 @@ def reseal(run: Path, strip: bool = False) -> None:
     doc = json.loads(head)
     doc.pop("entries", None)
     doc.pop("sum", None)
-    if not strip:
+    if strip:
+        doc["tool_version"] = "0.3.0"  # (runs of 0.3.1 and later must be sealed)
+    else:
         doc["entries"], doc["sum"] = seal([body])
     run.write_bytes(json.dumps(doc, separators=(",", ":")).encode() + b"\n" + body)

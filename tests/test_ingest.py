@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
@@ -139,3 +140,58 @@ def test_files_that_need_no_step_are_known_after_the_next_run(fixture_repo, tmp_
     engine.down(DataRepo(root), "base")
     assert new.read_bytes() == ingested  # the CI's records: left as written
     assert not (root / "data" / ".migrate").exists()
+
+
+def test_a_file_saved_again_while_a_run_records_it_as_needing_no_step_is_caught_up(
+    fixture_repo, monkeypatch
+):
+    """A v2 file the run found needing no step, saved again at v1 by its writer while the
+    run worked: the run records the bytes it planned from (it recorded the new ones, as
+    at head, and no later run gave the v1 line its steps)."""
+    from migrate.engine import forward
+
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root))
+    f = sorted((root / "data" / "failures").glob("homebrew-*.jsonl"))[0]
+    v1 = (FIXTURES / "sample" / "data" / "failures" / f.name).read_bytes()
+    f.write_bytes(f.read_bytes().replace(b'"schema_version":2', b'"schema_version": 2'))
+    b = engine.status(DataRepo(root))["behind"]
+    assert b["no_step"] == 1 and (f"data/failures/{f.name}", "no step") in b["list"]
+    original = forward._UpRun.compute
+
+    def compute_then_a_save(self):
+        original(self)
+        f.write_bytes(v1)
+
+    monkeypatch.setattr(forward._UpRun, "compute", compute_then_a_save)
+    engine.up(DataRepo(root))
+    monkeypatch.setattr(forward._UpRun, "compute", original)
+    assert engine.status(DataRepo(root))["behind"]["files"] >= 1
+    run = engine.up(DataRepo(root))
+    assert f.name in {Path(rel).name for rel in run.plan.files}
+    assert check_repo(DataRepo(root), at_head=True).ok
+
+
+def test_down_below_a_file_written_at_head_gives_it_the_steps_again(fixture_repo):
+    """An ingested file recorded by a catch-up (no step, at 0002): `down --to 0001` leaves
+    it as written and records it at 0001, so that the next `up` (with new evidence, say)
+    runs step 0002 on it, as on every file below it."""
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root))
+    assert (
+        main(
+            [
+                "ingest",
+                "--repo",
+                str(root),
+                "-q",
+                str(CI / "validation-results-linux-alpine-musl-x86_64.json"),
+            ]
+        )
+        == 0
+    )
+    engine.up(DataRepo(root))
+    files = len(list((root / "data" / "failures").iterdir()))
+    engine.down(DataRepo(root), "0001")
+    run = engine.up(DataRepo(root))
+    assert {sr.step.id: sr.files_read for sr in run.steps}["0002"] == files

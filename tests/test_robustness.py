@@ -388,3 +388,17 @@ def test_a_run_of_a_newer_migrate_is_named_by_every_command_that_reads_the_data(
     for args in (["check"], ["verify"], ["report"], ["explain", "homebrew:node"], ["status"]):
         assert main([*args, "--repo", str(root), "-q"]) == 4, args
     assert main(["history", "--repo", str(root), "-q"]) == 0
+
+
+def test_a_run_of_a_sealing_migrate_without_its_seal_is_refused(fixture_repo):
+    """Taking the seal off (and lines out) must not pass for a run of an older migrate."""
+    root = fixture_repo("sample")
+    engine.up(DataRepo(root))
+    (run,) = run_files(root)
+    head, _, body = run.read_bytes().partition(b"\n")
+    doc = json.loads(head)
+    del doc["entries"], doc["sum"]
+    run.write_bytes(json.dumps(doc).encode() + b"\n" + body)
+    head, *lines = run.read_bytes().splitlines(keepends=True)
+    run.write_bytes(head + b"".join(lines[:-1]))
+    assert main(["status", "--repo", str(root), "-q"]) == 4

@@ -210,6 +210,13 @@ def _file_down(
     if state is None:  # added by another writer since the last run: theirs
         out.rule = THEIRS
         return out
+    ids = {s.id for s in steps}
+    if not state.steps and state.at in ids:  # written by another writer at a version this
+        out.rule = THEIRS  # down goes below, recorded by a catch-up: left as written, and
+        below = [s.id for s in STEPS if s.family == _family_of(rel) and s.id < min(ids)]
+        at = below[-1] if below else None  # recorded at the version the repo goes to, so
+        out.line = entry_line(FileState(rel, state.origin, [], at))  # that `up` gives it
+        return out  # again what it lacks (the evidence a run then brings)
     out.stamp = commit.stamp(repo.fspath(rel))
     data = repo.read_bytes(rel)
     out.before = checksum(data)
@@ -218,7 +225,6 @@ def _file_down(
     if out.before != state.after:
         return _rewritten(repo, rel, data, steps, state, force, dry_run, out)
     cur = data
-    ids = {s.id for s in steps}
     by_id = {s.id: s for s in steps}
     kept = [st for st in state.steps if st.id not in ids]
     sums = state.checksums()

@@ -166,9 +166,7 @@ def _run(
         _options_record(repo, options),
         _counts(report),
     )
-    ledger.write_pending(
-        record, [*run.lines, *_untouched(repo, the_plan), *map(gone_line, found.gone)]
-    )
+    ledger.write_pending(record, [*run.lines, *_untouched(the_plan), *map(gone_line, found.gone)])
     run.release()  # (what the replacing does not need: its memory back first)
     report.theirs = commit.commit(repo, run.moves, after_each, progress=progress)
     ledger.finish(record)
@@ -429,17 +427,18 @@ class _Parts:
             yield rel, index.parts_of(blob, self.sid)
 
 
-def _untouched(repo: DataRepo, the_plan) -> list[bytes]:
+def _untouched(the_plan) -> list[bytes]:
     """Files other writers added or rewrote that need no step (a `migrate ingest` file, a
     hand edit of a v2 line): known from this run on, at their content's version, so that
     `verify` stops naming them once a run has looked at them (their queue status is
     derived again with them all the same)."""
     out = []
     for seen in the_plan.others:
-        if seen.rel in the_plan.files or seen.kind == "same" or not repo.exists(seen.rel):
+        if seen.rel in the_plan.files or seen.kind == "same" or not seen.digest:
             continue
-        digest = checksum(repo.read_bytes(seen.rel))  # (the scan may not have read it)
-        out.append(entry_line(FileState(seen.rel, digest, [], the_plan.ats.get(seen.rel))))
+        # (the bytes the scan saw and the plan was made from: a save since is caught up
+        # by the next run, never recorded as needing no step)
+        out.append(entry_line(FileState(seen.rel, seen.digest, [], the_plan.ats.get(seen.rel))))
     return out
 
 

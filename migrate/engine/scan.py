@@ -26,7 +26,8 @@ from migrate.repo import DataRepo
 from migrate.steps import STEPS
 
 
-@dataclass(slots=True)  # (not frozen: 57,000 of them are built per run, twice as fast)
+@dataclass(slots=True, eq=False)  # (not frozen: 57,000 of them are built per run, twice
+# as fast; compared and hashed by identity, as a frozen Plan holding them needs)
 class Seen:
     """Where one file stands. What the plan needs of the ledger's state of a file whose
     bytes are the tool's (``same``) is kept here (the steps applied, ``at``, the inputs

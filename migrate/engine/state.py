@@ -35,7 +35,13 @@ def status(repo: DataRepo, jobs: int = 1) -> dict[str, Any]:
             "gone": len(found.gone),
             # written by others, needing no step (v2 content): recorded by the next run
             "no_step": sum(rel not in by_file for rel in kinds),
-            "list": sorted([*why.items(), *((rel, "gone") for rel in found.gone)]),
+            "list": sorted(
+                [
+                    *why.items(),
+                    *((rel, "no step") for rel in kinds if rel not in by_file),
+                    *((rel, "gone") for rel in found.gone),
+                ]
+            ),
         }
     if ledger.pending is not None:
         run = ledger.pending

@@ -61,12 +61,12 @@ def unmigratable(rel: str, data: bytes, kind: str) -> list[Problem]:
     if not bad:
         return []
     text = data.decode("utf-8")
-    starts, lines = element_lines(text, key), text.splitlines()
+    starts, lines = element_lines(text, key), text.split("\n")  # (lines as JSON counts them)
     out = []
     for i in bad:
+        end = starts[i + 1] - 1 if i + 1 < len(starts) else len(lines)
         at = next(  # (the entry's "status" line, where it opens if not found)
-            (n + 1 for n in range(starts[i] - 1, len(lines)) if '"status"' in lines[n]),
-            starts[i],
+            (n + 1 for n in range(starts[i] - 1, end) if '"status"' in lines[n]), starts[i]
         )
         out.append(
             Problem(

@@ -69,6 +69,21 @@ def map_files(
     # main thread's end is the process's end (a pool started in another thread gets none)
     parent = os.getpid() if threading.current_thread() is threading.main_thread() else None
     pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init, initargs=(fn, parent))
-    with pool:
-        results = pool.map(_call, rels, chunksize=chunk)
-        yield from progress(results) if progress else results
+    # A Ctrl-C is raised between results, not inside the executor's machinery: raised
+    # there (while forking, waiting on a future, shutting down) it printed tracebacks of
+    # its locks or left a worker waiting on its pipe, and the run with it, for good. The
+    # forked workers keep this handler: the main process stops them.
+    interrupted: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda n, f: interrupted.append(n)) if parent else None
+    try:
+        results = pool.map(_call, rels, chunksize=chunk)  # (the workers start here)
+        for result in progress(results) if progress else results:
+            if interrupted:
+                raise KeyboardInterrupt
+            yield result
+        if interrupted:
+            raise KeyboardInterrupt
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)

@@ -80,3 +80,28 @@ def test_a_pool_started_in_a_thread_that_ends_keeps_its_workers():
 def _slow_upper(rel: str) -> str:
     time.sleep(0.05)
     return rel.upper()
+
+
+def _slow(rel: str) -> str:
+    time.sleep(0.002)
+    return rel
+
+
+def test_a_ctrl_c_while_workers_run_stops_the_map_between_results():
+    """The interrupt is raised in the main process between two results (raised inside the
+    executor's machinery, about one Ctrl-C in 30 printed tracebacks of its locks or hung
+    for good): the results before it came in order, the workers are gone, and Ctrl-C is
+    handled as before once the map is over."""
+    import multiprocessing
+
+    rels = [str(i) for i in range(4000)]  # (4 s of work, in chunks of 250: 0.5 s each)
+    got: list[str] = []
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))  # (after some results)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        for rel in map_files(_slow, rels, jobs=2):
+            got.append(rel)
+    timer.join()
+    assert 0 < len(got) < len(rels) and got == rels[: len(got)]
+    assert multiprocessing.active_children() == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -245,3 +245,19 @@ def test_jobs_beyond_what_the_machine_can_use_are_not_started(fixture_repo, monk
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert main(["check", "--repo", str(fixture_repo("sample")), "-q", "-j", "100000"]) == 0
     assert started and max(started) <= 8
+
+
+def test_history_counts_files_per_step_and_down_offers_only_its_own_options(fixture_repo, capsys):
+    """`history` summed each step's changed files (a file changed by three steps counted
+    three times); `down`'s summary suggested `--diff`, an option only `up` has."""
+    root = fixture_repo("sample")
+    assert main(["up", "--repo", str(root), "-q"]) == 0
+    assert main(["history", "--repo", str(root)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    run = next((root / "data" / ".migrate" / "runs").glob("*[0-9a-f].jsonl"))
+    counts = json.loads(run.read_bytes().split(b"\n", 1)[0])["counts"]
+    per_step = ", ".join(f"{sid} {c['files_changed']}" for sid, c in counts.items())
+    assert f"files changed by step: {per_step}" in line
+    assert main(["down", "--repo", str(root), "--to", "base", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would change" in out and "--diff" not in out

@@ -84,6 +84,11 @@ def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict
 
 def format_text(doc: dict[str, Any]) -> str:
     out = [f"{doc['package_id']} (repo at {doc['version'] or 'base'})"]
+    if (doc["version"] or "") < "0002":  # (step ids sort as they apply)
+        out.append(
+            "  (records not backfilled yet: the rule reads them as they are; `migrate up"
+            " --dry-run` shows what the steps would change)"
+        )
     if not doc["queues"]:
         out.append("  no queue entry with this id")
     for q in doc["queues"]:

@@ -212,4 +212,8 @@ def test_explain_lists_the_records_at_any_version(fixture_repo, capsys):
         at[target] = [(r["file"], r["line"]) for r in doc["records"]]
     assert at[None] and at[None] == at["0001"] == at["head"]
     assert main(["explain", "--repo", str(root), "homebrew:node"]) == 0  # (text)
-    assert "(repo at 0003)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(repo at 0003)" in out and "not backfilled yet" not in out
+    engine.down(DataRepo(root), "base")
+    assert main(["explain", "--repo", str(root), "homebrew:node"]) == 0
+    assert "records not backfilled yet" in capsys.readouterr().out

@@ -205,6 +205,14 @@ class Run:
 _ENTRY_PATH = re.compile(rb'^\{"path":"([^"\\]+)"')
 
 
+def _unreadable(rel: str, why: object, what: str = "") -> LedgerError:
+    """The one error for a ledger file that cannot be trusted as it is."""
+    return LedgerError(
+        f"{rel}: unreadable{what} ({why})",
+        hint="restore it from git (git checkout -- data/.migrate)",
+    )
+
+
 def _path_of(rel: str, line: bytes) -> str:
     try:
         path = codec.loads_trusted(line)["path"]
@@ -212,10 +220,7 @@ def _path_of(rel: str, line: bytes) -> str:
             raise TypeError("path is not a string")
         return path
     except (ValueError, KeyError, TypeError) as exc:
-        raise LedgerError(
-            f"{rel}: unreadable ({exc})",
-            hint="restore it from git (git checkout -- data/.migrate)",
-        ) from None
+        raise _unreadable(rel, exc) from None
 
 
 class Summary(NamedTuple):
@@ -243,10 +248,7 @@ class States(Mapping[str, FileState]):
         try:
             return FileState.from_json(codec.loads_trusted(line))
         except (ValueError, KeyError, TypeError) as exc:
-            raise LedgerError(
-                f"{rel}: unreadable ({exc})",
-                hint="restore it from git (git checkout -- data/.migrate)",
-            ) from None
+            raise _unreadable(rel, exc) from None
 
     def summary(self, path: str) -> Summary | None:
         """What the plan needs of a file's state (:class:`Summary`), without building the
@@ -265,10 +267,7 @@ class States(Mapping[str, FileState]):
                 inputs.append((st["id"], st.get("inputs")))
             return Summary(after, tuple(ids), obj.get("at"), tuple(inputs))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise LedgerError(
-                f"{rel}: unreadable ({exc})",
-                hint="restore it from git (git checkout -- data/.migrate)",
-            ) from None
+            raise _unreadable(rel, exc) from None
 
     def __contains__(self, path: object) -> bool:
         return path in self.raw
@@ -359,25 +358,20 @@ class Ledger:
                 head.get("sum"),
             )
             if run.sum is None and _sealed_by(run.tool_version):
-                raise LedgerError(
-                    f"{rel}: unreadable (written by migrate {run.tool_version}, which seals"
-                    " its runs, and its header has no seal: edited by hand)",
-                    hint="restore it from git (git checkout -- data/.migrate)",
+                raise _unreadable(
+                    rel,
+                    f"written by migrate {run.tool_version}, which seals its runs, and its"
+                    " header has no seal: edited by hand",
                 )
             if run.sum is not None and seal([body]) != (run.entries, run.sum):
-                raise LedgerError(
-                    f"{rel}: unreadable (its lines are not those its header seals: cut"
-                    " short or edited by hand)",
-                    hint="restore it from git (git checkout -- data/.migrate)",
+                raise _unreadable(
+                    rel, "its lines are not those its header seals: cut short or edited by hand"
                 )
             return run
         except LedgerError:
             raise
         except (ValueError, KeyError, TypeError) as exc:
-            raise LedgerError(
-                f"{rel}: unreadable ledger run ({exc})",
-                hint="restore it from git (git checkout -- data/.migrate)",
-            ) from None
+            raise _unreadable(rel, exc, " ledger run") from None
 
     # ------------------------------------------------------------------ queries
 
@@ -403,10 +397,7 @@ class Ledger:
         try:
             return [FileState.from_json(obj) for obj in _lines(data)[1:] if "gone" not in obj]
         except (ValueError, KeyError, TypeError) as exc:
-            raise LedgerError(
-                f"{run.rel}: unreadable ({exc})",
-                hint="restore it from git (git checkout -- data/.migrate)",
-            ) from None
+            raise _unreadable(run.rel, exc) from None
 
     def states(self) -> States:
         """Each file's state: its entry in the latest finished run that has one (decoded
@@ -421,10 +412,7 @@ class Ledger:
                     m = _ENTRY_PATH.match(line)
                     path = m.group(1).decode() if m else _path_of(run.rel, line)
                     if not OWNED_PATH.match(path):
-                        raise LedgerError(
-                            f"{run.rel}: unreadable (path {path!r} is not a file migrate writes)",
-                            hint="restore it from git (git checkout -- data/.migrate)",
-                        )
+                        raise _unreadable(run.rel, f"path {path!r} is not a file migrate writes")
                     if line.rstrip().endswith(_GONE):  # deleted by another writer: forgotten
                         out.raw.pop(path, None)
                     else:

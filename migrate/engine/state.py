@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrate.engine.plan import check_known, file_steps, known_ledger, plan
+from migrate.engine.plan import file_steps, known_ledger, plan
 from migrate.engine.scan import scan
 from migrate.ledger import Ledger, Run
 from migrate.repo import DataRepo
@@ -14,8 +14,7 @@ from migrate.steps import STEPS
 def status(repo: DataRepo, jobs: int = 1) -> dict[str, Any]:
     """The version, the steps pending, and the files behind head: other writers' new or
     rewritten files, and the queues whose status must be derived again because of them."""
-    ledger = Ledger.load(repo)
-    check_known(ledger)
+    ledger = known_ledger(repo)
     the_plan = plan(ledger, "up", "head")
     pending = [s.id for s in the_plan.steps]
     out: dict[str, Any] = {"current": ledger.current, "head": STEPS[-1].id, "pending": pending}

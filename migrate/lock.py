@@ -4,7 +4,9 @@
 file, then hard-linked into place, which fails if a lock exists), so no reader ever sees
 an empty lock. A lock left by a dead process on this host is stale: it is taken over by
 renaming it aside (only one contender can win that rename), then retrying. A live lock,
-or one from another host, refuses the run with a message saying how to clear it.
+or one from another host, refuses the run with a message saying how to clear it. The
+private files of a contender killed while it took the lock are removed by the next run
+that takes it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from migrate import clock
 from migrate.errors import LockHeld, RepoError
@@ -46,6 +49,27 @@ def _stale(held: dict, host: str) -> bool:
     return held.get("host") == host and isinstance(pid, int) and not _alive(pid)
 
 
+def _private(path, host: str, kind: str = "") -> Path:
+    """A contender's own file beside the lock, named after its host and pid."""
+    return path.with_name(f"{path.name}.{kind}{host}.{os.getpid()}")
+
+
+def _sweep(path, host: str) -> None:
+    """Remove the private files (``.migrate.lock.HOST.PID``, ``.migrate.lock.stale.HOST.PID``)
+    of contenders killed while they took the lock: written on this host by a process now
+    dead. (A kill can leave the first one empty: its name says whose it is.) Version 0.3.1
+    named them without the host: those go when their lock record names this host."""
+    prefix = f"{path.name}."
+    for name in os.listdir(path.parent):
+        if not name.startswith(prefix):
+            continue
+        who, _, pid = name[len(prefix) :].removeprefix("stale.").rpartition(".")
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if who == host or (not who and _read(path.with_name(name)).get("host") == host):
+            path.with_name(name).unlink(missing_ok=True)
+
+
 @contextmanager
 def hold(repo: DataRepo, command: str, *, dry_run: bool = False) -> Iterator[None]:
     """Hold the repo's lock for the block. A dry run that cannot create the lock (a
@@ -58,7 +82,7 @@ def hold(repo: DataRepo, command: str, *, dry_run: bool = False) -> Iterator[Non
         "started_at": clock.now_iso(),
         "command": command,
     }
-    tmp = path.with_name(f".migrate.lock.{os.getpid()}")
+    tmp = _private(path, info["host"])
     try:
         tmp.write_text(json.dumps(info), encoding="utf-8")
     except OSError as exc:
@@ -74,7 +98,7 @@ def hold(repo: DataRepo, command: str, *, dry_run: bool = False) -> Iterator[Non
             except FileExistsError:
                 held = _read(path)
                 if _stale(held, info["host"]):
-                    aside = path.with_name(f".migrate.lock.stale.{os.getpid()}")
+                    aside = _private(path, info["host"], "stale.")
                     try:
                         os.rename(path, aside)  # atomic: one contender wins
                     except FileNotFoundError:
@@ -109,6 +133,7 @@ def hold(repo: DataRepo, command: str, *, dry_run: bool = False) -> Iterator[Non
             raise LockHeld(f"could not take {LOCK_FILE}", hint=f"delete {LOCK_FILE} and retry")
     finally:
         tmp.unlink(missing_ok=True)
+    _sweep(path, info["host"])
     try:
         yield
     finally:

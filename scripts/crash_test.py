@@ -65,6 +65,11 @@ def snapshot(root: Path, normalize: bool) -> dict[str, bytes]:
     return out
 
 
+def differ(got: dict[str, bytes], want: dict[str, bytes]) -> list[str]:
+    """The files whose bytes differ, or that only one side has."""
+    return sorted(rel for rel in got.keys() | want.keys() if got.get(rel) != want.get(rel))
+
+
 def run(args: list[str], repo: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*MIGRATE, *args, "-q", "--repo", str(repo)], capture_output=True, text=True
@@ -171,17 +176,18 @@ def main() -> int:
             if phase in ("up", "catch-up"):
                 settle(["up", *jobs], work)
                 want = expected if phase == "up" else caught_up
-                ok = snapshot(work, normalize=True) == want
+                wrong = differ(snapshot(work, normalize=True), want)
                 settle(["down", "--to", "base", *jobs], work)
                 back = original if phase == "up" else left_by_others
-                ok = ok and snapshot(work, normalize=False) == back
+                wrong += differ(snapshot(work, normalize=False), back)
             else:
                 settle(["down", "--to", "base", *jobs], work)
                 back = original if phase == "down" else left_by_others
-                ok = snapshot(work, normalize=False) == back
-            if not ok:
+                wrong = differ(snapshot(work, normalize=False), back)
+            if wrong:
                 failures += 1
                 print(f"  FAIL {phase} kill #{i} after {delay:.2f}s ({state})")
+                print(f"    differ: {', '.join(wrong[:5])}" + (" ..." if len(wrong) > 5 else ""))
         print(f"{phase}: {a.kills} kills; where they landed:")
         for state, n in sorted(landed.items()):
             print(f"  {n:3d}  {state}")

@@ -239,6 +239,44 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(fixture_repo, capsys):
     assert not (root / LOCK_FILE).exists()
 
 
+def test_the_private_lock_files_of_a_contender_killed_while_taking_the_lock_are_removed(
+    fixture_repo,
+):
+    """A kill between creating ``.migrate.lock.HOST.PID`` and removing it (or while a stale
+    lock is set aside) left the file for good: the clean-clone CI caught it as a `down --to
+    base` that did not give the original tree back. A kill can leave it empty."""
+    root = fixture_repo("sample")
+    original = snapshot(root)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    host = os.uname().nodename
+    record = json.dumps({"pid": 1, "host": host, "started_at": "2026-01-01T00:00:00Z"})
+    data = root / "data"
+    files = {
+        f".migrate.lock.{host}.{dead.pid}": "",  # (killed before it wrote a byte)
+        f".migrate.lock.stale.{host}.{dead.pid}": record,  # (a lock it set aside)
+        f".migrate.lock.{dead.pid}": record,  # (as 0.3.1 named it)
+        f".migrate.lock.{host}.{alive.pid}": record,  # (a live contender's: kept)
+        f".migrate.lock.elsewhere.{dead.pid}": record,  # (another host's pid: kept)
+        f".migrate.lock.{host}.{dead.pid}x": record,  # (not a name migrate writes)
+    }
+    try:
+        for name, text in files.items():
+            (data / name).write_text(text)
+        repo = DataRepo(root)
+        engine.up(repo)
+        left = sorted(p.name for p in data.glob(".migrate.lock*"))
+    finally:
+        alive.kill()
+        alive.wait()
+    assert left == sorted(list(files)[3:])
+    for name in left:
+        (data / name).unlink()
+    engine.down(repo, "base")
+    assert snapshot(root) == original
+
+
 # ------------------------------------------------------------------------ verify / edits
 
 

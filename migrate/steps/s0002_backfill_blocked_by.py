@@ -79,7 +79,7 @@ class BackfillBlockedBy(Step):
     description = "fill blocked_by from messages, CI artifacts, logs and sibling records"
 
     def files(self, repo: DataRepo) -> list[str]:
-        return [f.rel for f in repo.failure_files()]
+        return repo.failure_rels()
 
     # ------------------------------------------------------------------ prepare
 

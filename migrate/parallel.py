@@ -63,7 +63,7 @@ def map_files(
         results: Iterable[T] = map(fn, rels)
         yield from progress(results) if progress else results
         return
-    chunk = max(1, min(4096, len(rels) // (jobs * 8) or 1))
+    chunk = max(1, min(256, len(rels) // (jobs * 8) or 1))
     ctx = multiprocessing.get_context("fork")
     # The kernel ties the death signal to the *thread* that forks the workers: only the
     # main thread's end is the process's end (a pool started in another thread gets none)

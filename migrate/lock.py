@@ -58,16 +58,20 @@ def _sweep(path, host: str) -> None:
     """Remove the private files (``.migrate.lock.HOST.PID``, ``.migrate.lock.stale.HOST.PID``)
     of contenders killed while they took the lock: written on this host by a process now
     dead. (A kill can leave the first one empty: its name says whose it is.) Version 0.3.1
-    named them without the host: those go when their lock record names this host."""
+    named them without the host: those go when their lock record names this host (an
+    empty one cannot say: it stays). Best effort: what cannot be removed stays."""
     prefix = f"{path.name}."
     for name in os.listdir(path.parent):
         if not name.startswith(prefix):
             continue
-        who, _, pid = name[len(prefix) :].removeprefix("stale.").rpartition(".")
-        if not pid.isdigit() or _alive(int(pid)):
+        who, _, pid = name[len(prefix) :].rpartition(".")
+        if not (pid.isascii() and pid.isdigit()) or _alive(int(pid)):
             continue
-        if who == host or (not who and _read(path.with_name(name)).get("host") == host):
-            path.with_name(name).unlink(missing_ok=True)
+        if who in (host, f"stale.{host}") or (
+            who in ("", "stale") and _read(path.with_name(name)).get("host") == host
+        ):
+            with contextlib.suppress(OSError):  # (a folder of that name, say)
+                path.with_name(name).unlink(missing_ok=True)
 
 
 @contextmanager
@@ -133,8 +137,8 @@ def hold(repo: DataRepo, command: str, *, dry_run: bool = False) -> Iterator[Non
             raise LockHeld(f"could not take {LOCK_FILE}", hint=f"delete {LOCK_FILE} and retry")
     finally:
         tmp.unlink(missing_ok=True)
-    _sweep(path, info["host"])
     try:
+        _sweep(path, info["host"])
         yield
     finally:
         if _read(path).get("pid") == info["pid"]:

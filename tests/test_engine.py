@@ -239,42 +239,76 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(fixture_repo, capsys):
     assert not (root / LOCK_FILE).exists()
 
 
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def test_the_private_lock_files_of_a_contender_killed_while_taking_the_lock_are_removed(
     fixture_repo,
 ):
     """A kill between creating ``.migrate.lock.HOST.PID`` and removing it (or while a stale
     lock is set aside) left the file for good: the clean-clone CI caught it as a `down --to
-    base` that did not give the original tree back. A kill can leave it empty."""
+    base` that did not give the original tree back. A kill can leave it empty. What cannot
+    be removed neither stops the run nor keeps the lock."""
     root = fixture_repo("sample")
     original = snapshot(root)
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+    dead, other_dead = _dead_pid(), _dead_pid()
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     host = os.uname().nodename
     record = json.dumps({"pid": 1, "host": host, "started_at": "2026-01-01T00:00:00Z"})
     data = root / "data"
     files = {
-        f".migrate.lock.{host}.{dead.pid}": "",  # (killed before it wrote a byte)
-        f".migrate.lock.stale.{host}.{dead.pid}": record,  # (a lock it set aside)
-        f".migrate.lock.{dead.pid}": record,  # (as 0.3.1 named it)
+        f".migrate.lock.{host}.{dead}": "",  # (killed before it wrote a byte)
+        f".migrate.lock.stale.{host}.{dead}": record,  # (a lock it set aside)
+        f".migrate.lock.{dead}": record,  # (as 0.3.1 named it)
         f".migrate.lock.{host}.{alive.pid}": record,  # (a live contender's: kept)
-        f".migrate.lock.elsewhere.{dead.pid}": record,  # (another host's pid: kept)
-        f".migrate.lock.{host}.{dead.pid}x": record,  # (not a name migrate writes)
+        f".migrate.lock.elsewhere.{dead}": record,  # (another host's pid: kept)
+        f".migrate.lock.{host}.{dead}x": record,  # (not a name migrate writes)
+        f".migrate.lock.{host}.\u00b2": record,  # (a digit to isdigit(), not to int())
     }
+    folder = f".migrate.lock.{host}.{other_dead}"  # (a dead pid's name, not a file)
     try:
         for name, text in files.items():
             (data / name).write_text(text)
+        (data / folder).mkdir()
         repo = DataRepo(root)
         engine.up(repo)
         left = sorted(p.name for p in data.glob(".migrate.lock*"))
     finally:
         alive.kill()
         alive.wait()
-    assert left == sorted(list(files)[3:])
-    for name in left:
+    assert left == sorted([*list(files)[3:], folder])
+    (data / folder).rmdir()
+    for name in list(files)[3:]:
         (data / name).unlink()
     engine.down(repo, "base")
     assert snapshot(root) == original
+
+
+def test_the_lock_is_released_when_the_sweep_is_interrupted(fixture_repo, monkeypatch):
+    import migrate.lock
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    root = fixture_repo("sample")
+    monkeypatch.setattr(migrate.lock, "_sweep", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        engine.up(DataRepo(root))
+    assert not (root / LOCK_FILE).exists()
+
+
+def test_the_sweep_reads_a_host_named_stale_dot_something(tmp_path):
+    from migrate.lock import _sweep
+
+    pid = _dead_pid()
+    for kind in ("", "stale."):
+        (tmp_path / f".migrate.lock.{kind}stale.box.{pid}").write_text("")
+    (tmp_path / f".migrate.lock.box.{pid}").write_text("")  # (another host's)
+    _sweep(tmp_path / ".migrate.lock", "stale.box")
+    assert [p.name for p in tmp_path.iterdir()] == [f".migrate.lock.box.{pid}"]
 
 
 # ------------------------------------------------------------------------ verify / edits

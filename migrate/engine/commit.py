@@ -32,7 +32,6 @@ from migrate.progress import Phase, phase
 from migrate.repo import LEDGER_DIR, TMP_SUFFIX, DataRepo, file_mode, sync_dir
 
 ARCHIVE = f"{LEDGER_DIR}/staged.bin"
-#: (path, checksum its new bytes must have, its permission bits or None: look them up)
 #: (path, checksum its new bytes must have, its permission bits or None: look them up,
 #: its :func:`stamp` when the run read it or None: compare its bytes with the archive's)
 Move = tuple[str, str, int | None, int | None]

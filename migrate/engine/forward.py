@@ -434,7 +434,7 @@ def _untouched(the_plan) -> list[bytes]:
     derived again with them all the same)."""
     out = []
     for seen in the_plan.others:
-        if seen.rel in the_plan.files or seen.kind == "same" or not seen.digest:
+        if seen.rel in the_plan.files or not seen.digest:  # (others: never "same" else)
             continue
         # (the bytes the scan saw and the plan was made from: a save since is caught up
         # by the next run, never recorded as needing no step)

@@ -4,13 +4,15 @@ The repo keeps living after a migration: tsuku's writers add v1 failure lines an
 the queue through a struct that drops ``blocked_by``. So each failure line is validated
 against the model of its own version and shape (v1-as-found or v2), and a line below the
 repo's version is counted as *behind head*, not a violation (``migrate up`` catches it
-up); a valid line or queue above it is counted as *ahead* (written at v2 by another writer, e.g.
+up); a valid line above it is counted as *ahead* (written at v2 by another writer, e.g.
 ``migrate ingest``, and left as written by a rollback: tsuku's readers read v2 lines),
-not a violation either. A queue is valid as v1, v2, or as tsuku's jobs save
-it (``writers_shape``: behind). ``at_head`` (``--at-head``, CI after ``up``) makes
-anything behind a violation, including files the ledger says others wrote since the last
-run. Every line is accounted for in the report (envelope + per-recipe + blank + bad ==
-lines read), and every problem is one ``file:line: field: reason`` entry; nothing stops
+not a violation either. A queue is valid at its own version (its writer keeps the version
+it read); it is behind head when step 0003 would change a status in it (after a batch:
+``migrate up`` derives it). ``at_head`` (``--at-head``, CI after ``up``) makes anything
+behind a violation, and an interrupted run is one whatever the option. Where the tool's
+own judgement differs from tsuku's rules, a note says so with both reasons. Every line
+is accounted for in the report (envelope + per-recipe + blank + bad == lines read), and
+every problem is one ``file:line: field: reason`` entry; nothing stops
 the check early. Unknown keys are notes (carried through by every step), never
 violations: a new upstream field must not turn CI red.
 """
@@ -23,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from migrate.errors import MigrateError, UsageError
-from migrate.ledger import Ledger, checksum
+from migrate.layout import FAILURES_DIR
 from migrate.parallel import map_files
 from migrate.progress import phase
 from migrate.reader import Problem, iter_failure_lines, parse_queue
-from migrate.repo import FAILURES_DIR, DataRepo
-from migrate.steps import versions_at
 from migrate.steps.s0003_queue_status import unmigratable
+from migrate.store import Store
+from migrate.store.ledger import Ledger
 
 NOTES_SHOWN = 20
 
@@ -38,15 +40,14 @@ NOTES_SHOWN = 20
 class CheckReport:
     version: str | None = None  # the ledger's current step id, None at base
     failures_version: int = 1
-    queue_version: int = 1
     files: Counter[str] = field(default_factory=Counter)  # failures/empty/queue/batch-results
     lines: Counter[str] = field(default_factory=Counter)  # blank/envelope/recipe/bad
     records: Counter[str] = field(default_factory=Counter)  # envelope/recipe records
     queue_entries: Counter[str] = field(default_factory=Counter)  # legacy/unified
     behind: Counter[str] = field(default_factory=Counter)  # lines/queues/files behind head
-    ahead: int = 0  # valid failure lines and queues above the repo's version
-    #: each failure file's checksum, when the ledger has states to compare it with
-    digests: dict[str, str] = field(default_factory=dict)
+    ahead: int = 0  # valid failure lines above the repo's version
+    #: files behind head with why (at head: what `migrate up` would write)
+    behind_files: list[tuple[str, str]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     #: unknown keys, carried through untouched: reported, never a violation
     notes: list[Problem] = field(default_factory=list)
@@ -63,25 +64,27 @@ class CheckReport:
         return {
             "version": self.version,
             "failures_schema_version": self.failures_version,
-            "queue_schema_version": self.queue_version,
             "files": dict(self.files),
             "lines": dict(self.lines),
             "records": dict(self.records),
             "queue_entries": dict(self.queue_entries),
             "behind": dict(self.behind),
+            "behind_files": [{"path": p, "why": w} for p, w in self.behind_files],
             "ahead": self.ahead,
             "violations": [p.as_dict() for p in self.problems],
             "notes": [p.as_dict() for p in self.notes],
         }
 
 
-def expected_versions(ledger: Ledger) -> tuple[int, int]:
-    """(failure-line version, queue version) the repo must be at, from its ledger."""
-    versions = versions_at(ledger.current)
-    return versions["failures"], versions["queues"]
+def expected_version(ledger: Ledger) -> int:
+    """The failure-line version the repo must be at, from its ledger."""
+    from migrate.steps import REGISTRY
+    from migrate.steps.base import Family
+
+    return REGISTRY.versions_at(ledger.current)[Family.FAILURES]
 
 
-def _select(repo: DataRepo, paths: list[str] | None) -> tuple[list[str], list[str]]:
+def _select(repo: Store, paths: list[str] | None) -> tuple[list[str], list[str]]:
     failures = repo.failure_rels()
     queues = repo.queue_files()
     if not paths:
@@ -104,7 +107,7 @@ def _select(repo: DataRepo, paths: list[str] | None) -> tuple[list[str], list[st
     return want_f, want_q
 
 
-def _check_file(repo: DataRepo, rel: str, want: int, version: str, digest: bool) -> CheckReport:
+def _check_file(repo: Store, rel: str, want: int) -> CheckReport:
     """One failure file's counts and problems (files are independent: ``--jobs`` maps them)."""
     part = CheckReport()
     try:
@@ -114,8 +117,6 @@ def _check_file(repo: DataRepo, rel: str, want: int, version: str, digest: bool)
         part.files["unreadable"] += 1
         return part
     part.files["failures" if data else "empty"] += 1
-    if digest:  # (what the behind-head scan would read the file again for)
-        part.digests[rel] = checksum(data)
     if repo.path(rel).is_symlink():
         part.problems.append(
             Problem(rel, 0, "is a symlink: `migrate up` refuses to rewrite it (make it a file)")
@@ -139,7 +140,7 @@ def _check_file(repo: DataRepo, rel: str, want: int, version: str, digest: bool)
 
 
 def check_repo(
-    repo: DataRepo,
+    repo: Store,
     paths: list[str] | None = None,
     progress=None,
     jobs: int = 1,
@@ -151,7 +152,7 @@ def check_repo(
 
     ledger = known_ledger(repo)
     report = CheckReport(version=ledger.current)
-    report.failures_version, report.queue_version = expected_versions(ledger)
+    report.failures_version = expected_version(ledger)
     pending = ledger.pending
     if pending is not None:
         report.problems.append(
@@ -164,10 +165,8 @@ def check_repo(
         )
     failures, queues = _select(repo, paths)
     want = report.failures_version
-    version = report.version or "base"
-    digest = report.version is not None and not paths
     for part in map_files(
-        lambda rel: _check_file(repo, rel, want, version, digest),
+        lambda rel: _check_file(repo, rel, want),
         failures,
         jobs,
         phase(progress, "failure files", len(failures)),
@@ -179,7 +178,6 @@ def check_repo(
         report.notes.extend(part.notes)
         report.behind.update(part.behind)
         report.ahead += part.ahead
-        report.digests.update(part.digests)
     for rel in queues:
         try:
             data = repo.read_bytes(rel)
@@ -187,47 +185,57 @@ def check_repo(
             report.problems.append(Problem(rel, 0, str(exc).removeprefix(rel + ": ")))
             report.files["unreadable"] += 1
             continue
-        pq = parse_queue(rel, data, expect_version=None)
+        pq = parse_queue(rel, data)
         if pq.kind == "batch-results":
             report.files["batch-results"] += 1
         else:
             report.files["queues"] += 1
-            if pq.version is not None and pq.version > report.queue_version:
-                report.ahead += 1  # (valid at its own version: left so by a rollback)
-            elif pq.version is not None and (pq.version < report.queue_version or pq.writers_shape):
-                report.behind["queues"] += 1
             if pq.kind:
                 report.queue_entries[pq.kind] += len(pq.entries) if pq.obj else 0
-            if pq.version == 1 and not pq.problems and pq.kind in ("legacy", "unified"):
+            if not pq.problems and pq.kind in ("legacy", "unified"):
                 report.problems.extend(unmigratable(rel, data, pq.kind))  # (up would refuse)
         report.problems.extend(pq.problems)
-    if report.version is not None and not paths:
-        _files_behind(repo, ledger, report, jobs)
+    if report.version is not None and not paths and pending is None and report.ok:
+        _at_head(repo, ledger, report, jobs)
     if at_head:
         report.problems.extend(_behind_problems(report))
     return report
 
 
-def _files_behind(repo: DataRepo, ledger: Ledger, report: CheckReport, jobs: int) -> None:
-    """Files the ledger says others wrote since the last run (whatever their lines say:
-    a queue whose status new failures change is behind too)."""
-    from migrate.engine.plan import file_steps, plan
-    from migrate.engine.scan import scan
+def _at_head(repo: Store, ledger: Ledger, report: CheckReport, jobs: int) -> None:
+    """What `migrate up` would write now (at head only: with steps pending every file is
+    behind, the versions say so), and where the tool's judgement differs from tsuku's."""
+    from migrate.engine.plan import plan
+    from migrate.engine.state import behind
+    from migrate.steps.base import Family
+    from migrate.views import queue_views
 
-    if ledger.pending is not None:
-        return  # (reported above)
-    the_plan = plan(ledger, "up", "head")
-    if the_plan.steps:
-        return  # steps pending: every file is behind; the versions say so
-    behind = file_steps(repo, the_plan, scan(repo, ledger, jobs, report.digests)).files
-    if behind:
-        report.behind["files"] = len(behind)
+    if plan(ledger, "up", "head").steps:
+        return
+    try:
+        b = behind(repo, ledger, jobs)
+        views = queue_views(repo, jobs)
+    except MigrateError as exc:  # (bad data the checks above did not name: named here)
+        report.problems.append(Problem("data", 0, str(exc)))
+        return
+    report.behind_files = b.files
+    for rel, _ in b.files:
+        report.behind["queues" if Family.of(rel) is Family.QUEUES else "files"] += 1
+    for f in views.findings:
+        report.notes.append(
+            Problem(
+                f.queue,
+                0,
+                f"{f.package_id}: {f.status} by tsuku's rules ({f.rule}); migrate's own"
+                f" judgement: {f.judged} ({f.judged_rule})",
+                f"differs: {f.kind}",
+            )
+        )
 
 
 def _behind_problems(report: CheckReport) -> list[Problem]:
     out = []
-    b = report.behind
-    if report.failures_version < 2 or report.queue_version < 2:
+    if report.version is None or report.failures_version < 2:
         out.append(
             Problem(
                 "data",
@@ -235,8 +243,8 @@ def _behind_problems(report: CheckReport) -> list[Problem]:
                 f"the repo is at {report.version or 'base'}, not at head: run `migrate up`",
             )
         )
-    if b:
-        what = ", ".join(f"{n} {k}" for k, n in sorted(b.items()))
+    elif report.behind:
+        what = ", ".join(f"{n} {k}" for k, n in sorted(report.behind.items()))
         out.append(Problem("data", 0, f"behind head: {what}; run `migrate up`"))
     return out
 
@@ -255,8 +263,7 @@ def format_text(report: CheckReport, verbose: bool = False, quiet: bool = False)
     lines.append(
         f"checked {f['failures'] + f['empty']} failure files ({f['empty']} empty),"
         f" {f['queues']} queues, {f['batch-results']} batch-results"
-        f" at version {report.version or 'base'}"
-        f" (failures v{report.failures_version}, queues v{report.queue_version})"
+        f" at version {report.version or 'base'} (failures v{report.failures_version})"
     )
     lines.append(
         f"lines: {report.total_lines} = {ln['envelope']} envelope ({rec['envelope']} records)"
@@ -278,7 +285,7 @@ def format_text(report: CheckReport, verbose: bool = False, quiet: bool = False)
         )
     if report.ahead:
         lines.append(
-            f"ahead of the repo's version: {report.ahead} line(s) or queue(s), valid at"
+            f"ahead of the repo's version: {report.ahead} line(s), valid at"
             " their own version (written by another writer, e.g. `migrate ingest`, and left"
             " as written by a rollback; not a violation)"
         )

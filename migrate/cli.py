@@ -11,7 +11,7 @@ from pathlib import Path
 
 from migrate import __version__
 from migrate.errors import BadInputError, DataChanged, MigrateError, StepBug, UsageError
-from migrate.repo import DataRepo
+from migrate.store import Store
 
 EPILOG = """\
 exit codes: 0 ok, 1 violations / files behind head / others' files found, 2 usage, I/O
@@ -45,11 +45,11 @@ def _from_here(path: str | None) -> str | None:
     return os.path.abspath(path) if path else path
 
 
-def _repo(args: argparse.Namespace) -> DataRepo:
+def _repo(args: argparse.Namespace) -> Store:
     """``--repo DIR``, else the repo around the current folder (found as git finds its
     root: the nearest folder upwards holding ``data/``)."""
     if args.repo:
-        return DataRepo(args.repo)
+        return Store(args.repo)
     try:
         here = Path.cwd()
     except FileNotFoundError:
@@ -58,8 +58,8 @@ def _repo(args: argparse.Namespace) -> DataRepo:
         ) from None
     for folder in (here, *here.parents):
         if (folder / "data" / "failures").is_dir() or (folder / "data" / "queues").is_dir():
-            return DataRepo(folder)
-    return DataRepo(here)  # (names the problem: no data/ folder)
+            return Store(folder)
+    return Store(here)  # (names the problem: no data/ folder)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -219,18 +219,18 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(
                 f"behind:  {b['files']} file(s)"
                 + (
-                    f" ({b['new']} new, {b['rewritten']} rewritten by other writers,"
-                    f" {b['derive']} queue(s) whose status they change; {b['gone']} gone):"
-                    " `migrate up` catches them up"
-                    if b["files"] or b["gone"]
+                    f" ({b['failures']} failure file(s) other writers added or rewrote at v1,"
+                    f" {b['queues']} queue(s) whose statuses to derive): `migrate up`"
+                    " catches them up"
+                    if b["files"]
                     else ""
                 )
             )
-            if b["no_step"]:
-                print(f"         {b['no_step']} file(s) other writers wrote at head: no step")
+            if b["others"]:
+                print(f"         {len(b['others'])} file(s) other writers wrote, at head: no step")
             if args.verbose:
-                for rel, why in b["list"]:
-                    print(f"  {why}: {rel}")
+                for item in [*b["list"], *b["others"]]:
+                    print(f"  {item['path']}  ({item['why']})")
         if "unfinished" in st:
             u = st["unfinished"]
             print(
@@ -277,6 +277,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             tuple(_from_here(e) for e in args.evidence or ()),
             _from_here(args.recipes),
             args.quarantine,
+            args.no_recipes,
         ),
         progress=progress_for(args, "up"),
         jobs=max(1, args.jobs),
@@ -311,25 +312,32 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from migrate.engine import verify
 
-    bad = verify(_repo(args), jobs=max(1, args.jobs))
+    bad, others = verify(_repo(args), jobs=max(1, args.jobs))
     if args.format == "json":
-        print(json.dumps([{"path": path, "reason": reason} for path, reason in bad], indent=2))
+        doc = {
+            "behind": [{"path": p, "reason": r} for p, r in bad],
+            "others": [{"path": p, "reason": r} for p, r in others],
+        }
+        print(json.dumps(doc, indent=2))
         return 1 if bad else 0
     for path, reason in bad:
         print(f"{path}: {reason}")
+    for path, reason in others if args.verbose else others[:NOTES_SHOWN]:
+        print(f"{path}: {reason}")
+    if len(others) > NOTES_SHOWN and not args.verbose:
+        print(f"... and {len(others) - NOTES_SHOWN} more written by others, at head (-v)")
     print(
-        f"{len(bad)} file(s) written by others since migrate last ran"
-        " (`migrate up` catches them up)"
+        f"{len(bad)} file(s) behind head (`migrate up` catches them up)"
         if bad
-        else "ok: every file matches the ledger"
+        else f"ok: at head ({len(others)} file(s) other writers wrote need nothing)"
     )
     return 1 if bad else 0
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from migrate.ingest import ingest
-    from migrate.ledger import Ledger
-    from migrate.lock import hold
+    from migrate.store.ledger import Ledger
+    from migrate.store.lock import hold
 
     repo = _repo(args)
     with hold(repo, "ingest"):
@@ -404,6 +412,23 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     for path in write_all(Path(args.out) if args.out else None):
         print(path)
     return 0
+
+
+def cmd_merge_driver(args: argparse.Namespace) -> int:
+    from migrate import merge
+
+    if args.install:
+        for line in merge.install(_repo(args).root):
+            print(line)
+        return 0
+    if args.resolve:
+        return merge.resolve(args.resolve)
+    if len(args.files) != 4:
+        raise UsageError(
+            "merge-driver takes --install, --resolve PATH, or the four files git gives a"
+            " driver (%O %A %B %P)"
+        )
+    return merge.drive(*args.files)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -524,8 +549,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder of CI artifacts and logs to take blockers from (repeatable)",
     )
-    u.add_argument(
-        "--recipes", metavar="DIR", help="recipes tree: a blocker with a recipe is resolved"
+    recipes = u.add_mutually_exclusive_group()
+    recipes.add_argument(
+        "--recipes",
+        metavar="DIR",
+        help="recipes tree: a blocker with a recipe is resolved (default: the repo's"
+        " recipes/, or what the last run used)",
+    )
+    recipes.add_argument(
+        "--no-recipes", action="store_true", help="derive queue status without a recipes tree"
     )
     u.add_argument(
         "--quarantine",
@@ -627,6 +659,27 @@ def build_parser() -> argparse.ArgumentParser:
     ig.add_argument("files", nargs="+", metavar="FILE")
     ig.add_argument("--stdout", action="store_true", help="print the lines instead of writing")
     ig.set_defaults(func=cmd_ingest)
+
+    md = sub.add_parser(
+        "merge-driver",
+        parents=[common],
+        help="git merge driver for the queues: a conflict resolved entry by entry",
+        description="Resolves a conflicting queue from its three versions, entry by entry:"
+        " the other writer's values win for what it owns (statuses it set, failure_count,"
+        " next_retry_at, entries it added or removed, order); `migrate up` derives status"
+        " again afterwards. Set up once per clone with --install.",
+        epilog="examples:\n  migrate merge-driver --install\n"
+        "  migrate merge-driver --resolve data/queues/priority-queue.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    md.add_argument(
+        "--install",
+        action="store_true",
+        help="add the driver to .gitattributes and git config (once per clone)",
+    )
+    md.add_argument("--resolve", metavar="PATH", help="resolve a queue git left conflicted")
+    md.add_argument("files", nargs="*", metavar="FILE", help="%%O %%A %%B %%P (as git calls it)")
+    md.set_defaults(func=cmd_merge_driver)
 
     d = sub.add_parser(
         "demo",

@@ -39,7 +39,7 @@ def _files(root: Path) -> dict[str, bytes]:
 def run_demo(keep: bool = False, out: TextIO | None = None) -> int:
     from migrate import engine
     from migrate.check import check_repo, format_text
-    from migrate.repo import DataRepo
+    from migrate.store import Store
 
     def say(*lines: str) -> None:
         for line in lines:
@@ -49,7 +49,7 @@ def run_demo(keep: bool = False, out: TextIO | None = None) -> int:
     try:
         root = copy_sample(tmp)
         say(f"sample data repo copied to {root}")
-        repo = DataRepo(root)
+        repo = Store(root)
         original = _files(root)
 
         say("", "$ migrate check")

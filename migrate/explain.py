@@ -1,73 +1,64 @@
 """``migrate explain PACKAGE_ID``: why a package has its queue status, with the evidence.
 
-Shows the package's records newest first (scope, category, blockers, evidence), its queue
-entries, each blocker's own queue status, and the rule of :mod:`migrate.status_rules`
-that gives the entry its status.
+Shows the package's records newest first (scope, category, blockers, evidence), then each
+queue entry with its status and the rule that keeps or gives it (tsuku's rules, as step
+0003 derives them: the blockers over every record of the entry's name, each with its own
+queue status) and, where the tool's own judgement (the latest record of the exact id)
+differs, that judgement and its reason too.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from migrate.engine.plan import known_ledger
 from migrate.errors import UsageError
-from migrate.failures_index import file_rows, latest_package_failures
-from migrate.queues import entry_id, load_queue_docs, name_index
+from migrate.failures_index import file_rows
+from migrate.queues import load_queue_docs, name_index
 from migrate.records import ts_key
-from migrate.repo import DataRepo
-from migrate.status_rules import decide, recipe_names
-from migrate.steps import versions_at
+from migrate.store import Store
+from migrate.views import queue_views
 
 
-def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict[str, Any]:
-    ledger = known_ledger(repo)
-    rebuilt = versions_at(ledger.current)["queues"] == 2
+def explain(repo: Store, package_id: str, recipes: str | None = None) -> dict[str, Any]:
+    views = queue_views(repo, recipes=recipes)
     names = name_index(load_queue_docs(repo))
     # an envelope names the package id; a per-recipe line the recipe (which may be the
     # queue's name of a package named otherwise: bat is github:sharkdp/bat)
     needles = {package_id.partition(":")[2]} | {n for n, pid in names.items() if pid == package_id}
     records = []
-    for ff in repo.failure_files():
-        data = repo.read_bytes(ff.rel)
+    for rel in repo.failure_rels():
+        data = repo.read_bytes(rel)
         if any(n.encode() in data for n in needles):
-            rows, _ = file_rows(ff.rel, data, names.get, want=None)  # (at any version)
+            rows, _ = file_rows(rel, data, names.get, want=None)  # (at any version)
             records.extend(r for r in rows if r["package_id"] == package_id)
     records.sort(key=lambda r: ts_key(r["timestamp"]), reverse=True)
-    latest = latest_package_failures(repo).get(package_id)
-    if recipes is None:  # the recipes tree the queues were rebuilt with, as the ledger says
-        runs = [r for r in ledger.finished if r.kind == "up" and r.options.get("recipes")]
-        recorded = runs[-1].options["recipes"] if runs else None
-        # (a folder inside the repo, recorded relative to it; one outside is recorded by
-        # name and digest only: pass --recipes to use it)
-        recipes = str(repo.path(recorded)) if isinstance(recorded, str) else None
-    extra = recipe_names(recipes) if recipes else set()
+    status_of: dict[str, list[str]] = {}
     queues = []
-    for rel, doc in load_queue_docs(repo).items():
-        entries = doc.get("entries", doc.get("packages", []))
+    for rel, verdicts in views.queues.items():
         by_name: dict[str, list[str]] = {}
-        for e in entries:
-            by_name.setdefault(e["name"], []).append(e["status"])
-        resolved = {n for n, sts in by_name.items() if "success" in sts} | extra
-        for e in entries:
-            if entry_id(e) != package_id:
+        for v in verdicts:
+            by_name.setdefault(v.name, []).append(v.status)
+        for v in verdicts:
+            if v.package_id != package_id:
                 continue
-            d = decide(e["status"], latest, resolved)
-            names = latest.blocked_by if latest and latest.blocked_by else []
+            status_of = by_name
             queues.append(
                 {
                     "file": rel,
-                    "status": e["status"],
-                    "blocked_by": e.get("blocked_by"),
-                    "rule": d.rule,
-                    "rebuild_agrees": not d.changed(e) if rebuilt else None,
+                    "status": v.status,
+                    "rule": v.decision.rule,
+                    "derived": v.decision.status,
+                    "judgement": {"status": v.judged.status, "rule": v.judged.rule},
+                    "differs": v.finding.kind if v.finding else None,
+                    "records_of_name": v.finding.records if v.finding else (),
                     "blockers": [
                         {
                             "name": n,
-                            "queue_status": by_name.get(n, []),
-                            "has_recipe": n in extra,
-                            "resolved": n in resolved,
+                            "queue_status": status_of.get(n, []),
+                            "resolved": n in v.resolved.tsuku,
+                            "resolved_by_migrate": n in v.resolved.tool,
                         }
-                        for n in names
+                        for n in v.blockers
                     ],
                 }
             )
@@ -75,8 +66,8 @@ def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict
         raise UsageError(f"{package_id}: no failure record and no queue entry with that id")
     return {
         "package_id": package_id,
-        "version": ledger.current,
-        "latest_failure": latest.where if latest else None,
+        "version": views.version,
+        "recipes": views.recipes,
         "queues": queues,
         "records": records,
     }
@@ -84,26 +75,30 @@ def explain(repo: DataRepo, package_id: str, recipes: str | None = None) -> dict
 
 def format_text(doc: dict[str, Any]) -> str:
     out = [f"{doc['package_id']} (repo at {doc['version'] or 'base'})"]
-    if (doc["version"] or "") < "0002":  # (step ids sort as they apply)
+    if doc["version"] is None or doc["version"] < "0002":
         out.append(
-            "  (records not backfilled yet: the rule reads them as they are; `migrate up"
+            "  (records not backfilled yet: the rules read them as they are; `migrate up"
             " --dry-run` shows what the steps would change)"
         )
     if not doc["queues"]:
         out.append("  no queue entry with this id")
     for q in doc["queues"]:
-        if q["status"] != "blocked":
-            bb = ""
-        elif q["blocked_by"] is None:
-            bb = " by unknown blockers"
-        else:
-            bb = " by " + ", ".join(q["blocked_by"])
-        out.append(f"  {q['file']}: {q['status']}{bb}")
-        out.append(f"    rule: {q['rule']}")
+        out.append(f"  {q['file']}: {q['status']}")
+        if q["derived"] != q["status"]:
+            out.append(f"    step 0003 would set: {q['derived']} (`migrate up`)")
+        out.append(f"    tsuku's rules: {q['rule']}")
+        if q["differs"]:
+            j = q["judgement"]
+            out.append(f"    migrate's own judgement differs: {j['status']}: {j['rule']}")
+            out.append(f"      ({q['differs']}; records of ids {', '.join(q['records_of_name'])})")
         for b in q["blockers"]:
             sts = ", ".join(b["queue_status"]) or "no queue entry"
             mark = "resolved" if b["resolved"] else "unresolved"
+            if b["resolved_by_migrate"] and not b["resolved"]:
+                mark += " (a recipe provides it, which tsuku's requeue does not read)"
             out.append(f"    blocker {b['name']}: {sts} ({mark})")
+    if doc["recipes"]:
+        out.append(f"  recipes tree: {doc['recipes']}")
     out.append(f"  records, newest first ({len(doc['records'])}):")
     for r in doc["records"]:
         cat = r["category"] + (f" (was {r['reclassified_from']})" if r["reclassified_from"] else "")

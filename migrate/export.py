@@ -19,7 +19,7 @@ from migrate.failures_index import file_rows, refuse
 from migrate.parallel import map_files
 from migrate.queues import load_queue_docs, name_index
 from migrate.reader import Problem
-from migrate.repo import DataRepo
+from migrate.store import Store
 
 #: The exported columns, in order.
 COLUMNS = (
@@ -44,7 +44,7 @@ COLUMNS = (
 )
 
 
-def export_frame(repo: DataRepo, jobs: int = 1) -> pd.DataFrame:
+def export_frame(repo: Store, jobs: int = 1) -> pd.DataFrame:
     """One row per record of every failure file (raises BadInputError naming the lines
     that are not failure lines)."""
     names = name_index(load_queue_docs(repo))

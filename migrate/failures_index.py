@@ -14,11 +14,12 @@ from migrate import codec
 from migrate.errors import BadInputError
 from migrate.evidence.messages import blocker_names, true_not_found
 from migrate.evidence.names import merge
+from migrate.layout import FailureFile
 from migrate.parallel import map_files
 from migrate.reader import Problem, line_version, split_lines
 from migrate.records import PackageOf, flat_records, shape_of, ts_key
-from migrate.repo import DataRepo, FailureFile
 from migrate.status_rules import Latest
+from migrate.store import Store
 
 
 def file_rows(
@@ -104,7 +105,7 @@ def merge_latest(parts: Iterable[dict[str, Latest]]) -> dict[str, Latest]:
 
 
 def latest_package_failures(
-    repo: DataRepo,
+    repo: Store,
     problems: list[Problem] | None = None,
     jobs: int = 1,
     only: set[str] | None = None,

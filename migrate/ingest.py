@@ -24,10 +24,12 @@ from migrate.errors import BadInputError, UsageError
 from migrate.evidence import EvidenceSet
 from migrate.evidence.artifacts import scan_file
 from migrate.evidence.names import merge
+from migrate.layout import FAILURES_DIR
 from migrate.models import RecipeLineV2
 from migrate.queues import load_queue_docs, name_index
-from migrate.repo import FAILURES_DIR, DataRepo
-from migrate.steps import versions_at
+from migrate.steps import REGISTRY
+from migrate.steps.base import Family
+from migrate.store import Store
 
 #: tsuku CLI exit code -> canonical category (formats.md section 3).
 EXIT_CATEGORIES = {
@@ -49,7 +51,7 @@ def category_for_exit(code: int | None) -> str:
 
 
 def build_records(
-    repo: DataRepo, files: list[str], run: str, timestamp: str
+    repo: Store, files: list[str], run: str, timestamp: str
 ) -> tuple[list[dict[str, Any]], list[str]]:
     ev = EvidenceSet()
     for f in files:
@@ -100,12 +102,12 @@ def build_records(
 
 
 def ingest(
-    repo: DataRepo, files: list[str], *, stdout: bool = False
+    repo: Store, files: list[str], *, stdout: bool = False
 ) -> tuple[str | None, int, list[str]]:
     """Write the records; returns (file written or None, record count, evidence problems)."""
     if not files:
         raise UsageError("give at least one validation-results file")
-    if not stdout and versions_at(known_ledger(repo).current)["failures"] != 2:
+    if not stdout and REGISTRY.versions_at(known_ledger(repo).current)[Family.FAILURES] != 2:
         raise UsageError(
             "this repo is at base (v1 records); ingest writes v2 lines",
             hint="run `migrate up` first, or use --stdout",

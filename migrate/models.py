@@ -304,12 +304,18 @@ class LegacyQueueV1(_Strict):
     packages: list[LegacyPackageV1]
 
 
+#: What tsuku's dashboard accepts of a unified entry (formats.md section 7: one entry it
+#: refuses aborts the whole dashboard), so that ``check`` names it first.
+Confidence = Literal["auto", "curated"]
+Priority = Annotated[int, Field(ge=1, le=3)]
+
+
 class UnifiedEntryV1(_Strict):
     name: NonEmpty
     source: NonEmpty
-    priority: int
+    priority: Priority
     status: UnifiedStatusV1
-    confidence: str
+    confidence: Confidence
     disambiguated_at: str | None
     failure_count: int
     next_retry_at: str | None
@@ -335,10 +341,9 @@ class BatchResults(BaseModel):
 
 
 def _blocked_by_only_when_blocked(entry: BaseModel, status: str) -> None:
-    has = "blocked_by" in entry.model_fields_set
-    if status == "blocked" and not has:
-        raise ValueError("a blocked entry carries blocked_by (a list, or null when unknown)")
-    if status != "blocked" and has:
+    """migrate 0.3 wrote ``blocked_by`` into blocked entries (migrate takes them out now:
+    the queue's writer drops every key outside its struct); never on another status."""
+    if status != "blocked" and "blocked_by" in entry.model_fields_set:
         raise ValueError("only blocked entries carry blocked_by")
 
 
@@ -367,9 +372,9 @@ class LegacyQueueV2(_Strict):
 class UnifiedEntryV2(_Strict):
     name: NonEmpty
     source: PackageId
-    priority: int
+    priority: Priority
     status: UnifiedStatus
-    confidence: str
+    confidence: Confidence
     disambiguated_at: AnyTimestamp | None
     failure_count: Annotated[int, Field(ge=0)]
     next_retry_at: AnyTimestamp | None

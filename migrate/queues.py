@@ -16,7 +16,7 @@ import orjson
 
 from migrate.errors import MigrateError
 from migrate.reader import ParsedQueue, Problem, parse_queue
-from migrate.repo import DataRepo
+from migrate.store import Store
 
 _CHECKED: dict[tuple[str, bytes], tuple[list[Problem], str | None, ParsedQueue | None]] = {}
 
@@ -58,7 +58,7 @@ def parsed_queue(rel: str, data: bytes) -> ParsedQueue:
     return dataclasses.replace(pq, obj=obj, problems=list(pq.problems))
 
 
-def queue_problems(repo: DataRepo) -> list[Problem]:
+def queue_problems(repo: Store) -> list[Problem]:
     """Problems of every priority queue (steps refuse to run on a broken queue: a queue
     skipped silently would change which package a recipe name resolves to)."""
     out: list[Problem] = []
@@ -74,14 +74,16 @@ def queue_problems(repo: DataRepo) -> list[Problem]:
 
 def queue_doc(rel: str, data: bytes) -> dict | None:
     """The decoded priority queue (legacy or unified) in ``data``, or None when it is not
-    one or does not decode: the document the check above decoded (once per content in a
+    one, or not a valid one: the document the check above decoded (once per content in a
     process; each step's preflight and prepare asks). It is shared: callers read it and
     never change it (:func:`parsed_queue` gives a copy to change)."""
-    _, _, pq = _checked(rel, data)
-    return pq.obj if pq is not None and pq.kind in ("legacy", "unified") else None
+    problems, _, pq = _checked(rel, data)
+    if problems or pq is None or pq.kind not in ("legacy", "unified"):
+        return None
+    return pq.obj
 
 
-def load_queue_docs(repo: DataRepo) -> dict[str, dict]:
+def load_queue_docs(repo: Store) -> dict[str, dict]:
     """{rel: decoded queue document} for the priority queues that decode cleanly
     (callers that write run :func:`queue_problems` first, in their preflight). The
     documents are shared (:func:`queue_doc`): read them, do not change them."""
@@ -93,7 +95,7 @@ def load_queue_docs(repo: DataRepo) -> dict[str, dict]:
     return out
 
 
-def queue_ids(repo: DataRepo) -> frozenset[str]:
+def queue_ids(repo: Store) -> frozenset[str]:
     """The package id of every entry of every priority queue."""
     return frozenset(
         entry_id(entry)

@@ -248,10 +248,6 @@ class ParsedQueue:
     obj: Any = None
     model: BaseModel | None = None
     problems: list[Problem] = field(default_factory=list)
-    #: a queue saying schema_version 2 in the shape tsuku's jobs save it (their struct
-    #: keeps the version as read and drops every ``blocked_by``): valid as they write it,
-    #: and behind head until ``migrate up`` derives its status again
-    writers_shape: bool = False
 
     @property
     def entries(self) -> list[dict[str, Any]]:
@@ -261,9 +257,37 @@ class ParsedQueue:
         return value if isinstance(value, list) else []
 
 
-def parse_queue(rel: str, data: bytes, expect_version: int | None = None) -> ParsedQueue:
-    """Decode and validate a queue file; ``expect_version`` is the repo's recorded version."""
+def conflict_markers(rel: str, data: bytes) -> list[Problem]:
+    """The lines of an unresolved git merge conflict in a queue (two writers saved it on
+    two branches), with what to do: migrate's merge driver resolves it entry by entry."""
+    lines = data.decode("utf-8", "replace").split("\n")
+    if not any(x.startswith("<<<<<<< ") for x in lines):
+        return []
+    out = [
+        n
+        for n, x in enumerate(lines, 1)
+        if x.startswith(("<<<<<<< ", ">>>>>>> ", "||||||| ")) or x == "======="
+    ]
+    return [
+        Problem(
+            rel,
+            out[0],
+            "an unresolved git merge conflict (markers at line(s)"
+            f" {', '.join(map(str, out[:6]))}): resolve it entry by entry with `migrate"
+            f" merge-driver --resolve {rel}`, which keeps every value the other writer set"
+            " (`migrate merge-driver --install` makes git do that at every merge)",
+        )
+    ]
+
+
+def parse_queue(rel: str, data: bytes) -> ParsedQueue:
+    """Decode and validate a queue file, at its own version (tsuku's struct keeps the
+    version as read, so a queue at 1 or 2 is its writer's, whatever the repo's version)."""
     out = ParsedQueue(rel)
+    markers = conflict_markers(rel, data)
+    if markers:
+        out.problems.extend(markers)
+        return out
     try:
         out.obj = codec.loads(data)
         out.kind = queue_kind(out.obj)
@@ -283,36 +307,11 @@ def parse_queue(rel: str, data: bytes, expect_version: int | None = None) -> Par
         )
         return out
     out.version = version
-    if expect_version is not None and version != expect_version:
-        out.problems.append(
-            Problem(
-                rel,
-                1,
-                f"queue is at schema_version {version}, the ledger says {expect_version}",
-                "schema_version",
-            )
-        )
-        return out
-    obj = out.obj
-    if version == 2 and _writers_shape(obj, out.kind):
-        out.writers_shape = True
-        obj = {**obj, "schema_version": 1}  # (validated as its writers' struct makes it)
     try:
-        out.model = QUEUE_MODELS[(out.kind, obj["schema_version"])].model_validate(obj)
+        out.model = QUEUE_MODELS[(out.kind, version)].model_validate(out.obj)
     except ValidationError as exc:
         out.problems.extend(queue_problems(rel, data, out.kind, exc))
     return out
-
-
-def _writers_shape(obj: dict[str, Any], kind: str) -> bool:
-    """No entry carries ``blocked_by`` while one is blocked: saved by tsuku's struct."""
-    entries = obj.get("packages" if kind == "legacy" else "entries")
-    if not isinstance(entries, list):
-        return False
-    dicts = [e for e in entries if isinstance(e, dict)]
-    return not any("blocked_by" in e for e in dicts) and any(
-        e.get("status") == "blocked" for e in dicts
-    )
 
 
 def queue_problems(rel: str, data: bytes, kind: str, exc: ValidationError) -> list[Problem]:

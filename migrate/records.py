@@ -44,8 +44,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from migrate.layout import FailureFile
 from migrate.models import CANONICAL_CATEGORIES, LEGACY_CATEGORIES
-from migrate.repo import FailureFile
 
 Line = dict[str, Any]
 

@@ -1,8 +1,12 @@
 """Reports on the current queue state: counts by status, and blockers ranked by impact.
 
-Computed with pandas from the queue as it is now (not from failure history, which is what
-kept resolved blockers on the old dashboard). ``total_count`` counts each package blocked
-by a name directly or through a chain once, even through diamonds; cycles terminate.
+Computed with pandas from the queue as it is now (its statuses), and for each blocked
+entry its unresolved blockers over every record of its name (the queue keeps no
+blockers: step 0003 and tsuku's queue-maintain read them from the records). Not from the
+failure history alone, which is what kept resolved blockers on the old dashboard.
+``total_count`` counts each package blocked by a name directly or through a chain once,
+even through diamonds; cycles terminate. A section lists where the tool's own judgement
+differs from tsuku's rules.
 """
 
 from __future__ import annotations
@@ -19,8 +23,7 @@ from migrate.errors import UsageError
 from migrate.failures_index import latest_package_failures
 from migrate.queues import entry_id
 from migrate.reader import queue_kind
-from migrate.repo import DataRepo
-from migrate.steps import versions_at
+from migrate.store import Store
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Report:
     blockers: list[dict[str, Any]]
     unknown_blockers: list[str]
     failures_without_entry: list[str]
+    findings: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -50,10 +54,11 @@ class Report:
             "blockers": self.blockers,
             "blocked_unknown_blockers": self.unknown_blockers,
             "failures_without_queue_entry": self.failures_without_entry,
+            "judgement_differs": self.findings,
         }
 
 
-def choose_queues(repo: DataRepo, queue: str | None) -> list[tuple[str, dict]]:
+def choose_queues(repo: Store, queue: str | None) -> list[tuple[str, dict]]:
     """The queue(s) that hold the current state: ``--queue`` if given, else the unified
     queue, else the legacy ones (the legacy homebrew queue is stale once a unified exists)."""
     docs = []
@@ -76,7 +81,11 @@ def choose_queues(repo: DataRepo, queue: str | None) -> list[tuple[str, dict]]:
     return unified or [(r, o) for r, k, o in docs if k == "legacy"]
 
 
-def queue_frame(chosen: list[tuple[str, dict]]) -> pd.DataFrame:
+def queue_frame(
+    chosen: list[tuple[str, dict]], blocked_by: dict[tuple[str, str], list[str] | None]
+) -> pd.DataFrame:
+    """One row per entry; ``blocked_by``: (queue, package id) -> a blocked entry's
+    unresolved blockers (None: no record names any)."""
     rows = []
     for rel, doc in chosen:
         legacy = "packages" in doc
@@ -90,7 +99,7 @@ def queue_frame(chosen: list[tuple[str, dict]]) -> pd.DataFrame:
                     "ecosystem": e["source"] if legacy else pid.partition(":")[0],
                     "status": e["status"],
                     "priority": e.get("tier", e.get("priority")),
-                    "blocked_by": e.get("blocked_by"),
+                    "blocked_by": blocked_by.get((rel, pid)),
                 }
             )
     cols = ["queue", "package_id", "name", "ecosystem", "status", "priority", "blocked_by"]
@@ -142,19 +151,32 @@ def _crosstab(df: pd.DataFrame, index: str) -> dict[str, dict[str, int]]:
     return {str(k): {s: int(v) for s, v in row.items() if v} for k, row in tab.iterrows()}
 
 
-def build_report(repo: DataRepo, queue: str | None = None) -> Report:
+def build_report(repo: Store, queue: str | None = None) -> Report:
+    from migrate.steps import REGISTRY
+    from migrate.views import queue_views
+
     ledger = known_ledger(repo)
-    if versions_at(ledger.current)["queues"] != 2:
+    derived = next(s for s in REGISTRY if s.derived)
+    if REGISTRY.pos(ledger.current) < REGISTRY.pos(derived.id):
         raise UsageError(
-            f"the repo is at {ledger.current or 'base'}: reports read rebuilt queues (v2)",
+            f"the repo is at {ledger.current or 'base'}: reports read derived queues"
+            f" ({derived.id})",
             hint="run `migrate up` first (on a copy, to only look)",
         )
     chosen = choose_queues(repo, queue)
-    df = queue_frame(chosen)
+    views = queue_views(repo)
+    blocked_by = {
+        (rel, v.package_id): [n for n in v.blockers if n not in v.resolved.tsuku] or None
+        for rel, vs in views.queues.items()
+        for v in vs
+        if v.status == "blocked"
+    }
+    df = queue_frame(chosen, blocked_by)
     latest = latest_package_failures(repo)
     unknown = df[(df["status"] == "blocked") & df["blocked_by"].isna()]["package_id"]
     ids = set(df["package_id"])
     is_legacy = any("packages" in doc for _, doc in chosen)
+    wanted = {rel for rel, _ in chosen}
     return Report(
         generated_at=clock.now_iso(),
         version=ledger.current,
@@ -167,6 +189,7 @@ def build_report(repo: DataRepo, queue: str | None = None) -> Report:
         blockers=rank_blockers(df),
         unknown_blockers=sorted(unknown),
         failures_without_entry=sorted(pid for pid in latest if pid not in ids),
+        findings=[f.as_dict() for f in views.findings if f.queue in wanted],
     )
 
 
@@ -204,6 +227,14 @@ def format_text(r: Report, top: int = 20) -> str:
         + (", ".join(r.failures_without_entry[:10]) or "none")
         + (" ..." if len(r.failures_without_entry) > 10 else "")
     )
+    out += ["", f"where migrate's own judgement differs from tsuku's rules ({len(r.findings)}):"]
+    for f in r.findings[:top]:
+        out.append(
+            f"  {f['package_id']}: {f['status']} by tsuku's rules, {f['judged']} by"
+            f" migrate's ({f['kind']})"
+        )
+    if len(r.findings) > top:
+        out.append(f"  ... and {len(r.findings) - top} more (--format json lists them all)")
     return "\n".join(out)
 
 

@@ -10,9 +10,10 @@ the catch-up: finished, it must give the same tree.
     python scripts/crash_test.py --records 15000 --files 12000 --kills 30
     python scripts/crash_test.py --records 60000 --files 12 --kills 20 --jobs 2
 
-Times recorded by the tool (the ledger's applied_at, a queue's updated_at and so the
-rebuilt queue's checksum in the ledger) differ between runs by nature and are the only
-fields left out of the comparison.
+Times recorded by the tool (a run's id and time, a queue's updated_at, which the queue
+step's change set records and the run's seal covers) differ between runs by nature and
+are the only fields left out of the comparison; so is migrate's cache (git ignores it,
+and a run rebuilds it where a kill lost it).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def snapshot(root: Path, normalize: bool) -> dict[str, bytes]:
         if not p.is_file():
             continue
         rel = p.relative_to(root).as_posix()
-        if rel.endswith(".index.jsonl"):
-            continue  # the gather index: a cache, rebuilt where missing (a kill may lose it)
+        if rel.startswith(("data/.migrate/cache/", "data/.migrate/tmp/")):
+            continue  # a cache, rebuilt where missing (a kill may lose it)
         data = p.read_bytes()
         if normalize and rel.endswith(".json") and "queues" in rel:
             doc = json.loads(data)
@@ -54,12 +55,11 @@ def snapshot(root: Path, normalize: bool) -> dict[str, bytes]:
             head, *entries = [json.loads(x) for x in data.splitlines()]
             for key in ("run", "at"):
                 head.pop(key)
-            head.pop("sum", None)  # (it seals the entries, queue checksums included)
-            for entry in entries:  # a rebuilt queue's checksum covers its updated_at
-                if not entry["path"].startswith("data/failures/"):
-                    for st in entry["steps"]:
-                        st.pop("after", None)
-                        (st.get("patch") or {}).get("now", {}).pop("updated_at", None)
+            head.pop("sum", None)  # (it seals the entries, the queues' updated_at included)
+            for entry in entries:  # a queue's change set records the updated_at it set
+                for patch in (entry.get("patch") or {}).values():
+                    if isinstance(patch, dict) and "header" in patch:
+                        patch["header"].pop("updated_at", None)
             data = json.dumps([head, *entries], sort_keys=True).encode()
         out[rel] = data
     return out

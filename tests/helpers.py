@@ -26,11 +26,11 @@ def refused_up(root: Path):
 
     from migrate import engine
     from migrate.errors import BadInputError
-    from migrate.repo import DataRepo
+    from migrate.store import Store
 
     before = snapshot(root)
     with pytest.raises(BadInputError) as exc:
-        engine.up(DataRepo(root))
+        engine.up(Store(root))
     assert snapshot(root) == before
     return exc.value
 
@@ -45,13 +45,13 @@ def up_stopped_at_the_third_rename(root: Path, monkeypatch) -> None:
 
     from migrate import engine
     from migrate.errors import RepoError
-    from migrate.repo import DataRepo
+    from migrate.store import Store
 
     real_replace = os.replace
     calls = {"n": 0}
 
     def stop_third(src, dst, *a, **k):
-        if "/data/failures/." in str(src):  # a rewritten failure file's temporary name
+        if "/.migrate/tmp/data%failures%" in str(src):  # a rewritten failure file's new version
             calls["n"] += 1
             if calls["n"] == 3:
                 raise OSError(errno.EIO, "Input/output error")
@@ -60,7 +60,7 @@ def up_stopped_at_the_third_rename(root: Path, monkeypatch) -> None:
     with monkeypatch.context() as m:  # only this: other patches of the test stay
         m.setattr("os.replace", stop_third)
         with pytest.raises(RepoError, match="unfinished"):
-            engine.up(DataRepo(root))
+            engine.up(Store(root))
 
 
 def records(root: Path) -> list[dict]:
@@ -114,7 +114,7 @@ def reseal(run: Path, strip: bool = False) -> None:
     """A run file edited by a test, sealed again as migrate would (its header's ``entries``
     and ``sum`` over the lines now there), or with the seal taken off (``strip``: as
     migrate 0.3.0 and older wrote it)."""
-    from migrate.ledger import seal
+    from migrate.store.ledger import seal
 
     head, _, body = run.read_bytes().partition(b"\n")
     doc = json.loads(head)
@@ -125,3 +125,31 @@ def reseal(run: Path, strip: bool = False) -> None:
     else:
         doc["entries"], doc["sum"] = seal([body])
     run.write_bytes(json.dumps(doc, separators=(",", ":")).encode() + b"\n" + body)
+
+
+def step_up(step, repo, rel: str, data: bytes | None = None, quarantine: bool = False):
+    """One line step through the engine's pure core on one file: what it gives (the new
+    bytes, its patch, counts, problems), as a namespace."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from migrate.engine.lifecycle import forward_lines
+    from migrate.steps.base import run_context
+
+    data = repo.read_bytes(rel) if data is None else data
+    out = forward_lines(rel, data, [step], {step.id: step.prepare(run_context(repo))}, quarantine)
+    return SimpleNamespace(
+        data=out.data,
+        patch=out.patches.get(step.id),
+        counts=Counter(out.counts.get(step.id, {})),
+        problems=out.problems,
+        notes=out.notes.get(step.id, []),
+        kept=out.kept.get(step.id, {}),
+        bug=out.bug,
+    )
+
+
+def step_down(step, data: bytes, patch) -> bytes:
+    from migrate.engine.lifecycle import down_lines
+
+    return down_lines(data, patch, step)

@@ -12,7 +12,7 @@ import pytest
 from migrate import engine
 from migrate.check import check_repo
 from migrate.cli import main
-from migrate.repo import DataRepo
+from migrate.store import Store
 from tests.conftest import FIXTURES, SNAPSHOTS, corpus_snapshot
 
 
@@ -28,7 +28,7 @@ def count_lines(root):
 @pytest.mark.parametrize("name", ["sample", "anomalies", "early-layout"])
 def test_fixtures_are_clean_at_v1_and_every_line_is_accounted_for(name):
     root = FIXTURES / name
-    report = check_repo(DataRepo(root))
+    report = check_repo(Store(root))
     assert report.ok, [str(p) for p in report.problems]
     lines, blank = count_lines(root)
     assert report.total_lines == lines
@@ -39,7 +39,7 @@ def test_fixtures_are_clean_at_v1_and_every_line_is_accounted_for(name):
 @pytest.mark.parametrize("snapshot", SNAPSHOTS)
 def test_real_snapshots_pass_check(snapshot):
     root = corpus_snapshot(snapshot)
-    report = check_repo(DataRepo(root))
+    report = check_repo(Store(root))
     assert report.ok, [str(p) for p in report.problems[:5]]
     lines, _ = count_lines(root)
     assert report.total_lines == lines
@@ -126,13 +126,13 @@ def test_paths_restrict_the_check(fixture_repo, capsys, monkeypatch):
 
 def test_check_follows_the_recorded_version(fixture_repo, capsys):
     root = fixture_repo("sample")
-    engine.up(DataRepo(root), "0001")
-    assert check_repo(DataRepo(root)).ok
+    engine.up(Store(root), "0001")
+    assert check_repo(Store(root)).ok
     f = root / "data" / "failures" / "homebrew.jsonl"
     rec = json.loads(f.read_text().splitlines()[0])
     rec["failures"][0]["category"] = "validation_failed"  # legacy name: not a v2 category
     f.write_text(json.dumps(rec) + "\n" + f.read_text())
-    report = check_repo(DataRepo(root))
+    report = check_repo(Store(root))
     assert [str(p).split(": ")[1] for p in report.problems] == ["failures[0].category"]
 
 

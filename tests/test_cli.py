@@ -21,7 +21,7 @@ def test_status_json_and_check_exit_codes(fixture_repo, capsys):
     assert capsys.readouterr().out == "dry run: nothing written; the repo stays at base\n"
     assert main(["up", "--repo", root]) == 0
     out = capsys.readouterr().out
-    assert "0001 records-v2: changed 15 of 16 files" in out  # 1 zero-byte file stays as it is
+    assert "0001 records-v2: changed 15 of 15 files" in out  # (a zero-byte file needs none)
     assert "0003 queue-status: changed 2 of 2 files" in out
     assert out.splitlines()[-1].startswith("now at 0003 (")  # the final line: where it is
     assert main(["status", "--repo", root, "--check"]) == 0
@@ -55,11 +55,10 @@ def test_progress_is_off_when_quiet_and_one_line_per_phase_in_a_log(fixture_repo
     root = str(fixture_repo("sample"))
     assert main(["up", "--repo", root, "-j", "1"]) == 0  # (stderr is not a terminal here)
     err = capsys.readouterr().err.splitlines()
-    assert "up: 0001+0002 failures: 16 file(s) in" in err[1]  # (after the read-only pass)
+    assert "up: 0001+0002 failure files: 15 file(s) in" in err[1]  # (after the read pass)
     assert [line.split(":")[1].strip() for line in err] == [
-        "what the steps need from other files",
-        "0001+0002 failures",
-        "0003 queues",
+        "read every failure file",
+        "0001+0002 failure files",
         "replace the files",
     ]
     assert main(["down", "--repo", root, "--to", "base", "-q"]) == 0

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from migrate.cli import build_parser, main
-from migrate.repo import LOCK_FILE
+from migrate.layout import LOCK_FILE
 from tests.helpers import snapshot
 
 
@@ -61,6 +61,7 @@ def test_down_at_base_has_nothing_to_do(fixture_repo, capsys):
 
 def test_a_lock_file_with_garbage_in_it_is_named_as_such(fixture_repo, capsys):
     root = fixture_repo("sample")
+    Path(root / LOCK_FILE).parent.mkdir(parents=True)
     Path(root / LOCK_FILE).write_text("garbage")
     assert main(["up", "--repo", str(root)]) == 3
     err = capsys.readouterr().err
@@ -138,8 +139,8 @@ def test_new_evidence_at_head_names_the_command_that_applies_it(fixture_repo, ca
 
 def test_the_committed_ledger_holds_no_absolute_local_path(fixture_repo, tmp_path):
     from migrate import engine
-    from migrate.repo import DataRepo
     from migrate.steps.base import RunOptions
+    from migrate.store import Store
     from tests.conftest import FIXTURES
 
     root = fixture_repo("sample")
@@ -147,7 +148,7 @@ def test_the_committed_ledger_holds_no_absolute_local_path(fixture_repo, tmp_pat
     inside = root / "ci-artifacts"
     shutil.copytree(outside, inside)
     options = RunOptions((str(outside), str(inside)), None, False)
-    engine.up(DataRepo(root), options=options)
+    engine.up(Store(root), options=options)
     (run,) = (root / "data" / ".migrate" / "runs").glob("*[0-9a-f].jsonl")
     head = json.loads(run.read_bytes().split(b"\n", 1)[0])
     far, near = head["options"]["evidence"]
@@ -185,6 +186,7 @@ def test_check_quiet_prints_the_violations_and_the_final_line(capsys):
 def test_a_lock_holding_json_that_is_not_an_object_is_named_too(fixture_repo, capsys):
     root = fixture_repo("sample")
     for text in ("[1, 2]", "5", "null"):
+        Path(root / LOCK_FILE).parent.mkdir(parents=True, exist_ok=True)
         Path(root / LOCK_FILE).write_text(text)
         assert main(["up", "--repo", str(root)]) == 3
         assert "does not say who holds it" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 
 from migrate import codec, engine
 from migrate.errors import MigrateError
-from migrate.repo import DataRepo
+from migrate.store import Store
 from tests.conftest import FIXTURES, copy_repo
 from tests.helpers import data_only, refused_up, snapshot
 
@@ -28,7 +28,7 @@ def test_an_exit_code_beyond_64_bits_survives_up_and_down(fixture_repo):
     root = fixture_repo("sample")
     _add(root, "homebrew-2026-03-09T00-00-00Z.jsonl", B_LINE % ("zlib", 2**64))
     before = snapshot(root)
-    repo = DataRepo(root)
+    repo = Store(root)
     engine.up(repo)
     line = (root / "data/failures/homebrew-2026-03-09T00-00-00Z.jsonl").read_bytes()
     assert b'"exit_code":18446744073709551616,' in line
@@ -70,21 +70,21 @@ def _batch_ids(root):
 
 def test_a_queue_string_only_the_strict_decoder_reads_is_not_a_traceback(fixture_repo, tmp_path):
     plain = fixture_repo("sample")
-    engine.up(DataRepo(plain), "0001")
+    engine.up(Store(plain), "0001")
     root = copy_repo(FIXTURES / "sample", tmp_path / "edited")
     q = root / "data" / "queues" / "priority-queue.json"
     doc = json.loads(q.read_text())
-    doc["entries"][0]["confidence"] = "auto\ud800"  # a lone surrogate, escaped
+    doc["entries"][0]["disambiguated_at"] = "x\ud800"  # a lone surrogate, escaped
     q.write_text(json.dumps(doc, indent=2) + "\n")
-    engine.up(DataRepo(root), "0001")  # the queue still names the batch files' packages
+    engine.up(Store(root), "0001")  # the queue still names the batch files' packages
     assert _batch_ids(root) == _batch_ids(plain) and any(_batch_ids(root))
     with pytest.raises(MigrateError):  # step 0003 cannot write it back: refused, named
-        engine.up(DataRepo(root))
+        engine.up(Store(root))
 
 
 def test_a_broken_line_this_tool_did_not_write_is_refused_by_step_0003(fixture_repo):
     root = fixture_repo("sample")
-    repo = DataRepo(root)
+    repo = Store(root)
     engine.up(repo, "0002")
     f = root / "data" / "failures" / "homebrew-2026-02-07T03-03-36Z.jsonl"
     first = f.read_bytes().split(b"\n")[0]
@@ -118,7 +118,7 @@ def test_ties_are_broken_by_file_order_even_when_a_line_spells_the_id_with_escap
         env('"homebrew:a"', "missing_dep"),
     ]
     (tmp_path / rel).write_text("\n".join(lines) + "\n")
-    latest = latest_package_failures(DataRepo(tmp_path))
+    latest = latest_package_failures(Store(tmp_path))
     assert (latest["homebrew:a"].category, latest["homebrew:a"].where) == (
         "missing_dep",
         f"{rel}:3",
@@ -128,7 +128,7 @@ def test_ties_are_broken_by_file_order_even_when_a_line_spells_the_id_with_escap
 @pytest.mark.parametrize("edit", ["escape", "crlf", "no-final-newline"])
 def test_step_0002_on_lines_it_did_not_write_comes_out_canonical_and_back_exact(fixture_repo, edit):
     root = fixture_repo("sample")
-    repo = DataRepo(root)
+    repo = Store(root)
     engine.up(repo, "0001")
     f = root / "data" / "failures" / "homebrew-2026-02-07T03-03-36Z.jsonl"
     lines = f.read_bytes().split(b"\n")
@@ -156,7 +156,7 @@ def test_an_envelope_with_no_records_goes_up_and_back(fixture_repo):
         '"updated_at":"2026-03-05T00-00-00Z","failures":[]}\n',
     )
     before = snapshot(root)
-    repo = DataRepo(root)
+    repo = Store(root)
     engine.up(repo)
     engine.down(repo, "base")
     assert snapshot(root) == before
@@ -179,7 +179,7 @@ def test_a_duplicate_key_hidden_by_an_escape_or_a_blank_is_refused(fixture_repo,
     root = fixture_repo("sample")
     line = V2.replace('"category"', hidden + '"category"').replace("MSG", "m")
     _add(root, "homebrew-2026-03-05T00-00-00Z.jsonl", line)
-    report = check_repo(DataRepo(root))
+    report = check_repo(Store(root))
     assert any("duplicate key" in p.reason for p in report.problems), report.problems
     refused_up(root)
 
@@ -191,7 +191,7 @@ def test_a_v2_line_passed_through_and_backfilled_comes_out_canonical(fixture_rep
     v1 = B_LINE % ("zlib", 6)
     _add(root, name, v1 + V2.replace("MSG", msg))
     before = snapshot(root)
-    repo = DataRepo(root)
+    repo = Store(root)
     engine.up(repo)
     line = (root / "data" / "failures" / name).read_bytes().split(b"\n")[1]
     rec = codec.loads(line)["failures"][0]

@@ -8,7 +8,7 @@ import pytest
 
 from migrate.evidence.artifacts import scan_dirs
 from migrate.evidence.messages import blocker_names, true_not_found
-from migrate.repo import DataRepo
+from migrate.store import Store
 from tests.conftest import FIXTURES
 
 EVIDENCE = FIXTURES / "evidence"
@@ -126,5 +126,5 @@ def test_one_name_rule_the_models_for_evidence_too(fixture_repo, tmp_path, capsy
     assert main(["up", "--repo", str(root), "--evidence", str(ev)]) == 0
     out = capsys.readouterr().out
     assert "rejected names ['openssl 3']" in out
-    assert engine.status(DataRepo(root))["current"] == "0003"
-    assert check_repo(DataRepo(root)).ok
+    assert engine.status(Store(root))["current"] == "0003"
+    assert check_repo(Store(root)).ok

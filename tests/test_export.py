@@ -10,8 +10,8 @@ import pytest
 
 from migrate import engine
 from migrate.cli import main
-from migrate.repo import DataRepo
 from migrate.steps.base import RunOptions
+from migrate.store import Store
 from tests.conftest import FIXTURES
 from tests.helpers import records
 
@@ -24,7 +24,7 @@ def _export(root, fmt, capsys):
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_one_row_per_record_in_file_and_line_order(fixture_repo, capsys, fmt):
     root = fixture_repo("sample")
-    engine.up(DataRepo(root), options=RunOptions(evidence=(str(FIXTURES / "evidence"),)))
+    engine.up(Store(root), options=RunOptions(evidence=(str(FIXTURES / "evidence"),)))
     text = _export(root, fmt, capsys)
     if fmt == "csv":
         frame = pd.read_csv(io.StringIO(text), keep_default_na=False)

@@ -7,7 +7,7 @@ import pytest
 from migrate import codec, engine
 from migrate.failures_index import file_rows, latest_package_failures
 from migrate.queues import load_queue_docs, name_index
-from migrate.repo import DataRepo
+from migrate.store import Store
 from tests.helpers import records
 
 SAME_AT_EVERY_VERSION = ("file", "line", "scope", "name", "platform", "timestamp", "run")
@@ -28,7 +28,7 @@ def test_the_flat_view_is_the_same_records_at_v1_and_at_v2(fixture_repo, name):
     """One row per record, read from v1 lines or from their v2 form: the same records, in
     the same order, with the same package, place and time; blockers only ever gained."""
     root = fixture_repo(name)
-    repo = DataRepo(root)
+    repo = Store(root)
     before = _rows(repo, want=1)
     engine.up(repo, "0002")
     after = _rows(repo, want=2)
@@ -81,6 +81,6 @@ def test_latest_by_time_not_by_text_and_platform_lines_never_count(tmp_path):
             ]
         )
     )
-    latest = latest_package_failures(DataRepo(tmp_path))
+    latest = latest_package_failures(Store(tmp_path))
     assert latest["homebrew:a"].category == "network_error"
     assert latest["homebrew:a"].where == "data/failures/homebrew.jsonl:1"

@@ -14,10 +14,10 @@ import pytest
 from migrate import codec, engine
 from migrate.check import check_repo
 from migrate.cli import main
-from migrate.engine import commit
 from migrate.errors import BadInputError, RepoError
-from migrate.ledger import Ledger
-from migrate.repo import DataRepo
+from migrate.store import Store
+from migrate.store import staging as commit
+from migrate.store.ledger import Ledger
 from tests.conftest import copy_repo
 from tests.helpers import data_only, leftovers, run_files, snapshot, up_stopped_at_the_third_rename
 
@@ -133,9 +133,9 @@ MIGRATED = {
 def test_odd_but_valid_input_migrates_and_round_trips(tmp_path, kind):
     root = repo_with(tmp_path, {"homebrew.jsonl": MIGRATED[kind]})
     before = snapshot(root)
-    engine.up(DataRepo(root))
-    assert check_repo(DataRepo(root)).ok
-    engine.down(DataRepo(root), "base")
+    engine.up(Store(root))
+    assert check_repo(Store(root)).ok
+    engine.down(Store(root), "base")
     assert snapshot(root) == before
 
 
@@ -146,13 +146,13 @@ def test_quarantine_moves_bad_lines_into_the_ledger_and_back(fixture_repo, capsy
     out = capsys.readouterr().out
     assert "lines quarantined: 8" in out
     assert "quarantined data/failures/broken.jsonl:2: invalid JSON" in out
-    assert check_repo(DataRepo(root)).ok  # what is left is valid v2
+    assert check_repo(Store(root)).ok  # what is left is valid v2
     (run,) = run_files(root)
     detail = run.read_text()
     assert '"lines64"' in detail and '"lines"' in detail  # verbatim, invalid UTF-8 included
     lines = (root / "data/failures/broken.jsonl").read_bytes().split(b"\n")
     assert [i + 1 for i, x in enumerate(lines[:-1]) if not x] == [2, 3, 4, 5, 6, 7, 8, 9]
-    engine.down(DataRepo(root), "base")
+    engine.down(Store(root), "base")
     assert snapshot(root) == before
 
 
@@ -172,14 +172,14 @@ def test_disk_full_while_staging_writes_nothing_and_a_rerun_works(fixture_repo, 
 
     monkeypatch.setattr(commit.Staging, "add", full_disk)
     with pytest.raises(RepoError, match="staged.bin: cannot write.*nothing was replaced"):
-        engine.up(DataRepo(root))
+        engine.up(Store(root))
     monkeypatch.undo()
     assert calls["n"] == 4
     assert snapshot(root) == before
     assert leftovers(root) == []
-    engine.up(DataRepo(root))
-    assert check_repo(DataRepo(root)).ok
-    engine.down(DataRepo(root), "base")
+    engine.up(Store(root))
+    assert check_repo(Store(root)).ok
+    engine.down(Store(root), "base")
     assert snapshot(root) == before
 
 
@@ -190,7 +190,7 @@ def test_read_only_folder_mid_commit_leaves_a_repo_up_or_down_can_settle(fixture
     calls = {"n": 0}
 
     def read_only(src, dst, *a, **k):
-        if "/data/failures/." in str(src):
+        if "/.migrate/tmp/data%failures%" in str(src):
             calls["n"] += 1
             if calls["n"] == 5:
                 raise OSError(errno.EROFS, "Read-only file system")
@@ -198,10 +198,10 @@ def test_read_only_folder_mid_commit_leaves_a_repo_up_or_down_can_settle(fixture
 
     monkeypatch.setattr(os, "replace", read_only)
     with pytest.raises(RepoError, match="Read-only file system.*unfinished"):
-        engine.up(DataRepo(root))
+        engine.up(Store(root))
     monkeypatch.undo()
-    assert engine.status(DataRepo(root))["unfinished"]["kind"] == "up"
-    engine.down(DataRepo(root), "base")  # finishes the run, then reverts it
+    assert engine.status(Store(root))["unfinished"]["kind"] == "up"
+    engine.down(Store(root), "base")  # finishes the run, then reverts it
     assert snapshot(root) == before
 
 
@@ -216,11 +216,11 @@ def test_two_runs_started_together_one_refuses_and_data_is_one_run(fixture_repo,
     codes = sorted(c for c, _ in results)
     assert codes in ([0, 0], [0, 3]), results
     if codes == [0, 3]:
-        assert any("another migrate run holds data/.migrate.lock" in e for _, e in results)
-    assert check_repo(DataRepo(root)).ok
+        assert any("another migrate run holds data/.migrate/lock" in e for _, e in results)
+    assert check_repo(Store(root)).ok
     (run,) = run_files(root)  # the second had nothing to do
     assert json.loads(run.read_text().split("\n")[0])["steps"] == ["0001", "0002", "0003"]
-    assert not (root / "data" / ".migrate.lock").exists()
+    assert not (root / "data" / ".migrate" / "lock").exists()
 
 
 @pytest.mark.parametrize("direction", ["up", "down"])
@@ -233,7 +233,7 @@ def test_disk_full_while_writing_the_ledger_gives_the_staged_space_back(
     root = fixture_repo("sample")
     before = snapshot(root)
     if direction == "down":
-        engine.up(DataRepo(root))
+        engine.up(Store(root))
     at_start = snapshot(root)
 
     def full(self, run, entries):
@@ -241,14 +241,14 @@ def test_disk_full_while_writing_the_ledger_gives_the_staged_space_back(
 
     monkeypatch.setattr(Ledger, "write_pending", full)
     with pytest.raises(RepoError, match="No space left on device"):
-        getattr(engine, direction)(DataRepo(root), "head" if direction == "up" else "base")
+        getattr(engine, direction)(Store(root), "head" if direction == "up" else "base")
     monkeypatch.undo()
     assert snapshot(root) == at_start
     assert leftovers(root) == []
-    assert "unfinished" not in engine.status(DataRepo(root))
-    engine.up(DataRepo(root))
-    assert check_repo(DataRepo(root)).ok
-    engine.down(DataRepo(root), "base")
+    assert "unfinished" not in engine.status(Store(root))
+    engine.up(Store(root))
+    assert check_repo(Store(root)).ok
+    engine.down(Store(root), "base")
     assert snapshot(root) == before
 
 
@@ -262,16 +262,16 @@ def test_a_run_killed_writing_the_first_ledger_leaves_nothing_at_base(fixture_re
     (ledger_dir / "runs" / ".000001-x.jsonl.pending.migrate-tmp").write_bytes(b'{"format": 2')
     queue_tmp = root / "data" / "queues" / ".priority-queue.json.migrate-tmp"
     queue_tmp.write_bytes(b"{")  # and one beside a data file (an interrupted `ingest`)
-    engine.up(DataRepo(root))
+    engine.up(Store(root))
     assert not queue_tmp.exists()
-    assert [p.name for p in ledger_dir.rglob(".*")] == []
-    engine.down(DataRepo(root), "base")
+    assert [p.name for p in ledger_dir.rglob(".*")] == [".gitignore"]  # (git's, kept)
+    engine.down(Store(root), "base")
     assert snapshot(root) == before and not ledger_dir.exists()
     bad = fixture_repo("bad")  # a run that then stops at bad input leaves no folder
     (bad / "data" / ".migrate" / "runs").mkdir(parents=True)
     (bad / "data" / ".migrate" / "runs" / ".x.migrate-tmp").write_bytes(b"{")
     with pytest.raises(BadInputError):
-        engine.up(DataRepo(bad))
+        engine.up(Store(bad))
     assert not (bad / "data" / ".migrate").exists()
 
 
@@ -283,7 +283,7 @@ def test_a_failed_down_after_an_interrupted_up_leaves_the_finished_up(
     the repo is as after an uninterrupted `up`, and nothing is left over."""
     root = fixture_repo("sample")
     reference = copy_repo(root, tmp_path / "ref")
-    engine.up(DataRepo(reference))
+    engine.up(Store(reference))
     up_stopped_at_the_third_rename(root, monkeypatch)
     left = leftovers(root)  # (and the gather index it was writing: a cache, lost)
     assert [p for p in left if "/runs/.index-" not in p] == ["data/.migrate/staged.bin"]
@@ -294,7 +294,7 @@ def test_a_failed_down_after_an_interrupted_up_leaves_the_finished_up(
     with monkeypatch.context() as m:
         m.setattr(commit.Staging, "add", full_disk)
         with pytest.raises(RepoError, match="No space left"):
-            engine.down(DataRepo(root), "base")
+            engine.down(Store(root), "base")
     assert leftovers(root) == []
     assert data_only(snapshot(root)) == data_only(snapshot(reference))
-    assert engine.up(DataRepo(root)).plan.steps == ()
+    assert engine.up(Store(root)).plan.steps == ()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
@@ -13,7 +12,7 @@ from migrate.check import check_repo
 from migrate.cli import main
 from migrate.errors import UsageError
 from migrate.ingest import ingest
-from migrate.repo import DataRepo
+from migrate.store import Store
 from tests.conftest import FIXTURES
 from tests.helpers import snapshot
 
@@ -24,7 +23,7 @@ INSTALL = FIXTURES / "evidence" / "install"
 @freeze_time("2026-04-01 12:00:00")
 def test_ingest_writes_one_v2_line_per_failure_with_blockers(fixture_repo):
     root = fixture_repo("sample")
-    repo = DataRepo(root)
+    repo = Store(root)
     engine.up(repo)
     files = sorted(str(p) for p in CI.glob("*.json")) + [str(INSTALL / "gitui.json")]
     rel, n, problems = ingest(repo, files)
@@ -55,7 +54,7 @@ def test_ingest_writes_one_v2_line_per_failure_with_blockers(fixture_repo):
 
 def test_ingest_merges_install_json_for_the_same_recipe(fixture_repo, tmp_path):
     root = fixture_repo("sample")
-    engine.up(DataRepo(root), "0001")
+    engine.up(Store(root), "0001")
     vr = tmp_path / "validation-results-linux-alpine-musl-x86_64.json"
     vr.write_text(
         json.dumps(
@@ -71,7 +70,7 @@ def test_ingest_merges_install_json_for_the_same_recipe(fixture_repo, tmp_path):
             ]
         )
     )
-    _, _, _ = ingest(DataRepo(root), [str(vr), str(INSTALL / "gitui.json")])
+    _, _, _ = ingest(Store(root), [str(vr), str(INSTALL / "gitui.json")])
     (f,) = [p for p in (root / "data" / "failures").glob("batch-2026-1*.jsonl")]
     (rec,) = [json.loads(x) for x in f.read_text().splitlines()]
     assert rec["blocked_by"] == ["openssl@3", "zlib-ng"]
@@ -81,16 +80,16 @@ def test_ingest_merges_install_json_for_the_same_recipe(fixture_repo, tmp_path):
 def test_ingest_refuses_a_v1_repo_and_down_leaves_ingested_files_as_written(fixture_repo, capsys):
     root = fixture_repo("sample")
     with pytest.raises(UsageError, match="at base"):
-        ingest(DataRepo(root), [str(CI / "validation-results-linux-alpine-musl-x86_64.json")])
-    engine.up(DataRepo(root))
+        ingest(Store(root), [str(CI / "validation-results-linux-alpine-musl-x86_64.json")])
+    engine.up(Store(root))
     assert main(["ingest", "--repo", str(root), *map(str, CI.glob("*.json"))]) == 0
     (new,) = {p for p in (root / "data" / "failures").iterdir()} - {
         root / "data" / "failures" / p.name for p in (FIXTURES / "sample/data/failures").iterdir()
     }
     ingested = new.read_bytes()
-    engine.down(DataRepo(root), "base")
+    engine.down(Store(root), "base")
     assert new.read_bytes() == ingested  # the CI's records, with their evidence: kept
-    report = check_repo(DataRepo(root))
+    report = check_repo(Store(root))
     assert report.ok and report.ahead == len(ingested.splitlines())  # v2, read as v2
 
 
@@ -119,7 +118,7 @@ def test_files_that_need_no_step_are_known_after_the_next_run(fixture_repo, tmp_
     any number of runs, though `up` and `status` said the repo was at head. The ingested
     records name their artifact by file name, not by this machine's path."""
     root = fixture_repo("sample")
-    engine.up(DataRepo(root))
+    engine.up(Store(root))
     artifact = tmp_path / "validation-results-linux-alpine-musl-x86_64.json"
     artifact.write_bytes((CI / artifact.name).read_bytes())
     assert main(["ingest", "--repo", str(root), "-q", str(artifact)]) == 0
@@ -136,40 +135,28 @@ def test_files_that_need_no_step_are_known_after_the_next_run(fixture_repo, tmp_
     assert main(["up", "--repo", str(root), "-q"]) == 0
     assert main(["verify", "--repo", str(root), "-q"]) == 0
     assert main(["up", "--repo", str(root), "-q"]) == 0
-    assert engine.up(DataRepo(root)).plan.steps == ()
-    engine.down(DataRepo(root), "base")
+    assert engine.up(Store(root)).plan.steps == ()
+    engine.down(Store(root), "base")
     assert new.read_bytes() == ingested  # the CI's records: left as written
     assert not (root / "data" / ".migrate").exists()
 
 
-def test_a_file_saved_again_while_a_run_records_it_as_needing_no_step_is_caught_up(
-    fixture_repo, monkeypatch
-):
-    """A v2 file the run found needing no step, saved again at v1 by its writer while the
-    run worked: the run records the bytes it planned from (it recorded the new ones, as
-    at head, and no later run gave the v1 line its steps)."""
-    from migrate.engine import forward
-
+def test_a_migrated_file_saved_again_at_v1_by_its_writer_is_caught_up(fixture_repo):
+    """A file migrate wrote, saved again by its writer at v1: its content says what it
+    lacks, so `status` counts it behind and the next `up` gives it its steps again."""
     root = fixture_repo("sample")
-    engine.up(DataRepo(root))
+    engine.up(Store(root))
     f = sorted((root / "data" / "failures").glob("homebrew-*.jsonl"))[0]
-    v1 = (FIXTURES / "sample" / "data" / "failures" / f.name).read_bytes()
-    f.write_bytes(f.read_bytes().replace(b'"schema_version":2', b'"schema_version": 2'))
-    b = engine.status(DataRepo(root))["behind"]
-    assert b["no_step"] == 1 and (f"data/failures/{f.name}", "no step") in b["list"]
-    original = forward._UpRun.compute
-
-    def compute_then_a_save(self):
-        original(self)
-        f.write_bytes(v1)
-
-    monkeypatch.setattr(forward._UpRun, "compute", compute_then_a_save)
-    engine.up(DataRepo(root))
-    monkeypatch.setattr(forward._UpRun, "compute", original)
-    assert engine.status(DataRepo(root))["behind"]["files"] >= 1
-    run = engine.up(DataRepo(root))
-    assert f.name in {Path(rel).name for rel in run.plan.files}
-    assert check_repo(DataRepo(root), at_head=True).ok
+    f.write_bytes((FIXTURES / "sample" / "data" / "failures" / f.name).read_bytes())
+    rel = f"data/failures/{f.name}"
+    b = engine.status(Store(root))["behind"]
+    assert {"path": rel, "why": "rewritten at v1 by another writer since migrate wrote it"} in b[
+        "list"
+    ]
+    assert not check_repo(Store(root), at_head=True).ok
+    run = engine.up(Store(root))
+    assert rel in run.plan.files
+    assert check_repo(Store(root), at_head=True).ok
 
 
 def test_down_below_a_file_written_at_head_gives_it_the_steps_again(fixture_repo):
@@ -177,7 +164,7 @@ def test_down_below_a_file_written_at_head_gives_it_the_steps_again(fixture_repo
     it as written and records it at 0001, so that the next `up` (with new evidence, say)
     runs step 0002 on it, as on every file below it."""
     root = fixture_repo("sample")
-    engine.up(DataRepo(root))
+    engine.up(Store(root))
     assert (
         main(
             [
@@ -190,8 +177,8 @@ def test_down_below_a_file_written_at_head_gives_it_the_steps_again(fixture_repo
         )
         == 0
     )
-    engine.up(DataRepo(root))
-    files = len(list((root / "data" / "failures").iterdir()))
-    engine.down(DataRepo(root), "0001")
-    run = engine.up(DataRepo(root))
+    engine.up(Store(root))
+    files = len([f for f in (root / "data" / "failures").iterdir() if f.stat().st_size])
+    engine.down(Store(root), "0001")
+    run = engine.up(Store(root))
     assert {sr.step.id: sr.files_read for sr in run.steps}["0002"] == files

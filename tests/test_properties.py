@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from migrate import codec, engine
 from migrate.check import check_repo
 from migrate.models import CategoryV1
-from migrate.repo import DataRepo
+from migrate.store import Store
 from tests.helpers import data_only, snapshot
 
 CATEGORIES = list(get_args(CategoryV1))
@@ -154,7 +154,7 @@ def test_up_down_is_byte_exact_and_up_is_idempotent(files):
         (root / "data" / "failures").mkdir(parents=True)
         for name, data in files.items():
             (root / "data" / "failures" / name).write_bytes(data)
-        repo = DataRepo(root)
+        repo = Store(root)
         original = snapshot(root)
         engine.up(repo)
         report = check_repo(repo)

@@ -27,8 +27,8 @@ import pytest
 
 from migrate import engine
 from migrate.check import check_repo
-from migrate.repo import DataRepo
 from migrate.steps.base import RunOptions
+from migrate.store import Store
 from tests.conftest import FIXTURES, SNAPSHOTS, copy_repo, corpus_snapshot
 from tests.helpers import snapshot
 
@@ -133,7 +133,7 @@ def _v2_records(root: Path) -> dict[tuple[str, int, int], dict]:
 
 def assert_reader_sees_the_same_and_more(root: Path, **options) -> tuple[dict, dict]:
     before = dashboard_view(root)
-    engine.up(DataRepo(root), options=RunOptions(**options))
+    engine.up(Store(root), options=RunOptions(**options))
     after = dashboard_view(root)
     v2 = _v2_records(root)
     assert after["details"].keys() == before["details"].keys()  # same failures, same places
@@ -197,7 +197,7 @@ def test_every_line_keeps_its_shape_and_place(tmp_path, name):
                 out.append(("recipe", line["recipe"], line["platform"], line["timestamp"]))
         return out
 
-    repo = DataRepo(root)
+    repo = Store(root)
     engine.up(repo)
     assert check_repo(repo).ok
     migrated = snapshot(root)

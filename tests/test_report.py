@@ -15,9 +15,10 @@ import pytest
 from migrate import engine
 from migrate.cli import main
 from migrate.html_report import render
-from migrate.repo import DataRepo
 from migrate.report import build_report, rank_blockers
+from migrate.store import Store
 from tests.conftest import copy_repo, corpus_snapshot
+from tests.test_step_0003 import by_name
 
 
 def frame(entries):
@@ -83,19 +84,29 @@ def test_diamonds_count_once_and_cycles_terminate():
 @pytest.fixture(params=["2026-02-08", "2026-03-02"])
 def migrated_corpus(request, tmp_path):
     root = copy_repo(corpus_snapshot(request.param), tmp_path)
-    engine.up(DataRepo(root))
+    engine.up(Store(root))
     return root
 
 
 def test_report_matches_a_direct_recount_of_the_queue(migrated_corpus, capsys):
     root = migrated_corpus
-    r = build_report(DataRepo(root))
+    r = build_report(Store(root))
     (qrel,) = r.queues
     doc = json.loads((root / qrel).read_text())
     entries = doc.get("entries", doc.get("packages"))
     assert r.by_status == dict(Counter(e["status"] for e in entries))
     assert r.entries == len(entries)
-    expect = recount_totals([(e["name"], e["status"], e.get("blocked_by")) for e in entries])
+    # blockers come from the records (the queue keeps none): per blocked entry, the
+    # unresolved names over every record of its name (counted by tests/test_step_0003)
+    names = by_name(root)
+    success = {e["name"] for e in entries if e["status"] == "success"}
+
+    def unresolved(e):
+        if e["status"] != "blocked" or e["name"] not in names.index:
+            return None
+        return [b for b in names.loc[e["name"], "blockers"] if b not in success] or None
+
+    expect = recount_totals([(e["name"], e["status"], unresolved(e)) for e in entries])
     assert {b["name"]: (b["direct_count"], b["total_count"]) for b in r.blockers} == expect
     assert r.blockers, "the real snapshots have blocked packages"
     assert main(["report", "--repo", str(root), "--format", "json"]) == 0
@@ -122,20 +133,38 @@ def test_report_needs_a_migrated_repo(fixture_repo, capsys):
 
 def hostile_repo(fixture_repo):
     root = fixture_repo("sample")
-    engine.up(DataRepo(root))
+    engine.up(Store(root))
     q = root / "data" / "queues" / "priority-queue.json"
     doc = json.loads(q.read_text())
     evil = "<script>alert(1)</script>"
+    victims = []
     for n in range(3):
         doc["entries"].append(
             {
                 **doc["entries"][0],
-                "name": f"victim{n}",
+                "name": f"victim{n}&co",
                 "source": f"homebrew:victim{n}&co",
                 "status": "blocked",
-                "blocked_by": [evil],
             }
         )
+        victims.append(
+            {
+                "package_id": f"homebrew:victim{n}&co",
+                "category": "missing_dep",
+                "blocked_by": [evil],
+                "message": "",
+                "timestamp": "2026-03-09T00:00:00Z",
+            }
+        )
+    line = {
+        "schema_version": 2,
+        "ecosystem": "homebrew",
+        "environment": "linux-glibc-x86_64",
+        "updated_at": "2026-03-09T00-00-00Z",
+        "failures": victims,
+    }
+    f = root / "data" / "failures" / "homebrew-2026-03-09T00-00-00Z.jsonl"
+    f.write_text(json.dumps(line) + "\n")
     doc["entries"].append(
         {**doc["entries"][0], "name": evil, "source": "homebrew:x&y", "status": "pending"}
     )
@@ -145,7 +174,7 @@ def hostile_repo(fixture_repo):
 
 def test_html_escapes_every_value_from_data(fixture_repo):
     root, evil = hostile_repo(fixture_repo)
-    page = render(build_report(DataRepo(root)))
+    page = render(build_report(Store(root)))
     assert evil not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "homebrew:victim0&amp;co" in page and "victim0&co" not in page

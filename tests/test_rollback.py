@@ -11,18 +11,15 @@ the way tsuku's struct saves them carry the suite everywhere else.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from freezegun import freeze_time
 
 from migrate import engine
 from migrate.check import check_repo
 from migrate.cli import main
 from migrate.errors import DataChanged
-from migrate.repo import DataRepo
+from migrate.store import Store
 from tests.conftest import CORPUS, FIXTURES, copy_repo, corpus_snapshot
 from tests.helpers import reseal
 from tests.test_live_repo import apply_commit, failure_files, queue_statuses, tsuku_saves_queue
@@ -54,14 +51,14 @@ def _replay(tmp_path: Path, name: str, between=None, last_up: int = 24) -> tuple
     base = corpus_snapshot("2026-03-02")
     live = copy_repo(base, tmp_path / name)
     upstream = copy_repo(base, tmp_path / f"{name}-upstream")
-    engine.up(DataRepo(live))
+    engine.up(Store(live))
     commits = sorted(p for p in (CORPUS / "replay-2026-03-03").iterdir() if p.is_dir())
     for i, commit in enumerate(commits):
         apply_commit(live, commit)
         apply_commit(upstream, commit)
         if i >= last_up:
             continue
-        engine.up(DataRepo(live))
+        engine.up(Store(live))
         if between is not None:
             between(i, live)
     return live, upstream
@@ -69,9 +66,9 @@ def _replay(tmp_path: Path, name: str, between=None, last_up: int = 24) -> tuple
 
 def test_the_real_replay_rolled_back_to_base_is_upstreams_final_tree(tmp_path):
     live, upstream = _replay(tmp_path, "live")
-    plan = engine.down(DataRepo(live), "base", dry_run=True)
+    plan = engine.down(Store(live), "base", dry_run=True)
     assert set(plan.rules) == {"exact bytes back"} and not plan.refused  # none but exact
-    engine.down(DataRepo(live), "base")
+    engine.down(Store(live), "base")
     assert tree(live) == tree(upstream)  # upstream's d9214a8ec, byte for byte
     assert not (live / "data" / ".migrate").exists()
 
@@ -81,25 +78,25 @@ def test_upstreams_last_commits_not_caught_up_are_left_as_upstream_wrote_them(tm
     from migrate's output) land after the last `migrate up`: `down --to base` leaves them
     as written and reverts the rest, which is upstream's final tree again."""
     live, upstream = _replay(tmp_path, "late", last_up=21)
-    plan = engine.down(DataRepo(live), "base", dry_run=True)
+    plan = engine.down(Store(live), "base", dry_run=True)
     left = {rel for rel, rule, _ in plan.rule_files if rule == "left as its writer wrote it"}
     assert "data/queues/priority-queue.json" in left and not plan.refused
-    engine.down(DataRepo(live), "base")
+    engine.down(Store(live), "base")
     assert tree(live) == tree(upstream)
 
 
 def test_the_real_replay_with_a_rollback_to_0002_on_the_way_ends_the_same(tmp_path):
     def down_and_up(i: int, repo: Path) -> None:
         if i == 11:
-            engine.down(DataRepo(repo), "0002")
-            assert engine.status(DataRepo(repo))["current"] == "0002"
-            engine.up(DataRepo(repo))
+            engine.down(Store(repo), "0002")
+            assert engine.status(Store(repo))["current"] == "0002"
+            engine.up(Store(repo))
 
     straight, _ = _replay(tmp_path, "straight")
     detour, upstream = _replay(tmp_path, "detour", down_and_up)
     assert failure_files(detour) == failure_files(straight)
     assert queue_statuses(detour) == queue_statuses(straight)
-    engine.down(DataRepo(detour), "base")
+    engine.down(Store(detour), "base")
     assert tree(detour) == tree(upstream)
 
 
@@ -115,13 +112,13 @@ def test_a_queue_saved_by_tsuku_since_the_last_run_is_reverted_entry_by_entry(
     would have saved it."""
     pristine = copy_repo(FIXTURES / "sample", tmp_path / "pristine")
     live = fixture_repo("sample")
-    engine.up(DataRepo(live))
+    engine.up(Store(live))
     blocked = blocked_sources(live)
     assert len(blocked) >= 2
     theirs = {blocked[0]: "success", "github:sharkdp/bat": "failed"}  # one migrate had set
     tsuku_saves_queue(live / QUEUE, theirs, "2026-03-03T04:44:43Z")
 
-    plan = engine.down(DataRepo(live), "base", dry_run=True)
+    plan = engine.down(Store(live), "base", dry_run=True)
     (queue,) = [f for f in plan.rule_files if f[0] == QUEUE.as_posix()]
     _, rule, counts = queue
     assert rule == "reverted entry by entry"
@@ -129,7 +126,7 @@ def test_a_queue_saved_by_tsuku_since_the_last_run_is_reverted_entry_by_entry(
     assert counts["status kept as their writer set it"] == 1
     assert main(["down", "--repo", str(live), "--to", "base", "--dry-run"]) == 0
 
-    engine.down(DataRepo(live), "base")
+    engine.down(Store(live), "base")
     tsuku_saves_queue(pristine / QUEUE, theirs, "2026-03-03T04:44:43Z")
     assert tree(live) == tree(pristine)
 
@@ -143,15 +140,15 @@ def test_what_a_writer_carried_over_of_migrates_queue_stays_migrates_through_cat
     none of migrate's."""
     pristine = copy_repo(FIXTURES / "sample", tmp_path / "pristine")
     live = fixture_repo("sample")
-    engine.up(DataRepo(live))
+    engine.up(Store(live))
     theirs = ({blocked_sources(live)[0]: "success"}, "2026-03-03T04:44:43Z")
     tsuku_saves_queue(live / QUEUE, *theirs)
-    engine.up(DataRepo(live))
-    assert blocked_sources(live) and check_repo(DataRepo(live), at_head=True).ok
+    engine.up(Store(live))
+    assert blocked_sources(live) and check_repo(Store(live), at_head=True).ok
     for root in (live, pristine):
         apply_commit(root, FIXTURES / "replay" / "03-batch")
-    engine.up(DataRepo(live))
-    engine.down(DataRepo(live), "base")
+    engine.up(Store(live))
+    engine.down(Store(live), "base")
     tsuku_saves_queue(pristine / QUEUE, *theirs)
     assert tree(live) == tree(pristine)
 
@@ -171,11 +168,11 @@ def test_blockers_migrate_took_out_are_not_put_back_into_a_save_that_drops_them(
             if e["status"] == "pending":
                 e["status"], e["blocked_by"] = "blocked", ["zz-gone"]
         (root / QUEUE).write_text(json.dumps(doc, indent=2) + "\n")
-    engine.up(DataRepo(live))
+    engine.up(Store(live))
     after = json.loads((live / QUEUE).read_bytes())["entries"]
     assert any(e["status"] != "blocked" and e["source"] for e in after)  # some moved out
     tsuku_saves_queue(live / QUEUE, at="2026-03-03T04:44:43Z")
-    engine.down(DataRepo(live), "base")
+    engine.down(Store(live), "base")
     tsuku_saves_queue(pristine / QUEUE, at="2026-03-03T04:44:43Z")
     assert tree(live) == tree(pristine)
 
@@ -185,18 +182,18 @@ def test_a_new_batch_and_a_queue_save_after_the_last_run_are_left_to_their_write
 ):
     pristine = copy_repo(FIXTURES / "sample", tmp_path / "pristine")
     live = fixture_repo("sample")
-    engine.up(DataRepo(live))
+    engine.up(Store(live))
     for root in (live, pristine):
         apply_commit(root, FIXTURES / "replay" / "01-batch")
     tsuku_saves_queue(live / QUEUE, at="2026-03-03T04:44:43Z")
     tsuku_saves_queue(pristine / QUEUE, at="2026-03-03T04:44:43Z")
-    plan = engine.down(DataRepo(live), "base", dry_run=True)
+    plan = engine.down(Store(live), "base", dry_run=True)
     theirs = sorted(rel for rel, rule, _ in plan.rule_files if rule.startswith("left"))
     assert theirs == sorted(
         f"data/failures/{p.name}"
         for p in (FIXTURES / "replay" / "01-batch" / "data" / "failures").iterdir()
     )
-    engine.down(DataRepo(live), "base")
+    engine.down(Store(live), "base")
     assert tree(live) == tree(pristine)
 
 
@@ -204,8 +201,7 @@ def test_down_refuses_only_where_a_revert_would_overwrite_their_values(fixture_r
     """A queue saved since by another writer, where the run that wrote it did not record
     the values it set (an older migrate): refused, naming the file, nothing reverted;
     `--dry-run` shows the same stop; `--force` leaves that file as it is."""
-    live = fixture_repo("sample")
-    engine.up(DataRepo(live))
+    live = fixture_repo("migrated-0.3.1")  # (format 2, where migrate 0.2's patches were)
     for run in (live / "data" / ".migrate" / "runs").glob("*[0-9a-f].jsonl"):
         lines = run.read_bytes().splitlines()
         entries = [json.loads(x) for x in lines[1:]]
@@ -217,94 +213,16 @@ def test_down_refuses_only_where_a_revert_would_overwrite_their_values(fixture_r
         reseal(run, strip=True)  # (migrate 0.2 did not seal its runs either)
     tsuku_saves_queue(live / QUEUE, at="2026-03-03T04:44:43Z")
     before = tree(live)
-    plan = engine.down(DataRepo(live), "base", dry_run=True)
+    plan = engine.down(Store(live), "base", dry_run=True)
     assert [r.split(":")[0] for r in plan.refused] == [QUEUE.as_posix()]
     assert main(["down", "--repo", str(live), "--to", "base", "--dry-run"]) == 5
-    with pytest.raises(DataChanged, match="priority-queue.json: rewritten by another writer"):
-        engine.down(DataRepo(live), "base")
+    with pytest.raises(DataChanged, match="priority-queue.json: step 0003 cannot be reverted"):
+        engine.down(Store(live), "base")
     assert tree(live) == before  # all or nothing
     saved = (live / QUEUE).read_bytes()
-    engine.down(DataRepo(live), "base", force=True)
+    engine.down(Store(live), "base", force=True)
     assert (live / QUEUE).read_bytes() == saved
-    assert check_repo(DataRepo(live)).ok
-
-
-# ------------------------------------------------------------------ git branches
-
-
-def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=check,
-    )
-
-
-@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-@pytest.mark.parametrize("side", ["ours", "theirs"])
-def test_two_branches_that_each_caught_up_a_batch_merge_and_reconcile(fixture_repo, tmp_path, side):
-    """Branch a takes a batch, branch main another batch and a queue save by tsuku; each
-    runs `migrate up`. Merged: the ledger merges without a conflict (one file per run);
-    the queue conflicts, either side is taken; `up` derives it again (its inputs moved)
-    from where the taken side's run left it. The result equals a fresh migration of the
-    merged tree, and `down --to base` gives that merged tree back, without migrate's
-    values (tsuku's save carried some over: it read migrate's queue)."""
-    live = fixture_repo("sample")
-    git(live, "init", "-q", "-b", "main")
-    git(live, "add", "-A")
-    git(live, "commit", "-q", "-m", "data")
-    engine.up(DataRepo(live))
-    git(live, "add", "-A")
-    git(live, "commit", "-q", "-m", "migrate up")
-
-    git(live, "checkout", "-q", "-b", "a")
-    apply_commit(live, FIXTURES / "replay" / "01-batch")
-    with freeze_time("2026-03-03T04:45:00Z"):  # (each branch's run at its own time)
-        engine.up(DataRepo(live))
-    git(live, "add", "-A")
-    git(live, "commit", "-q", "-m", "batch a + migrate up")
-
-    git(live, "checkout", "-q", "main")
-    apply_commit(live, FIXTURES / "replay" / "03-batch")
-    saved = ({"github:sharkdp/bat": "failed"}, "2026-03-03T05:52:06Z")
-    tsuku_saves_queue(live / QUEUE, *saved)  # (read from migrate's queue: its values in it)
-    with freeze_time("2026-03-03T05:53:00Z"):
-        engine.up(DataRepo(live))
-    git(live, "add", "-A")
-    git(live, "commit", "-q", "-m", "batch b + queue save + migrate up")
-
-    git(live, "merge", "-q", "a", "-m", "merge a", check=False)
-    conflicts = git(live, "diff", "--name-only", "--diff-filter=U").stdout.split()
-    assert QUEUE.as_posix() in conflicts  # (both runs moved its updated_at)
-    assert not [c for c in conflicts if not c.startswith("data/queues/")]  # the ledger merged
-    for path in conflicts:  # either side will do: status is derived
-        git(live, "checkout", f"--{side}", "--", path)
-    git(live, "add", "-A")
-    git(live, "commit", "-q", "--no-edit")
-    assert len(list((live / "data" / ".migrate" / "runs").glob("000002-*[0-9a-f].jsonl"))) == 2
-
-    plan = engine.down(DataRepo(live), "base", dry_run=True)  # each file as a run left it
-    assert set(plan.rules) == {"exact bytes back"} and not plan.rule_files
-    assert engine.status(DataRepo(live))["behind"]["files"] >= 1  # the queue: stale
-    engine.up(DataRepo(live))
-    assert check_repo(DataRepo(live), at_head=True).ok
-    assert engine.up(DataRepo(live)).plan.steps == ()  # reconciled: idempotent
-
-    fresh = copy_repo(FIXTURES / "sample", tmp_path / "fresh")
-    for batch in ("01-batch", "03-batch"):
-        apply_commit(fresh, FIXTURES / "replay" / batch)
-    if side == "ours":  # their save, as of the tree without migrate (theirs: branch a's
-        tsuku_saves_queue(fresh / QUEUE, *saved)  # queue, which no other writer saved)
-    merged = tree(fresh)  # the merged tree, as the other writers would have left it
-    engine.up(DataRepo(fresh))
-    assert failure_files(live) == failure_files(fresh)
-    assert queue_statuses(live) == queue_statuses(fresh)
-
-    engine.down(DataRepo(live), "base")
-    assert tree(live) == merged
-    assert not (live / "data" / ".migrate").exists()
+    assert check_repo(Store(live)).ok
 
 
 # ------------------------------------------------------------------ found in review
@@ -319,18 +237,18 @@ def test_finishing_an_interrupted_run_never_overwrites_a_later_save(fixture_repo
     tsuku saves the queue meanwhile. The next run finishes the interrupted one but leaves
     their save (it replaces only the bytes it had read), says so, and catches it up."""
     live = fixture_repo("sample")
-    engine.up(DataRepo(live))
-    apply_commit(live, FIXTURES / "replay" / "03-batch")
+    engine.up(Store(live))
+    apply_commit(live, FIXTURES / "replay" / "01-batch")  # (statuses move: the queues too)
 
     def kill(i: int) -> None:
         if i == 0:  # (failure files first: the queues are still as they were)
             raise _Kill
 
     with pytest.raises(_Kill):
-        engine.up(DataRepo(live), after_each=kill)
+        engine.up(Store(live), after_each=kill)
     tsuku_saves_queue(live / QUEUE, {"github:sharkdp/bat": "failed"}, "2026-03-03T05:52:06Z")
     saved = (live / QUEUE).read_bytes()
-    run = engine.up(DataRepo(live))
+    run = engine.up(Store(live))
     assert "saved or deleted by another writer since it was interrupted" in run.settled
     assert QUEUE.as_posix() in run.settled
     statuses = {
@@ -338,23 +256,23 @@ def test_finishing_an_interrupted_run_never_overwrites_a_later_save(fixture_repo
     }
     assert statuses["github:sharkdp/bat"] == "failed"  # their change, caught up, not lost
     assert (live / QUEUE).read_bytes() != saved  # (derived again from it)
-    assert check_repo(DataRepo(live), at_head=True).ok
+    assert check_repo(Store(live), at_head=True).ok
 
 
 def test_a_rollback_never_writes_a_queue_check_refuses(fixture_repo):
     """A writer set blockers of its own on an entry migrate had blocked: the entry is
     theirs (status and blockers); the queue stays valid."""
     live = fixture_repo("sample")
-    engine.up(DataRepo(live))
+    engine.up(Store(live))
     doc = json.loads((live / QUEUE).read_bytes())
     entry = next(e for e in doc["entries"] if e["status"] == "blocked")
     entry["blocked_by"] = ["their-own-blocker"]
     (live / QUEUE).write_text(json.dumps(doc, indent=2) + "\n")
-    plan = engine.down(DataRepo(live), "base", dry_run=True)
+    plan = engine.down(Store(live), "base", dry_run=True)
     (counts,) = [c for rel, _, c in plan.rule_files if rel == QUEUE.as_posix()]
     assert counts["blocked_by kept as their writer set it"] == 1
-    engine.down(DataRepo(live), "base")
-    assert check_repo(DataRepo(live)).ok
+    engine.down(Store(live), "base")
+    assert check_repo(Store(live)).ok
     after = {e["source"]: e for e in json.loads((live / QUEUE).read_bytes())["entries"]}
     assert after[entry["source"]]["status"] == "blocked"
     assert after[entry["source"]]["blocked_by"] == ["their-own-blocker"]
@@ -364,20 +282,21 @@ def test_a_save_made_while_a_run_replaces_files_is_kept(fixture_repo):
     """tsuku saves the queue after `up` read it and before `up` replaced it: the run
     leaves their save, says so, and the next `up` catches it up."""
     live = fixture_repo("sample")
-    engine.up(DataRepo(live))
+    engine.up(Store(live))
     apply_commit(live, FIXTURES / "replay" / "01-batch")  # (changes both queues)
 
     def save(i: int) -> None:
         if i == 0:  # (failure files first: the queues are not replaced yet)
-            tsuku_saves_queue(live / QUEUE, {"github:sharkdp/bat": "failed"}, "2026-03-03T06Z")
+            saved = {"github:sharkdp/bat": "failed"}
+            tsuku_saves_queue(live / QUEUE, saved, "2026-03-03T06:00:00Z")
 
-    run = engine.up(DataRepo(live), after_each=save)
+    run = engine.up(Store(live), after_each=save)
     assert run.theirs == [QUEUE.as_posix()]
     assert b'"blocked_by"' not in (live / QUEUE).read_bytes()  # their save, as they saved it
-    engine.up(DataRepo(live))
+    engine.up(Store(live))
     entries = json.loads((live / QUEUE).read_bytes())["entries"]
     assert {e["source"]: e["status"] for e in entries}["github:sharkdp/bat"] == "failed"
-    assert check_repo(DataRepo(live), at_head=True).ok
+    assert check_repo(Store(live), at_head=True).ok
 
 
 def test_a_killed_rollback_finished_after_a_save_still_takes_migrates_values_out(
@@ -385,32 +304,32 @@ def test_a_killed_rollback_finished_after_a_save_still_takes_migrates_values_out
 ):
     pristine = copy_repo(FIXTURES / "sample", tmp_path / "pristine")
     live = fixture_repo("sample")
-    engine.up(DataRepo(live))
+    engine.up(Store(live))
 
     def kill(i: int) -> None:
         raise _Kill
 
     with pytest.raises(_Kill):
-        engine.down(DataRepo(live), "base", after_each=kill)
+        engine.down(Store(live), "base", after_each=kill)
     theirs = ({blocked_sources(live)[0]: "success"}, "2026-03-03T04:44:43Z")
     tsuku_saves_queue(live / QUEUE, *theirs)  # (read from migrate's queue: still there)
-    engine.down(DataRepo(live), "base")  # finishes the killed one: the save is kept, as
+    engine.down(Store(live), "base")  # finishes the killed one: the save is kept, as
     tsuku_saves_queue(pristine / QUEUE, *theirs)  # a live rollback would keep it
     assert tree(live) == tree(pristine)
 
 
 def test_a_listed_file_deleted_after_a_kill_does_not_stop_the_next_run(fixture_repo):
     live = fixture_repo("sample")
-    engine.up(DataRepo(live))
-    apply_commit(live, FIXTURES / "replay" / "03-batch")
+    engine.up(Store(live))
+    apply_commit(live, FIXTURES / "replay" / "01-batch")  # (statuses move: the queues too)
 
     def kill(i: int) -> None:
         raise _Kill
 
     with pytest.raises(_Kill):
-        engine.up(DataRepo(live), after_each=kill)
+        engine.up(Store(live), after_each=kill)
     (live / "data" / "queues" / "priority-queue-homebrew.json").unlink()
-    run = engine.up(DataRepo(live))
+    run = engine.up(Store(live))
     assert "kept as they left them" in run.settled
     assert not (live / "data" / "queues" / "priority-queue-homebrew.json").exists()
 
@@ -427,7 +346,7 @@ def test_a_dry_run_while_a_killed_run_waits_says_so_instead_of_a_plan(fixture_re
             raise _Kill
 
     with pytest.raises(_Kill):
-        engine.up(DataRepo(live), after_each=kill)
+        engine.up(Store(live), after_each=kill)
     before = tree(live)
     for args in (["down", "--dry-run"], ["up", "--dry-run"], ["up", "--diff"]):
         assert main([*args, "--repo", str(live)]) == 5, args

@@ -8,10 +8,9 @@ import pytest
 
 from migrate import codec, engine
 from migrate.check import check_repo
-from migrate.repo import DataRepo
-from migrate.steps.base import run_context
 from migrate.steps.s0001_records_v2 import RecordsV2
-from tests.helpers import snapshot
+from migrate.store import Store
+from tests.helpers import snapshot, step_down, step_up
 
 NODE_A = (
     '{"schema_version":1,"ecosystem":"homebrew","environment":"linux-glibc-x86_64",'
@@ -56,12 +55,11 @@ def make_repo(tmp_path, files: dict[str, bytes], queue=QUEUE):
         (tmp_path / "data" / "failures" / name).write_bytes(data)
     if queue is not None:
         (tmp_path / "data" / "queues" / "priority-queue.json").write_text(codec.dumps_queue(queue))
-    return DataRepo(tmp_path)
+    return Store(tmp_path)
 
 
 def up_lines(repo, rel):
-    step = RecordsV2()
-    res = step.up(rel, repo.read_bytes(rel), step.prepare(run_context(repo)))
+    res = step_up(RecordsV2(), repo, rel)
     assert not res.problems
     return [json.loads(x) for x in res.data.decode().splitlines()], res
 
@@ -95,11 +93,11 @@ def test_converts_downwards_to_the_exact_lines(tmp_path):
     raw = (NODE_A + "\n" + PROCS_B + "\n\n" + PROCS_B + "\n").encode()
     repo = make_repo(tmp_path, {"homebrew.jsonl": raw})
     step = RecordsV2()
-    res = step.up("data/failures/homebrew.jsonl", raw, step.prepare(run_context(repo)))
+    res = step_up(step, repo, "data/failures/homebrew.jsonl", raw)
     assert res.data.count(b"\n") == raw.count(b"\n")  # every line in its place
     assert res.data.split(b"\n")[2] == b""  # the blank line stays blank
     assert res.patch is None  # every line comes back from its v2 form alone
-    assert step.down("data/failures/homebrew.jsonl", res.data, res.patch) == raw
+    assert step_down(step, res.data, res.patch) == raw
 
 
 @pytest.mark.parametrize(
@@ -258,7 +256,7 @@ def test_a_file_already_v2_at_base_comes_back_exactly(fixture_repo, spaced):
     f = root / "data" / "failures" / "batch-2026-03-05T00-00-00Z.jsonl"
     f.write_text(_ingested_v2_line(spaced) + "\n")
     before = snapshot(root)
-    repo = DataRepo(root)
+    repo = Store(root)
     engine.up(repo)
     assert check_repo(repo).ok
     engine.down(repo, "base")
@@ -269,12 +267,14 @@ def test_a_file_already_v2_and_changed_later_is_left_as_written_by_down(fixture_
     root = fixture_repo("sample")
     f = root / "data" / "failures" / "batch-2026-03-05T00-00-00Z.jsonl"
     f.write_text(_ingested_v2_line(False) + "\n")
-    repo = DataRepo(root)
+    repo = Store(root)
     engine.up(repo)
-    assert engine.verify(repo) == []
+    rel = "data/failures/batch-2026-03-05T00-00-00Z.jsonl"
+    theirs_at_head = (rel, "written at v2 by another writer: no step needed")
+    assert engine.verify(repo)[0] == [] and theirs_at_head in engine.verify(repo)[1]
     f.write_text(f.read_text() + f.read_text())  # e.g. `migrate ingest` appended a line
-    rel = "data/failures/batch-2026-03-05T00-00-00Z.jsonl"  # written by another since
-    assert engine.verify(repo) == [(rel, "changed since migrate last looked at it")]
+    assert engine.verify(repo)[0] == []  # (v2: nothing for migrate to do)
+    assert theirs_at_head in engine.verify(repo)[1]
     theirs = f.read_bytes()
     engine.down(repo, "base")
     assert f.read_bytes() == theirs

@@ -9,8 +9,8 @@ import pytest
 
 from migrate import codec, engine
 from migrate.check import check_repo
-from migrate.repo import DataRepo
 from migrate.steps.base import RunOptions
+from migrate.store import Store
 from tests.conftest import FIXTURES, copy_repo, corpus_snapshot
 from tests.helpers import data_only, records, snapshot
 
@@ -32,7 +32,7 @@ def find(root, package_id, run=None, platform=None):
 @pytest.fixture
 def sample_with_evidence(fixture_repo):
     root = fixture_repo("sample")
-    run = engine.up(DataRepo(root), options=RunOptions(evidence=(EVIDENCE,)))
+    run = engine.up(Store(root), options=RunOptions(evidence=(EVIDENCE,)))
     return root, run
 
 
@@ -171,19 +171,19 @@ def test_sibling_record_fills_an_exit_8_platform_line(tmp_path):
     (f / "homebrew-2026-02-09T00-00-00Z.jsonl").write_text(codec.dumps_line(later) + "\n")
     (f / "homebrew-2026-02-07T03-05-28Z.jsonl").write_text(codec.dumps_line(b) + "\n")
     before = snapshot(tmp_path)
-    engine.up(DataRepo(tmp_path))
+    engine.up(Store(tmp_path))
     (rec,) = find(tmp_path, "homebrew:node", platform="linux-alpine-musl-x86_64")
     assert rec["blocked_by"] == ["ada-url"]  # the nearest *earlier* one, not the later zzz
     ev = rec["evidence"][0]
     assert ev["source"] == "sibling_record"
     assert ev["file"] == "data/failures/homebrew-2026-02-07T03-03-36Z.jsonl" and ev["line"] == 1
-    engine.down(DataRepo(tmp_path), "base")
+    engine.down(Store(tmp_path), "base")
     assert snapshot(tmp_path) == before
 
 
 def test_down_removes_exactly_what_up_added(fixture_repo):
     root = fixture_repo("sample")
-    repo = DataRepo(root)
+    repo = Store(root)
     engine.up(repo, "0001")
     at_0001 = snapshot(root)
     engine.up(repo, "0002", options=RunOptions(evidence=(EVIDENCE,)))
@@ -194,7 +194,7 @@ def test_down_removes_exactly_what_up_added(fixture_repo):
 
 def test_check_passes_after_backfill(sample_with_evidence):
     root, _ = sample_with_evidence
-    assert check_repo(DataRepo(root)).ok
+    assert check_repo(Store(root)).ok
 
 
 # --------------------------------------------------------------------------- real data
@@ -204,8 +204,8 @@ REGISTRY = re.compile(r"recipe ([^\s;'\"]+) not found in registry")
 
 def test_acceptance_on_the_feb_8_snapshot(tmp_path):
     root = copy_repo(corpus_snapshot("2026-02-08"), tmp_path)
-    engine.up(DataRepo(root))
-    assert check_repo(DataRepo(root)).ok
+    engine.up(Store(root))
+    assert check_repo(Store(root)).ok
     expect = {
         "homebrew:node": ["ada-url"],
         "homebrew:jq": ["oniguruma"],
@@ -244,7 +244,7 @@ def test_written_lines_are_canonical_and_keep_every_other_key(sample_with_eviden
 
 def test_a_line_not_in_canonical_form_is_reencoded_and_still_comes_back(fixture_repo):
     root = fixture_repo("sample")
-    repo = DataRepo(root)
+    repo = Store(root)
     engine.up(repo, "0001")
     target = None
     for f in sorted((root / "data" / "failures").glob("*.jsonl")):
@@ -333,13 +333,13 @@ def test_a_recipe_whose_package_is_not_named_after_it_takes_its_evidence(tmp_pat
             ]
         )
     )
-    run = engine.up(DataRepo(root), options=RunOptions(evidence=(str(tmp_path / "ev"),)))
+    run = engine.up(Store(root), options=RunOptions(evidence=(str(tmp_path / "ev"),)))
     (rec,) = records(root)
     assert rec["ecosystem"] == "github" and rec["blocked_by"] == ["oniguruma"]
     assert not any("unmatched" in n for s in run.steps for n in s.notes)
     from migrate.explain import explain
 
-    doc = explain(DataRepo(root), "github:sharkdp/bat")
+    doc = explain(Store(root), "github:sharkdp/bat")
     assert [r["name"] for r in doc["records"]] == ["bat"]
 
 
@@ -347,7 +347,7 @@ def test_down_of_0002_leaves_lines_it_did_not_change_even_without_a_final_newlin
     """A file whose only change at 0002 is its final newline: down takes back that newline
     and nothing else (here a v2 line already carrying evidence)."""
     root = _repo(tmp_path, {"batch-2026-02-21T07-27-58Z.jsonl": RECIPE % ("apr-util", "")})
-    repo = DataRepo(root)
+    repo = Store(root)
     engine.up(repo, "0001")
     f = root / "data" / "failures" / "batch-2026-02-21T07-27-58Z.jsonl"
     line = json.loads(f.read_text())
@@ -389,7 +389,7 @@ def test_a_record_that_says_nothing_is_missing_keeps_saying_it(tmp_path):
         },
     )
     before = snapshot(root)
-    run = engine.up(DataRepo(root))
+    run = engine.up(Store(root))
     item, line = records(root)
     assert item["blocked_by"] == ["apr"]
     assert [(e["source"], e["names"]) for e in item["evidence"]] == [
@@ -398,5 +398,5 @@ def test_a_record_that_says_nothing_is_missing_keeps_saying_it(tmp_path):
     ]
     assert any("disagreement" in n and "record (none)" in n for n in run.steps[1].notes)
     assert line["blocked_by"] == [] and "evidence" not in line
-    engine.down(DataRepo(root), "base")
+    engine.down(Store(root), "base")
     assert snapshot(root) == before

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from migrate.engine.plan import Plan
-from migrate.steps import Step
+from migrate.steps.base import Step
 
 
 @dataclass
@@ -17,6 +17,8 @@ class StepReport:
     notes: list[str] = field(default_factory=list)
     files_read: int = 0
     changed_files: int = 0
+    #: lines (or files) whose original the ledger keeps, by the step's declared reason
+    kept: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass

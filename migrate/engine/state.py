@@ -1,77 +1,126 @@
-"""Questions about a repo's ledger: the version it is at, its runs, files changed since."""
+"""Questions about a repo: the version it is at, its runs, what is behind head and why.
+
+``status``, ``verify`` and ``check --at-head`` agree because they ask the same thing:
+what ``up`` would write now (:func:`migrate.engine.up.compute`, read-only). A file
+another writer added or rewrote that needs no step (a ``migrate ingest`` file, a queue
+tsuku's jobs saved whose statuses already are the fixed point) is at head.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from migrate.engine.plan import file_steps, known_ledger, plan
-from migrate.engine.scan import scan
-from migrate.ledger import Ledger, Run
-from migrate.repo import DataRepo
-from migrate.steps import STEPS
+from migrate.engine.plan import known_ledger, plan
+from migrate.engine.recipes import resolve_recipes
+from migrate.steps import REGISTRY
+from migrate.steps.base import Family, RunOptions
+from migrate.store.ledger import Ledger, Run
 
 
-def status(repo: DataRepo, jobs: int = 1) -> dict[str, Any]:
-    """The version, the steps pending, and the files behind head: other writers' new or
-    rewritten files, and the queues whose status must be derived again because of them."""
-    ledger = known_ledger(repo)
-    the_plan = plan(ledger, "up", "head")
-    pending = [s.id for s in the_plan.steps]
-    out: dict[str, Any] = {"current": ledger.current, "head": STEPS[-1].id, "pending": pending}
-    if ledger.current is not None and not pending:
-        found = scan(repo, ledger, jobs)
-        by_file = file_steps(repo, the_plan, found).files
-        kinds = {s.rel: s.kind for s in found.others}
-        why = {
-            rel: {"new": "new", "changed": "rewritten"}.get(kinds.get(rel, ""), "derive")
-            for rel in by_file
-        }
-        out["behind"] = {
-            "files": len(by_file),  # = new + rewritten + derive
-            "new": sum(w == "new" for w in why.values()),
-            "rewritten": sum(w == "rewritten" for w in why.values()),
-            "derive": sum(w == "derive" for w in why.values()),  # queues to derive again
-            "gone": len(found.gone),
-            # written by others, needing no step (v2 content): recorded by the next run
-            "no_step": sum(rel not in by_file for rel in kinds),
-            "list": sorted(
-                [
-                    *why.items(),
-                    *((rel, "no step") for rel in kinds if rel not in by_file),
-                    *((rel, "gone") for rel in found.gone),
-                ]
-            ),
-        }
-    if ledger.pending is not None:
-        run = ledger.pending
-        out["unfinished"] = {"run": run.id, "kind": run.kind, "to": run.to}
+@dataclass
+class Behind:
+    """What ``up`` would write at head, file by file, with why."""
+
+    files: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    others: list[tuple[str, str]] = field(default_factory=list)  # at head, others' (info)
+
+    @property
+    def count(self) -> int:
+        return len(self.files)
+
+
+def behind(store, ledger: Ledger, jobs: int = 1) -> Behind:
+    """The files ``up`` would change at head, and the files others wrote that are at head
+    (only asked at head: with steps pending every file is behind)."""
+    from migrate.engine.forward import compute
+
+    options = resolve_recipes(store, ledger, RunOptions())
+    done = compute(store, ledger, "head", options, jobs=jobs)
+    state = ledger.state()
+    out = Behind()
+    for o in done.outcomes:
+        if Family.of(o.rel) is Family.QUEUES:
+            n = sum(v for k, v in o.counts.get(o.steps[0], {}).items() if " -> " in k)
+            why = f"{n} status(es) to derive" if n else "holds blocked_by written by migrate 0.3"
+        elif o.rel in state:
+            why = "rewritten at v1 by another writer since migrate wrote it"
+        else:
+            why = "new: added by another writer"
+        out.files.append((o.rel, why))
+    changed = {o.rel for o in done.outcomes}
+    for rel, seen in done.seen.items():
+        if rel not in changed and rel not in state and (seen.version or 2) >= 2:
+            out.others.append((rel, "written at v2 by another writer: no step needed"))
+    for rel, fs in state.items():
+        if not store.exists(rel):
+            out.others.append((rel, "deleted by another writer since migrate wrote it"))
+        elif Family.of(rel) is Family.QUEUES and rel not in changed:
+            saved = _saved_since(store, rel, fs)
+            if saved:
+                out.others.append((rel, saved))
+    out.files.sort()
+    out.others.sort()
     return out
 
 
-def history(repo: DataRepo) -> list[Run]:
-    return Ledger.load(repo).runs
+def _saved_since(store, rel: str, fs) -> str | None:
+    """A queue whose ``updated_at`` is not the one migrate last wrote into it."""
+    from migrate import codec
+
+    last = [a.patch for a in fs.applied if a.patch and "header" in a.patch]
+    if not last:
+        return None
+    wrote = last[-1]["header"].get("updated_at", [None, None])[1]
+    try:
+        now = codec.loads(store.read_bytes(rel)).get("updated_at")
+    except Exception:  # noqa: BLE001 - (a queue that does not read: check names it)
+        return None
+    if now == wrote:
+        return None
+    return "saved by another writer since migrate last wrote it; its statuses are derived (at head)"
 
 
-def verify(repo: DataRepo, jobs: int = 1) -> list[tuple[str, str]]:
-    """Files written by others since the tool last wrote them: rewritten, gone, or new
-    (failure files and queues the ledger does not know, once there is a ledger)."""
-    ledger = known_ledger(repo)
-    states = ledger.states()
-    out = []
-    if states:
-        found = scan(repo, ledger, jobs)
-        for seen in found.others:
-            state = states.get(seen.rel)
-            if seen.kind == "new":
-                out.append((seen.rel, "new (not written by migrate)"))
-            elif state is not None and state.after == state.origin:
-                out.append((seen.rel, "changed since migrate last looked at it"))
-            else:
-                out.append((seen.rel, "changed since migrate wrote it"))
-        out += [(rel, "missing (migrate wrote it)") for rel in found.gone]
-        out += [  # (no longer a file a step owns: a folder now, say)
-            (rel, "no longer a file migrate rewrites")
-            for rel in states
-            if rel not in found.files and rel not in found.gone
-        ]
-    return sorted(out)
+def status(store, jobs: int = 1) -> dict[str, Any]:
+    """The version, the steps pending, and the files behind head."""
+    ledger = known_ledger(store)
+    pending = [s.id for s in plan(ledger, "up", "head").steps]
+    out: dict[str, Any] = {"current": ledger.current, "head": REGISTRY.head, "pending": pending}
+    if ledger.pending is not None:
+        run = ledger.pending
+        out["unfinished"] = {"run": run.id, "kind": run.kind, "to": run.to}
+    elif ledger.current is not None and not pending:
+        b = behind(store, ledger, jobs)
+        out["behind"] = {
+            "files": b.count,
+            "failures": sum(Family.of(p) is Family.FAILURES for p, _ in b.files),
+            "queues": sum(Family.of(p) is Family.QUEUES for p, _ in b.files),
+            "list": [{"path": p, "why": w} for p, w in b.files],
+            "others": [{"path": p, "why": w} for p, w in b.others],
+        }
+    return out
+
+
+def history(store) -> list[Run]:
+    return Ledger.load(store).runs
+
+
+def verify(store, jobs: int = 1) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(files behind head, with why; files others wrote that are at head, with why). A
+    run left unfinished is behind too."""
+    ledger = known_ledger(store)
+    if ledger.pending is not None:
+        run = ledger.pending
+        return [
+            (
+                run.rel,
+                f"run {run.id} ({run.kind}) was interrupted: the next `migrate up`"
+                " or `migrate down` finishes it",
+            )
+        ], []
+    if ledger.current is None:
+        return [], []
+    if plan(ledger, "up", "head").steps:
+        return [("data", f"steps pending (the repo is at {ledger.current})")], []
+    b = behind(store, ledger, jobs)
+    return b.files, b.others

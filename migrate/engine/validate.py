@@ -1,7 +1,8 @@
 """The engine's check of what steps write, before anything is committed.
 
 Every line a failure step changed is validated against the model of its shape and
-version, every queue a queue step rewrote against its model. A line that fails is told
+version, every queue a queue step rewrote against its model (and it holds no key outside the
+struct of the queue's writer). A line that fails is told
 apart: if the line the step was given is itself invalid, that is a problem in the data;
 otherwise the step wrote what its own model refuses, a bug in migrate.
 """
@@ -17,7 +18,10 @@ def output_problems(
 ) -> tuple[list[Problem], list[Problem]]:
     """(problems in the data, lines a step wrote wrong) of a file's new bytes."""
     if family == "queues":
-        found = parse_queue(rel, new, expect_version=version).problems
+        pq = parse_queue(rel, new)
+        found = list(pq.problems)
+        if not found and any("blocked_by" in e for e in pq.entries):  # (the writer drops it)
+            found.append(Problem(rel, 1, "a queue written with blocked_by in an entry"))
         return _blame(found, parse_queue(rel, old).problems) if found else ([], [])
     before = dict(split_lines(old))
     data: list[Problem] = []

@@ -1,35 +1,97 @@
-"""The registry of migration steps, in order. Adding a step means adding it here.
+"""The registry of migration steps: an ordered value, checked when it is built.
 
-Each step is a module with one :class:`~migrate.steps.base.Step` subclass; ``up`` and
-``down`` are pure functions of a file's bytes (plus the step's context or patch), so the
-engine can plan, dry-run, verify round trips and test them without touching disk.
+Adding a step means writing its module (one :class:`~migrate.steps.base.Step` subclass,
+with its line or record functions in :mod:`migrate.records`) and adding it here. The
+registry's order is the order steps apply; ids are compared by their place in it, never
+as strings. It refuses, when built: ids out of order or repeated, a family's steps not
+together in the order of :class:`Family`, and a derived step that is not the last of its
+family (a derived step runs in every ``up``; a step after it would be applied again and
+again).
 """
 
 from __future__ import annotations
 
-from migrate.steps.base import Step
+from collections.abc import Iterator, Sequence
+
+from migrate.steps.base import DerivedStep, Family, LineStep, Step
 from migrate.steps.s0001_records_v2 import RecordsV2
 from migrate.steps.s0002_backfill_blocked_by import BackfillBlockedBy
 from migrate.steps.s0003_queue_status import QueueStatus
 
-STEPS: list[Step] = [RecordsV2(), BackfillBlockedBy(), QueueStatus()]
+
+class RegistryError(ValueError):
+    """A registry that breaks one of the rules above (a bug in migrate)."""
 
 
-def by_id(step_id: str) -> Step:
-    for s in STEPS:
-        if s.id == step_id:
-            return s
-    raise KeyError(step_id)
+class Registry(Sequence[Step]):
+    def __init__(self, steps: list[Step]):
+        self.steps = tuple(steps)
+        ids = [s.id for s in self.steps]
+        if len(set(ids)) != len(ids) or ids != sorted(ids):
+            raise RegistryError(f"step ids must be unique and in order: {ids}")
+        order = list(Family)
+        fams = [order.index(s.family) for s in self.steps]
+        if fams != sorted(fams):
+            raise RegistryError("steps must come family by family, in the order of Family")
+        for fam in Family:
+            of = self.of(fam)
+            for s in of[:-1]:
+                if s.derived:
+                    raise RegistryError(f"derived step {s.id} must be the last of its family")
+            for s in of:
+                if not isinstance(s, DerivedStep if s.derived else LineStep):
+                    raise RegistryError(
+                        f"step {s.id}: a derived step is a DerivedStep, else a LineStep"
+                    )
+        self._pos = {sid: i for i, sid in enumerate(ids)}
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.steps[i]
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps)
+
+    @property
+    def ids(self) -> list[str]:
+        return [s.id for s in self.steps]
+
+    @property
+    def head(self) -> str:
+        return self.steps[-1].id
+
+    def get(self, step_id: str | None) -> Step | None:
+        pos = self._pos.get(step_id or "")
+        return None if pos is None else self.steps[pos]
+
+    def pos(self, step_id: str | None) -> int:
+        """The place of a step id (-1: base, None). Unknown ids raise KeyError."""
+        return -1 if step_id is None else self._pos[step_id]
+
+    def upto(self, step_id: str | None) -> list[Step]:
+        """The steps applied once the repo is at ``step_id`` (None: base)."""
+        return list(self.steps[: self.pos(step_id) + 1])
+
+    def between(self, low: str | None, high: str | None) -> list[Step]:
+        """The steps after ``low`` up to ``high``, in order."""
+        return list(self.steps[self.pos(low) + 1 : self.pos(high) + 1])
+
+    def of(self, family: Family) -> list[Step]:
+        return [s for s in self.steps if s.family is family]
+
+    def first_of_family(self, step: Step) -> bool:
+        return self.of(step.family)[0] is step
+
+    def versions_at(self, step_id: str | None) -> dict[Family, int]:
+        """The schema version of each family's lines once the steps up to ``step_id``
+        have run (derived families have none of their own: 1)."""
+        out = {fam: 1 for fam in Family}
+        for s in self.upto(step_id):
+            if isinstance(s, LineStep):
+                out[s.family] = s.produces
+        return out
 
 
-def versions_at(step_id: str | None) -> dict[str, int]:
-    """The schema version of each family of files once the steps up to ``step_id`` (None:
-    base) have run, from what each step declares it produces."""
-    out = {"failures": 1, "queues": 1}
-    for s in STEPS:
-        if step_id is None:
-            break
-        out[s.family] = s.produces
-        if s.id == step_id:
-            break
-    return out
+REGISTRY = Registry([RecordsV2(), BackfillBlockedBy(), QueueStatus()])

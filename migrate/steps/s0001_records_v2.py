@@ -9,9 +9,9 @@ Ecosystem of a per-recipe line: its own, else the file name's (``homebrew.jsonl`
 ``homebrew-<ts>``), else in ``batch-<ts>`` files the queue's when the recipe name is
 unambiguous, else null. It is never assumed to be homebrew (the upstream dashboard's bug).
 
-The ledger patch (:class:`~migrate.steps.base.LinePatch`) keeps only the lines
-:func:`~migrate.records.down_0001` would not give back byte for byte, and with
-``--quarantine`` the bad lines, which the step leaves blank.
+A line already at v2 (written by ``migrate ingest``, or restored by hand) is left as it
+is. ``line_down`` is :func:`~migrate.records.down_0001`; the lines it cannot give back
+byte for byte are the ones :meth:`RecordsV2.why_kept` names.
 """
 
 from __future__ import annotations
@@ -19,33 +19,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
+from migrate import codec
+from migrate.models import LINE_MODELS
 from migrate.queues import queue_problems
-from migrate.reader import Problem, join_lines, parse_line, split_lines
-from migrate.records import down_0001, recipe_ecosystem, up_0001
-from migrate.repo import DataRepo, FailureFile
-from migrate.steps.base import LinePatch, RunContext, Step, UpResult, down_lines
+from migrate.reader import Problem, line_version, unknown_keys, validation_problems
+from migrate.records import down_0001, recipe_ecosystem, shape_of, up_0001
+from migrate.steps.base import LineAt, LineProblem, LineStep, RunContext, Tally
 
 
 @dataclass(frozen=True)
 class Context:
     names: dict[str, str | None]  # recipe name -> package id (None: ambiguous)
-    quarantine: bool = False  # blank bad lines (kept in the ledger) instead of refusing
 
 
-class RecordsV2(Step):
-    family = "failures"
+class RecordsV2(LineStep):
     produces = 2
+    quarantines = True
     id = "0001"
     name = "records-v2"
     description = "rewrite every v1 failure line in its v2 form (same shape, same place)"
 
-    def files(self, repo: DataRepo) -> list[str]:
-        return repo.failure_rels()
-
-    def preflight(self, repo: DataRepo, files: list[str]) -> list[Problem]:
-        out = queue_problems(repo)
+    def preflight(self, store, files: list[str]) -> list[Problem]:
+        out = queue_problems(store)
         for rel in files:
-            kind = repo.kind(rel)
+            kind = store.kind(rel)
             if kind == "dir":
                 out.append(Problem(rel, 0, "is a directory, expected a file"))
             elif kind == "symlink":
@@ -60,61 +59,47 @@ class RecordsV2(Step):
         return out
 
     def prepare(self, ctx: RunContext) -> Context:
-        return Context(ctx.names, ctx.options.quarantine)
+        return Context(ctx.names)
 
-    def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
-        ff = FailureFile.from_rel(rel)
-        res = UpResult(b"", exact=True)
-        patch = LinePatch(data)
-        out: list[bytes] = []
-        for lineno, raw in split_lines(data):
-            if not raw.strip():
-                out.append(raw)
-                res.counts["blank lines"] += 1
-                continue
-            obj, problems = self._line(ff, lineno, raw, ctx, res)
-            if problems:
-                if not ctx.quarantine:
-                    res.problems.extend(problems)
-                    continue
-                patch.keep(lineno, raw)  # blanked here; down puts it back in place
-                out.append(b"")
-                res.counts["lines quarantined"] += 1
-                res.notes.extend(f"quarantined {p}" for p in problems)
-                continue
-            if obj is None:  # a v2 line, passed through: the ledger keeps it for down
-                patch.keep(lineno, raw)
-                out.append(raw)
-                continue
-            # (another writer's spacing or escaping, a key its writer added: kept as well)
-            out.append(patch.changed_line(lineno, raw, obj, down_0001))
-        res.data = join_lines(out) if out else b""
-        res.patch = patch.to_json()
-        return res
-
-    def _line(
-        self, ff: FailureFile, lineno: int, raw: bytes, ctx: Context, res: UpResult
-    ) -> tuple[dict[str, Any] | None, list[Problem]]:
-        """The v2 form of one non-blank line (None for a line already v2), or the problems
-        that refuse it."""
-        pl = parse_line(ff.rel, lineno, raw)
-        if pl.problems:
-            return None, pl.problems
-        if pl.notes:
-            res.counts["unknown keys carried through"] += len(pl.notes)
-        if pl.version == 2:  # written by `migrate ingest` or restored by hand: kept
-            res.counts["v2 lines kept"] += 1
-            return None, []
+    def line_up(self, line: dict[str, Any], at: LineAt, ctx: Context, tally: Tally):
+        try:
+            shape = shape_of(line)
+            version = line_version(line)
+        except ValueError as exc:
+            raise LineProblem(str(exc)) from None
+        try:
+            model = LINE_MODELS[(shape, version)].model_validate(line)
+        except ValidationError as exc:
+            raise LineProblem("invalid", more=validation_problems(at.rel, at.lineno, exc)) from None
+        notes = unknown_keys(at.rel, at.lineno, model)
+        if notes:
+            tally.counts["unknown keys carried through"] += len(notes)
+        if version == 2:  # written by `migrate ingest` or restored by hand: left as it is
+            tally.counts["v2 lines kept"] += 1
+            return None
         eco = None
-        if pl.shape == "recipe":
-            eco = recipe_ecosystem(ff, pl.obj, ctx.names.get)
-            res.counts["per-recipe lines"] += 1
+        if shape == "recipe":
+            eco = recipe_ecosystem(at.ff, line, ctx.names.get)
+            tally.counts["per-recipe lines"] += 1
             if eco is None:
-                res.counts["per-recipe lines, ecosystem unknown (null)"] += 1
+                tally.counts["per-recipe lines, ecosystem unknown (null)"] += 1
         else:
-            res.counts["envelopes"] += 1
-            res.counts["envelope records"] += len(pl.obj["failures"])
-        return up_0001(pl.obj, eco), []
+            tally.counts["envelopes"] += 1
+            tally.counts["envelope records"] += len(line["failures"])
+        return up_0001(line, eco)
 
-    def down(self, rel: str, data: bytes, patch: Any) -> bytes:
-        return down_lines(data, patch, down_0001)
+    def line_down(self, line: dict[str, Any]) -> dict[str, Any]:
+        return down_0001(line)
+
+    def why_kept(self, raw: bytes, line: dict[str, Any]) -> str | None:
+        """What v1 may hold that :func:`down_0001` cannot tell from what step 0001 adds."""
+        if codec.dumps_bytes(line) != raw:
+            return "another writer's spelling (spacing, escapes, key order)"
+        records = line.get("failures", [line])
+        if any("blocked_by" in r and r["blocked_by"] is None for r in records):
+            return "a v1 record stating blocked_by: null"
+        if any("category_legacy" in r for r in records):
+            return "a v1 record with a category_legacy of its own"
+        if "failures" not in line and "ecosystem" in line:
+            return "an ecosystem its writer put on a v1 per-recipe line"
+        return None

@@ -16,8 +16,9 @@ For each record of each v2 line (an envelope's items, a per-recipe line; lines n
 * nothing found -> ``blocked_by`` stays ``null`` (unknown): never ``[]``, never a guess.
   ``[]`` is written only where a source states it (install JSON with no missing recipes).
 
-``down`` is :func:`migrate.records.down_0002`, a function of the line alone; the ledger
-patch keeps only the lines it would not give back exactly.
+``line_down`` is :func:`migrate.records.down_0002`, a function of the line alone; the
+ledger keeps the lines it changed, and the originals only of lines in another writer's
+spelling.
 """
 
 from __future__ import annotations
@@ -34,10 +35,9 @@ from migrate.evidence.messages import blocker_names, true_not_found
 from migrate.evidence.names import merge
 from migrate.failures_index import package_record_names
 from migrate.queues import queue_problems
-from migrate.reader import Problem, join_lines, line_version, split_lines
-from migrate.records import backfill, down_0002, flat_records, records_of, shape_of, ts_key
-from migrate.repo import DataRepo, FailureFile
-from migrate.steps.base import LinePatch, RunContext, Step, UpResult, down_lines
+from migrate.reader import Problem, line_version
+from migrate.records import backfill, down_0002, flat_records, shape_of, ts_key
+from migrate.steps.base import LineAt, LineProblem, LineStep, RunContext, Tally
 
 #: (file, line, position in the line) of one record
 Where = tuple[str, int, int]
@@ -69,22 +69,17 @@ def _matches(f: Finding, row: dict[str, Any]) -> bool:
     return not (f.package_id and row["package_id"] and f.package_id != row["package_id"])
 
 
-class BackfillBlockedBy(Step):
-    family = "failures"
+class BackfillBlockedBy(LineStep):
     produces = 2
-    gathers = True
-    changes_rows = True
+    part_version = 1
     id = "0002"
     name = "backfill-blocked-by"
     description = "fill blocked_by from messages, CI artifacts, logs and sibling records"
 
-    def files(self, repo: DataRepo) -> list[str]:
-        return repo.failure_rels()
-
     # ------------------------------------------------------------------ prepare
 
-    def preflight(self, repo: DataRepo, files: list[str]) -> list[Problem]:
-        return queue_problems(repo)
+    def preflight(self, store, files: list[str]) -> list[Problem]:
+        return queue_problems(store)
 
     def prepare(self, ctx: RunContext) -> Context:
         prep = Context(scan_dirs(list(ctx.options.evidence)), ctx.names)
@@ -166,42 +161,41 @@ class BackfillBlockedBy(Step):
 
     # ------------------------------------------------------------------ up
 
-    def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
-        ff = FailureFile.from_rel(rel)
-        res = UpResult(b"", exact=True)
-        patch = LinePatch(data, some_lines=True)
-        out: list[bytes] = []
-        assigned = ctx.assigned_lines.get(rel, ())
-        for lineno, raw in split_lines(data):
-            if not raw.strip() or not _may_change(raw, lineno in assigned):
-                out.append(raw)
+    def may_change(self, raw: bytes, at: LineAt, ctx: Context) -> bool:
+        return _may_change(raw, at.lineno in ctx.assigned_lines.get(at.rel, ()))
+
+    def line_up(self, line: dict[str, Any], at: LineAt, ctx: Context, tally: Tally):
+        try:
+            shape = shape_of(line)
+            if line_version(line) != self.produces:
+                raise ValueError("a schema_version 1 line where 2 is expected")
+            rows = flat_records(at.ff, at.lineno, line, ctx.names.get)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LineProblem(f"{exc} (see `migrate check`)") from None
+        new = None
+        records = line["failures"] if shape == "envelope" else [line]
+        for pos, row in enumerate(rows):
+            rec = self._backfill(records[pos], row, ctx, tally.counts, tally.notes)
+            if rec is None:
                 continue
-            try:
-                line = codec.loads(raw)
-                shape = shape_of(line)
-                if line_version(line) != self.produces:
-                    raise ValueError("a schema_version 1 line where 2 is expected")
-                rows = flat_records(ff, lineno, line, ctx.names.get)
-            except (ValueError, KeyError, TypeError) as exc:
-                res.problems.append(Problem(rel, lineno, f"{exc} (see `migrate check`)"))
-                continue
-            changed = False
-            recs = records_of(line)
-            for pos, row in enumerate(rows):
-                rec = self._backfill(recs[pos], row, ctx, res.counts, res.notes)
-                if rec is not None:
-                    changed = True
-                    if shape == "envelope":
-                        line["failures"][pos] = rec
-                    else:
-                        line = rec
-            if not changed:
-                out.append(raw)
-                continue
-            out.append(patch.changed_line(lineno, raw, line, down_0002))
-        res.data = join_lines(out) if out else b""
-        res.patch = patch.to_json()
-        return res
+            if shape == "recipe":
+                return rec
+            new = new or {**line, "failures": list(line["failures"])}
+            new["failures"][pos] = rec
+        return new
+
+    def line_down(self, line: dict[str, Any]) -> dict[str, Any]:
+        return down_0002(line)
+
+    def why_kept(self, raw: bytes, line: dict[str, Any]) -> str | None:
+        if codec.dumps_bytes(line) != raw:
+            return "another writer's spelling (spacing, escapes, key order)"
+        if any("evidence" in r or "reclassified_from" in r for r in line.get("failures", [line])):
+            return (
+                "a v2 line that carried evidence of its own (its writer's): down cannot"
+                " tell it from this step's"
+            )
+        return None
 
     def _backfill(
         self,
@@ -320,11 +314,6 @@ class BackfillBlockedBy(Step):
                 f"disagreement {where} {row['package_id'] or row['name']}: "
                 + "; ".join(f"{src} {', '.join(n) or '(none)'}" for src, n in sets)
             )
-
-    # ------------------------------------------------------------------ down
-
-    def down(self, rel: str, data: bytes, patch: Any) -> bytes:
-        return down_lines(data, patch, down_0002)
 
     def summary(self, ctx: Context, totals: Counter[str]) -> list[str]:
         ev = ctx.evidence

@@ -1,21 +1,26 @@
-"""Step 0003 queue-status: rebuild queue status from the backfilled records.
+"""Step 0003 queue-status: queue status derived from the backfilled records.
 
 Both queue shapes (legacy ``packages`` keyed by ``id``, unified ``entries`` keyed by
-``source``) get the rules of :mod:`migrate.status_rules`: blocked entries carry
-``blocked_by`` (null when unknown) and no other entry does; retry fields are untouched;
-``schema_version`` becomes 2; ``updated_at`` moves only when an entry changed; path and
-entry order stay. ``batch-results.json`` is not a queue and is left alone.
+``source``) get the rules of :mod:`migrate.status_rules`: statuses a fixed point of
+tsuku's own queue rules, so that tsuku's queue-maintain changes none of them and a
+catch-up after its save has nothing to write. ``batch-results.json`` is not a queue.
 
-Status is derived data (``derived``): whenever failure files come or change, the engine
-reverts what this step last wrote and derives it again, and a queue another writer
-rewrote (tsuku's jobs save it through a struct that drops ``blocked_by``, and keep
-``schema_version`` as read) is derived again from its new bytes, whatever version it says.
+**The queue keeps its writer's shape** (design.md, "One pipeline, one owner per value"):
+only ``status`` changes, and the header when a status does (``updated_at``, and
+``schema_version`` 2, a value tsuku's struct keeps as read); no key outside tsuku's struct
+is written (blockers live in the records, where tsuku's dashboard and queue-maintain read
+them, and in ``explain`` and ``report``); the retry fields and the order of the entries
+stay as their writer left them. A ``blocked_by`` that migrate 0.3 wrote is taken out.
 
-The ledger patch keeps each changed entry's previous status (and ``blocked_by``, where the
-queue already had one), the previous header values and whether the file used Go's HTML
-escaping, which is all ``down`` needs; and (``now``) each changed entry's id with the
-values this step set, so that a queue another writer saved since is reverted entry by
-entry (:meth:`QueueStatus.down_rewritten`).
+Status is derived data: the step runs in every ``up``, on the queue as it is (whoever
+saved it last), and writes only when a status changes. Its change set (the ledger's
+patch) records, per entry it changed, the status before and after (and a ``blocked_by``
+it took out), and the header's ``updated_at`` before and after: :meth:`revert` puts back
+each of its values that still holds, so a queue another writer saved since is reverted
+entry by entry and one nobody touched comes back byte for byte. ``schema_version`` 2 says
+where the values came from: tsuku's jobs read the queue and save it keeping the version
+as read, so a save at another version was made from a queue without migrate's output
+(another branch's, say): none of the values migrate set before it are in it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, get_args
 
 from migrate import codec
@@ -31,29 +37,29 @@ from migrate.models import LegacyStatus, UnifiedStatus
 from migrate.queues import checked_queue, entry_id, parsed_queue, queue_doc
 from migrate.reader import Problem, element_lines
 from migrate.records import ts_key
-from migrate.repo import DataRepo
-from migrate.status_rules import Latest, decide, recipe_names
-from migrate.steps.base import RunContext, Step, UpResult
+from migrate.status_rules import (
+    Decision,
+    Finding,
+    Latest,
+    NameRecords,
+    Resolved,
+    decide,
+    finding,
+    judge,
+    name_records,
+    recipe_names,
+)
+from migrate.steps.base import Derivation, DerivedStep, RunContext
 
 _ABSENT = object()
+#: the version a queue migrate derived is saved at (see the module)
+MARK = 2
 V2_STATUSES = set(get_args(UnifiedStatus)) | set(get_args(LegacyStatus))
 
 
-def _read_from_its_own_version(doc: Any, patch: Any) -> bool:
-    """A queue this step moved to schema_version 2, saved since at another version: its
-    writer did not read this step's output (tsuku's struct keeps the version as read;
-    upstream writes 1), so none of this step's values are in it."""
-    return patch.get("schema_version") != 2 and doc.get("schema_version") != 2
-
-
-def _names(blocked_by: list[str] | None) -> str:
-    """Blockers as text: ``a, b``; ``(none)``; ``unknown`` (null)."""
-    return "unknown" if blocked_by is None else ", ".join(blocked_by) or "(none)"
-
-
 def unmigratable(rel: str, data: bytes, kind: str) -> list[Problem]:
-    """The entries of a valid v1 queue (``kind``: legacy or unified) this step refuses: a
-    status v2 does not have ('generated', which upstream wrote by mistake for a day). Its
+    """The entries of a valid queue (``kind``: legacy or unified) this step refuses: a
+    status it does not know ('generated', which upstream wrote by mistake for a day). Its
     preflight and ``migrate check`` (a queue up would refuse is a violation) ask."""
     key = "packages" if kind == "legacy" else "entries"
     entries = (queue_doc(rel, data) or {}).get(key, [])
@@ -84,27 +90,47 @@ def unmigratable(rel: str, data: bytes, kind: str) -> list[Problem]:
 @dataclass
 class Context:
     queue_ids: frozenset[str]
-    recipes: set[str]
+    #: recipe file names (``NAME.toml``) and every name the recipes tree provides
+    stems: set[str]
+    provided: set[str]
     now: str
+    names: dict[str, NameRecords] = field(default_factory=dict)
     latest: dict[str, Latest] = field(default_factory=dict)
 
 
-class QueueStatus(Step):
-    family = "queues"
-    produces = 2
-    gathers = True
-    derived = True
+@dataclass(frozen=True)
+class Verdict:
+    """One entry under both rule sets (:mod:`migrate.status_rules`)."""
+
+    index: int
+    package_id: str
+    name: str
+    status: str  # as the queue holds it
+    decision: Decision  # tsuku's rules: what step 0003 sets
+    judged: Decision  # the tool's own judgement
+    finding: Finding | None
+    blockers: list[str]  # over all the name's records
+    resolved: Resolved
+
+
+def recipes_of(tree: str | None) -> tuple[set[str], set[str]]:
+    """(recipe file names, every name the tree provides) of a recipes tree (None: none)."""
+    if not tree:
+        return set(), set()
+    stems = {p.stem for p in Path(tree).rglob("*.toml")}
+    return stems, recipe_names(tree)
+
+
+class QueueStatus(DerivedStep):
+    part_version = 1
     id = "0003"
     name = "queue-status"
-    description = "rebuild queue status (blocked with blockers, failed, requeued pending)"
+    description = "derive queue status (blocked, requeued pending) as tsuku's rules keep it"
 
-    def files(self, repo: DataRepo) -> list[str]:
-        return [rel for rel in repo.queue_files() if not rel.endswith("/batch-results.json")]
-
-    def preflight(self, repo: DataRepo, files: list[str]) -> list[Problem]:
+    def preflight(self, store, files: list[str]) -> list[Problem]:
         out = []
         for rel in files:
-            data = repo.read_bytes(rel)
+            data = store.read_bytes(rel)
             problems, kind = checked_queue(rel, data)
             out.extend(problems)
             if kind in ("legacy", "unified") and not problems:
@@ -112,187 +138,182 @@ class QueueStatus(Step):
         return out
 
     def prepare(self, ctx: RunContext) -> Context:
-        recipes = recipe_names(ctx.options.recipes) if ctx.options.recipes else set()
-        return Context(ctx.queue_ids, recipes, ctx.now)
+        stems, provided = recipes_of(ctx.options.recipes)
+        return Context(ctx.queue_ids, stems, provided, ctx.now)
 
-    def gather(self, rel: str, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-        """The latest package record, in this file, of each package: ``[timestamp,
-        category, blocked_by, line]``."""
+    def gather(self, rel: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Per bare name what its records say (:class:`NameRecords`), and the latest package
+        record of each package id: ``[timestamp, category, blocked_by, line]``."""
         return {
-            pid: [x.timestamp, x.category, x.blocked_by, int(x.where.rpartition(":")[2])]
-            for pid, x in latest_in_rows(rows, rel).items()
+            "names": {n: nr.to_json() for n, nr in name_records(rows, rel).items()},
+            "latest": {
+                pid: [x.timestamp, x.category, x.blocked_by, int(x.where.rpartition(":")[2])]
+                for pid, x in latest_in_rows(rows, rel).items()
+            },
         }
 
-    def combine(self, prep: Context, parts: Iterable[tuple[str, Any]]) -> None:
-        ids = prep.queue_ids
-        prep.latest = merge_latest(
-            {
-                pid: Latest(ts_key(v[0]), v[0], v[1], v[2], f"{rel}:{v[3]}")
-                for pid, v in part.items()
-                if pid in ids
-            }
-            for rel, part in parts
-        )
+    def combine(self, ctx: Context, parts: Iterable[tuple[str, Any]]) -> None:
+        names: dict[str, NameRecords] = {}
+        latest = []
+        for rel, part in parts:
+            for n, v in part["names"].items():
+                nr = NameRecords.from_json(v)
+                if n in names:
+                    names[n].add(nr)
+                else:
+                    names[n] = nr
+            latest.append(
+                {
+                    pid: Latest(ts_key(v[0]), v[0], v[1], v[2], f"{rel}:{v[3]}")
+                    for pid, v in part["latest"].items()
+                    if pid in ctx.queue_ids
+                }
+            )
+        ctx.names, ctx.latest = names, merge_latest(latest)
 
-    def up(self, rel: str, data: bytes, ctx: Context) -> UpResult:
-        res = UpResult(data)
+    # ------------------------------------------------------------------ the rules
+
+    def verdicts(
+        self, rel: str, kind: str, entries: list[dict[str, Any]], ctx: Context
+    ) -> list[Verdict]:
+        """Every entry of a queue (``kind``: legacy or unified) under both rule sets."""
+        resolved = Resolved.of(entries, ctx.stems, ctx.provided)
+        out = []
+        for i, e in enumerate(entries):
+            pid = entry_id(e)
+            rec = ctx.names.get(e["name"])
+            latest = ctx.latest.get(pid)
+            count = e.get("failure_count") if kind == "unified" else None
+            d = decide(e["status"], count, rec, resolved)
+            j = judge(d.status, latest, resolved)
+            f = finding(rel, pid, d, j, rec, latest, resolved)
+            out.append(
+                Verdict(
+                    i, pid, e["name"], e["status"], d, j, f, rec.blockers if rec else [], resolved
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ up and down
+
+    def derive(self, rel: str, data: bytes, ctx: Context) -> Derivation:
+        out = Derivation(data)
         pq = parsed_queue(rel, data)
         if pq.problems or pq.kind not in ("legacy", "unified"):
-            res.problems.extend(pq.problems or [Problem(rel, 1, "not a priority queue")])
-            return res
-        doc = pq.obj
-        entries = pq.entries
-        resolved = {e["name"] for e in entries if e["status"] == "success"} | ctx.recipes
-        old_status: dict[str, str] = {}
-        old_blocked_by: dict[str, Any] = {}
-        now: dict[str, dict[str, Any]] = {}  # each changed entry as this step left it
-        changed_any = False
-        for i, entry in enumerate(entries):
-            res.counts[f"before: {entry['status']}"] += 1
-            d = decide(entry["status"], ctx.latest.get(entry_id(entry)), resolved)
-            if d.changed(entry):
-                changed_any = True
-                if d.status != entry["status"]:
-                    old_status[str(i)] = entry["status"]
-                    res.counts[f"{entry['status']} -> {d.status}"] += 1
-                    res.notes.append(
-                        f"{rel}: {entry_id(entry)} {entry['status']} -> {d.status}: {d.rule}"
-                    )
-                else:  # same status, blockers added, changed or removed
-                    res.counts[f"{d.status}, blocked_by set"] += 1
-                    res.notes.append(
-                        f"{rel}: {entry_id(entry)} stays {d.status}, blocked_by"
-                        f" {_names(entry.get('blocked_by', []))} -> {_names(d.blocked_by)}:"
-                        f" {d.rule}"
-                    )
-                entry["status"] = d.status
-                if "blocked_by" in entry:
-                    old_blocked_by[str(i)] = entry.pop("blocked_by")
-                if d.status == "blocked":
-                    entry["blocked_by"] = d.blocked_by
-                now[str(i)] = {"id": entry_id(entry), "status": d.status}
-                if "blocked_by" in entry:
-                    now[str(i)]["blocked_by"] = entry["blocked_by"]
-            res.counts[f"after: {entry['status']}"] += 1
-        patch = {
-            "schema_version": doc["schema_version"],
-            "updated_at": doc["updated_at"],
-            "escape_html": codec.escapes_html(data.decode("utf-8")),
-            "status": old_status,
-        }
-        if old_blocked_by:
-            patch["blocked_by"] = old_blocked_by
-        doc["schema_version"] = 2
-        if changed_any:
-            doc["updated_at"] = ctx.now
-        patch["now"] = {"updated_at": doc["updated_at"], "entries": now}
-        res.data = codec.dumps_queue(doc, patch["escape_html"]).encode("utf-8")
-        res.patch = patch
-        # the proof that down gives back these exact bytes, on the bytes just written
-        res.exact = self._down_doc(codec.loads(res.data), patch) == data
-        return res
+            out.problems = pq.problems or [Problem(rel, 1, "not a priority queue")]
+            return out
+        doc, entries, counts = pq.obj, pq.entries, out.tally.counts
+        changes = []
+        for v in self.verdicts(rel, pq.kind, entries, ctx):
+            entry = entries[v.index]
+            counts[f"before: {v.status}"] += 1
+            counts[f"after: {v.decision.status}"] += 1
+            if v.finding is not None:
+                counts["entries where migrate's own judgement differs (see check)"] += 1
+            ch: dict[str, Any] = {"id": v.package_id}
+            if v.decision.status != v.status:
+                ch["status"] = [v.status, v.decision.status]
+                entry["status"] = v.decision.status
+                counts[f"{v.status} -> {v.decision.status}"] += 1
+                out.tally.notes.append(
+                    f"{rel}: {v.package_id} {v.status} -> {v.decision.status}: {v.decision.rule}"
+                )
+            if "blocked_by" in entry:  # (written by migrate 0.3: the queue's writer drops it)
+                ch["blocked_by"] = {"before": entry.pop("blocked_by")}
+                counts["blocked_by taken out (written by migrate 0.3)"] += 1
+            if len(ch) > 1:
+                changes.append(ch)
+        if not changes:
+            return out
+        header = {"updated_at": [doc["updated_at"], ctx.now]}
+        doc["updated_at"] = ctx.now
+        if doc["schema_version"] != MARK:
+            header["schema_version"] = [doc["schema_version"], MARK]
+            doc["schema_version"] = MARK
+        out.data = _dumps(doc, data)
+        out.changes = {"header": header, "entries": changes}
+        return out
 
-    def down(self, rel: str, data: bytes, patch: Any) -> bytes:
-        return self._down_doc(codec.loads(data), patch)
-
-    def carried_over(self, rel: str, data: bytes, patch: Any) -> bytes | None:
-        """tsuku's jobs save the queue through a struct that keeps ``schema_version`` as
-        read (formats.md section 7): a save at 2 of a queue this step moved to 2 was read
-        from this step's output, so the statuses it set that still hold are this step's
-        and go back before it derives again (the other writer's changes stay). A save at
-        the queue's own version was not read from it (upstream writes v1): taken as is. A
-        queue that was at 2 before this step has no such mark: its values that still hold
-        go back, as a rollback of that save would do."""
-        if "now" not in patch:
-            return None  # (no record of the values it set: migrate 0.2 or older)
-        try:  # (the same rule as a rollback of that save: down_rewritten)
-            return self.down_rewritten(rel, data, patch)[0]
-        except ValueError:
-            return None  # (not a queue as read: the step names the problem)
-
-    def down_rewritten(self, rel: str, data: bytes, patch: Any) -> tuple[bytes, Counter[str]]:
-        """Entry by entry, on a queue another writer saved since: each value this step
-        set that still holds goes back (status, ``blocked_by``, the header's
-        ``schema_version`` and ``updated_at``); what the writer set, and entries it added
-        or removed, stay. A save that was not read from this step's output (see
-        :meth:`carried_over`) holds none of its values: left as written. Raises
-        ValueError where that cannot be known."""
+    def revert(self, rel: str, data: bytes, changes: Any) -> tuple[bytes, Counter[str]]:
+        """See the module: a queue at another version than the one migrate left (2) was
+        saved since by a writer that did not read migrate's output, and holds none of
+        the values of this change set: it is left as it is."""
         pq = parsed_queue(rel, data)
         if pq.problems or pq.kind not in ("legacy", "unified"):
             raise ValueError(str(pq.problems[0]) if pq.problems else "not a priority queue")
-        if _read_from_its_own_version(pq.obj, patch):
-            return data, Counter()
-        if "now" not in patch:
-            raise ValueError(
-                "the run that wrote it was made by migrate 0.2 or older, which did not record"
-                " the values it set"
-            )
         doc, counts = pq.obj, Counter()
-        where: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for entry in pq.entries:
-            where[entry_id(entry)].append(entry)
-        prior = patch.get("blocked_by", {})
-        # a save with no blocked_by at all is a struct's that drops them (tsuku's): one
-        # this step took out is not put back there
-        if not any("blocked_by" in e for e in pq.entries):
-            prior = {}
-        for i, now in patch["now"]["entries"].items():
-            found = where.get(now["id"])
-            if not found:
-                counts["entries their writer removed"] += 1
-                continue
-            entry = found.pop(0)  # (an id twice in the queue: in order)
-            was = patch["status"].get(i, now["status"])
-            # blockers the writer set itself make the entry theirs, status included
-            theirs = "blocked_by" in entry and entry["blocked_by"] != now.get("blocked_by", _ABSENT)
-            back = entry["status"] == now["status"] and not theirs
-            if was != now["status"]:
-                counts["status back" if back else "status kept as their writer set it"] += 1
-                if back:
-                    entry["status"] = was
-            if "blocked_by" in now and entry.get("blocked_by", _ABSENT) == now["blocked_by"]:
-                entry.pop("blocked_by")  # the blockers this step set, still there
-                counts["blocked_by taken out"] += 1
-                if i in prior and back:
-                    entry["blocked_by"] = prior[i]
-            elif "blocked_by" in now and "blocked_by" in entry:
-                counts["blocked_by kept as their writer set it"] += 1
-            elif i in prior and back and "blocked_by" not in entry:
-                entry["blocked_by"] = prior[i]  # this step took it out: back with its status
-                counts["blocked_by back"] += 1
+        header = changes.get("header", {})
+        if doc.get("schema_version") != MARK:
+            return data, counts  # (a save that did not read migrate's output)
+        if "unrecorded" in changes:
+            _revert_by_position(pq.entries, changes["unrecorded"])
+            counts["status back"] += len(changes["unrecorded"].get("status", {}))
+        else:
+            saved = doc.get("updated_at") != header.get("updated_at", [None, None])[1]
+            _revert_entries(pq.entries, changes.get("entries", []), counts, saved)
         moved = bool(counts.keys() & {"status back", "blocked_by taken out", "blocked_by back"})
-        keep_v2 = any("blocked_by" in e for e in pq.entries)  # (a v1 queue has none)
-        for key, value in (("schema_version", 2), ("updated_at", patch["now"]["updated_at"])):
-            if key == "schema_version" and keep_v2:
-                continue
-            if doc.get(key) == value and patch[key] != value:
-                doc[key], moved = patch[key], True
+        holds_blockers = any("blocked_by" in e for e in pq.entries)
+        for key, (before, after) in header.items():
+            if key == "schema_version" and holds_blockers:
+                continue  # (a queue holding blocked_by stays at 2, where its model has them)
+            if doc.get(key) == after and before != after:
+                doc[key], moved = before, True
         if not moved:
             return data, counts
-        return codec.dumps_queue(doc, codec.escapes_html(data.decode("utf-8"))).encode(), counts
+        return _dumps(doc, data), counts
 
-    def same(self, old: bytes, new: bytes) -> bool:
-        """Derived again, the queue says what it said: only ``updated_at`` may differ."""
-        if old == new:
-            return True
-        try:
-            a, b = codec.loads(old), codec.loads(new)
-        except ValueError:
-            return False
-        a.pop("updated_at", None)
-        b.pop("updated_at", None)
-        return a == b
 
-    @staticmethod
-    def _down_doc(doc: dict[str, Any], patch: Any) -> bytes:
-        entries = doc["packages"] if "packages" in doc else doc["entries"]
-        prior = patch.get("blocked_by", {})
-        for i, entry in enumerate(entries):
-            entry.pop("blocked_by", None)
-            if str(i) in patch["status"]:
-                entry["status"] = patch["status"][str(i)]
-            if str(i) in prior:
-                entry["blocked_by"] = prior[str(i)]
-        doc["schema_version"] = patch["schema_version"]
-        doc["updated_at"] = patch["updated_at"]
-        return codec.dumps_queue(doc, patch["escape_html"]).encode("utf-8")
+def _dumps(doc: dict[str, Any], like: bytes) -> bytes:
+    """A queue written as its writer writes it (Go's HTML escaping, unless ``like``, the
+    bytes it replaces, shows a raw ``<``, ``>`` or ``&``: the legacy queue's writer)."""
+    return codec.dumps_queue(doc, codec.escapes_html(like.decode("utf-8"))).encode("utf-8")
+
+
+def _revert_entries(
+    entries: list[dict[str, Any]], changes: list[dict], counts: Counter[str], saved: bool
+) -> None:
+    """``saved``: another writer saved the queue since the change set was made."""
+    where: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for entry in entries:
+        where[entry_id(entry)].append(entry)
+    # a save with no blocked_by at all is a struct's that drops them (tsuku's): one
+    # migrate took out is not put back there
+    drops = saved and not any("blocked_by" in e for e in entries)
+    for ch in changes:
+        found = where.get(ch["id"])
+        if not found:
+            counts["entries their writer removed"] += 1
+            continue
+        entry = found.pop(0)  # (an id twice in the queue: in order)
+        bb = ch.get("blocked_by", {})
+        # blockers the writer set itself make the entry theirs, status included (and a
+        # queue keeps blocked_by on blocked entries only: its model refuses it elsewhere)
+        theirs = "blocked_by" in entry and entry["blocked_by"] != bb.get("after", _ABSENT)
+        back = True
+        if "status" in ch:
+            was, now = ch["status"]
+            back = entry["status"] == now and not theirs
+            counts["status back" if back else "status kept as their writer set it"] += 1
+            if back:
+                entry["status"] = was
+        if "after" in bb and entry.get("blocked_by", _ABSENT) == bb["after"]:
+            entry.pop("blocked_by")  # the blockers migrate 0.3 set, still there
+            counts["blocked_by taken out"] += 1
+            if "before" in bb and back:
+                entry["blocked_by"] = bb["before"]
+        elif "blocked_by" in entry:
+            counts["blocked_by kept as their writer set it"] += 1
+        elif "before" in bb and back and not drops:
+            entry["blocked_by"] = bb["before"]  # (taken out by migrate: back with its status)
+            counts["blocked_by back"] += 1
+
+
+def _revert_by_position(entries: list[dict[str, Any]], unrecorded: dict[str, Any]) -> None:
+    """Migrate 0.2's patch: statuses and blockers by position (bytes nobody touched)."""
+    prior = unrecorded.get("blocked_by", {})
+    for i, entry in enumerate(entries):
+        entry.pop("blocked_by", None)
+        if str(i) in unrecorded.get("status", {}):
+            entry["status"] = unrecorded["status"][str(i)]
+        if str(i) in prior:
+            entry["blocked_by"] = prior[str(i)]

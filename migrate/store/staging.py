@@ -7,9 +7,9 @@ checked:
    write, made durable: far cheaper than one new file beside each of thousands of files,
    which on this project's disks costs twice the rewrite itself);
 2. the run's ledger file is written, complete and durable, as pending
-   (:meth:`migrate.ledger.Ledger.write_pending`);
-3. each file is replaced from the archive: written to a temporary name beside it, then
-   renamed over it (atomic per file);
+   (:meth:`migrate.store.ledger.Ledger.write_pending`);
+3. each file is replaced from the archive: written to a temporary file in migrate's own
+   folder (which git ignores), then renamed over it (atomic per file);
 4. the run is marked finished and the archive removed.
 
 Killed before 2, a run has replaced nothing; the next run removes what it left. Killed
@@ -27,14 +27,16 @@ from pathlib import Path
 
 from migrate import codec
 from migrate.errors import DataChanged, RepoError, Unfinished
-from migrate.ledger import Ledger, checksum
+from migrate.layout import ARCHIVE, LEDGER_DIR, RUNS_DIR, TMP_DIR
 from migrate.progress import Phase, phase
-from migrate.repo import LEDGER_DIR, TMP_SUFFIX, DataRepo, file_mode, sync_dir
+from migrate.store import file_mode, sync_dir
+from migrate.store.ledger import Ledger, checksum
 
-ARCHIVE = f"{LEDGER_DIR}/staged.bin"
 #: (path, checksum its new bytes must have, its permission bits or None: look them up,
 #: its :func:`stamp` when the run read it or None: compare its bytes with the archive's)
 Move = tuple[str, str, int | None, int | None]
+#: what migrate 0.3 left beside files while it replaced them (cleaned like its own)
+OLD_TMP_SUFFIXES = (".migrate-tmp", ".migrate-stage")
 
 
 def stamp(path: str) -> int | None:
@@ -49,8 +51,8 @@ def stamp(path: str) -> int | None:
 
 
 _FOOTER = struct.Struct("<Q")
-#: where a run's temporary files may be left
-_DATA_FOLDERS = ("data/failures", "data/queues", "data")  # where the archive's index starts
+#: where migrate 0.3 left its temporary files
+_OLD_FOLDERS = ("data/failures", "data/queues", "data", LEDGER_DIR, RUNS_DIR)
 
 
 class Staging:
@@ -59,13 +61,14 @@ class Staging:
     checksum of the bytes the version replaces) and the index's offset. Written once,
     sequentially, and read back with ``pread``."""
 
-    def __init__(self, repo: DataRepo):
-        self.path = repo.path(ARCHIVE)
-        self.tmp = self.path.with_name(f".{self.path.name}{TMP_SUFFIX}")
+    def __init__(self, store):
+        self.path = store.path(ARCHIVE)
+        self.tmp = Path(store.tmp_for(ARCHIVE))
         self.index: dict[str, tuple[int, int, str]] = {}
         self.offset = 0
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            store.own_folder()
+            self.tmp.parent.mkdir(parents=True, exist_ok=True)
             self.fh = open(self.tmp, "wb")  # noqa: SIM115 - closed by close() or abandon()
         except OSError as exc:
             raise _cannot_write(ARCHIVE, exc) from None
@@ -134,7 +137,7 @@ def _cannot_write(rel: str, exc: OSError) -> RepoError:
 
 
 def commit(
-    repo: DataRepo,
+    store,
     moves: list[Move],
     after_each: Callable[[int], None] | None = None,
     resume: bool = False,
@@ -149,12 +152,13 @@ def commit(
     has its new bytes (replaced before a run was killed) is left as it is."""
     if not moves:
         return []
-    archive = _Archive(repo.fspath(ARCHIVE))
+    archive = _Archive(store.fspath(ARCHIVE))
+    Path(store.fspath(TMP_DIR)).mkdir(parents=True, exist_ok=True)
 
     def replaced():
         chmod: dict[str, bool] = {}  # folder -> whether new files there need a chmod
         for i, (rel, after, mode, seen) in enumerate(moves):
-            target = repo.fspath(rel)
+            target = store.fspath(rel)
             if resume:  # (after a kill: by content, against the archive's record)
                 now = _checksum(target)
                 if now == after:
@@ -173,7 +177,8 @@ def commit(
                     hint="restore data/ from git (git checkout -- data), then run again",
                 )
             folder = os.path.dirname(target)
-            chmod[folder] = _replace(target, rel, data, mode, chmod.get(folder), i, len(moves))
+            tmp = store.tmp_for(rel)
+            chmod[folder] = _replace(target, tmp, rel, data, mode, chmod.get(folder), i, len(moves))
             if after_each:
                 after_each(i)
             yield folder
@@ -192,6 +197,7 @@ def commit(
 
 def _replace(
     target: str,
+    tmp: str,
     rel: str,
     data: bytes,
     mode: int | None,
@@ -199,14 +205,12 @@ def _replace(
     i: int,
     total: int,
 ) -> bool:
-    """Write ``data`` beside ``target`` under a temporary name, with the target's
-    permission bits ``mode``, and rename it over ``target``. Created with those bits, a
+    """Write ``data`` to ``tmp`` (in migrate's folder, on the same file system), with the
+    target's permission bits ``mode``, and rename it over ``target``. Created with those bits, a
     file gets them minus the umask (or what a default ACL says): ``chmod`` says whether
     files in this folder need a chmod as well (None: not known yet, found out on this one;
     a chmod is a metadata write, as costly as the file's own on this project's disks).
     Returns what was found out."""
-    folder, name = os.path.split(target)
-    tmp = os.path.join(folder, f".{name}{TMP_SUFFIX}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(tmp, flags, 0o666 if mode is None else mode)
@@ -233,7 +237,7 @@ def _replace(
     return bool(chmod)
 
 
-def begin(repo: DataRepo, ledger: Ledger, dry_run: bool) -> str | None:
+def begin(store, ledger: Ledger, dry_run: bool) -> str | None:
     """What every writing run does first: finish a pending run, remove what a killed one
     left. Returns what was finished, for the report."""
     run = ledger.pending
@@ -246,28 +250,27 @@ def begin(repo: DataRepo, ledger: Ledger, dry_run: bool) -> str | None:
         )
     if dry_run:
         return None
-    settled = settle(repo, ledger) if run is not None else None
-    clean(repo)
+    settled = settle(store, ledger) if run is not None else None
+    clean(store)
     return settled
 
 
-def clean(repo: DataRepo) -> None:
-    """Remove what a run that wrote nothing left: half-written temporary files, a staging
-    archive no pending run names (and the files of earlier versions of this tool). A
-    ledger folder left empty goes too."""
-    suffixes = (TMP_SUFFIX, ".migrate-stage")
-    for folder in (*_DATA_FOLDERS, LEDGER_DIR, f"{LEDGER_DIR}/runs"):
+def clean(store) -> None:
+    """Remove what a run that wrote nothing left: temporary files, a staging archive no
+    pending run names (and the temporary files migrate 0.3 left beside files)."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for name in os.listdir(store.fspath(TMP_DIR)):
+            with contextlib.suppress(OSError):
+                os.unlink(store.fspath(f"{TMP_DIR}/{name}"))
+    for folder in _OLD_FOLDERS:
         try:  # (one listing per folder: 57,000 names, listed once per suffix, took 0.07 s)
-            names = os.listdir(repo.fspath(folder))
+            names = os.listdir(store.fspath(folder))
         except (FileNotFoundError, NotADirectoryError):
             continue
         for name in names:
-            if name.startswith(".") and name.endswith(suffixes):
-                repo.path(f"{folder}/{name}").unlink(missing_ok=True)
-    repo.path(ARCHIVE).unlink(missing_ok=True)
-    for folder in (f"{LEDGER_DIR}/runs", LEDGER_DIR):
-        with contextlib.suppress(OSError):  # absent, or not empty
-            repo.path(folder).rmdir()
+            if name.startswith(".") and name.endswith(OLD_TMP_SUFFIXES):
+                store.path(f"{folder}/{name}").unlink(missing_ok=True)
+    store.path(ARCHIVE).unlink(missing_ok=True)
 
 
 def _checksum(path: str | Path) -> str | None:
@@ -278,32 +281,41 @@ def _checksum(path: str | Path) -> str | None:
         return None
 
 
-def settle(repo: DataRepo, ledger: Ledger) -> str | None:
-    """Finish the run a killed process left pending, if any; what was done, for the report."""
+def settle(store, ledger: Ledger) -> str | None:
+    """Finish the run a killed process left pending, if any (from its staging archive:
+    each file still holding the bytes the run read gets its staged version); what was
+    done, for the report."""
     run = ledger.pending
     if run is None:
         return None
-    moves = [(fs.path, fs.after, None, None) for fs in ledger.files(run)]
     theirs: list[str] = []
-    if not repo.exists(ARCHIVE):
-        if any(_checksum(repo.fspath(rel)) != after for rel, after, _, _ in moves):
+    n = 0
+    if not store.exists(ARCHIVE):
+        staged = any(c.get("files_changed") for c in run.counts.values() if isinstance(c, dict))
+        if staged:  # (a run that replaced files staged them: their copies are gone)
             raise DataChanged(
                 f"run {run.id} ({run.kind} to {run.to or 'base'}) was interrupted and"
                 f" {ARCHIVE}, which it needs to be finished, is gone",
                 hint="restore data/ from git (git checkout -- data), then run again",
             )
     else:
-        theirs = commit(repo, moves, resume=True)
+        archive = _Archive(store.fspath(ARCHIVE))
+        try:
+            moves = [(rel, checksum(archive.read(rel)), None, None) for rel in archive.index]
+        finally:
+            archive.close()
+        n = len(moves)
+        theirs = commit(store, moves, resume=True)
     if theirs and run.kind == "down":  # (what a down would do with them now: their values
         from migrate.engine.backward import revert_rewritten  # kept, migrate's taken out)
 
-        revert_rewritten(repo, ledger, run.steps, theirs)
+        revert_rewritten(store, ledger, run.steps, theirs)
     if run.kind == "down" and run.to is None:
         ledger.remove_all()
     else:
         ledger.finish(run)
-        repo.path(ARCHIVE).unlink(missing_ok=True)
-    done = f"finished the interrupted {run.kind} run {run.id} ({len(moves)} files)"
+        store.path(ARCHIVE).unlink(missing_ok=True)
+    done = f"finished the interrupted {run.kind} run {run.id} ({n} files)"
     if theirs:
         done += (
             f"; {len(theirs)} file(s) saved or deleted by another writer since it was"

@@ -1,6 +1,7 @@
 """One writer at a time: a lock file recording pid, host, start time and command.
 
-``data/.migrate.lock`` appears atomically with its content (written to a private temp
+``data/.migrate/lock`` (ignored by git, as everything a run leaves only while it runs)
+appears atomically with its content (written to a private temp
 file, then hard-linked into place, which fails if a lock exists), so no reader ever sees
 an empty lock. A lock left by a dead process on this host is stale: it is taken over by
 renaming it aside (only one contender can win that rename), then retrying. A live lock,
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from migrate import clock
 from migrate.errors import LockHeld, RepoError
-from migrate.repo import LOCK_FILE, DataRepo
+from migrate.layout import LOCK_FILE, RUNS_DIR
 
 
 def _alive(pid: int) -> bool:
@@ -55,11 +56,11 @@ def _private(path, host: str, kind: str = "") -> Path:
 
 
 def _sweep(path, host: str) -> None:
-    """Remove the private files (``.migrate.lock.HOST.PID``, ``.migrate.lock.stale.HOST.PID``)
-    of contenders killed while they took the lock: written on this host by a process now
-    dead. (A kill can leave the first one empty: its name says whose it is.) Version 0.3.1
-    named them without the host: those go when their lock record names this host (an
-    empty one cannot say: it stays). Best effort: what cannot be removed stays."""
+    """Remove the private files (``lock.HOST.PID``, ``lock.stale.HOST.PID``) of contenders
+    killed while they took the lock: written on this host by a process now dead. (A kill
+    can leave the first one empty: its name says whose it is.) Names without the host
+    (an older layout) go when their lock record names this host (an empty one cannot
+    say: it stays). Best effort: what cannot be removed stays."""
     prefix = f"{path.name}."
     for name in os.listdir(path.parent):
         if not name.startswith(prefix):
@@ -75,11 +76,12 @@ def _sweep(path, host: str) -> None:
 
 
 @contextmanager
-def hold(repo: DataRepo, command: str, *, dry_run: bool = False) -> Iterator[None]:
+def hold(store, command: str, *, dry_run: bool = False) -> Iterator[None]:
     """Hold the repo's lock for the block. A dry run that cannot create the lock (a
     read-only checkout) goes on without it; one that finds a live lock is refused, since
-    it would read files another run is rewriting."""
-    path = repo.path(LOCK_FILE)
+    it would read files another run is rewriting. At base (no run in the ledger) migrate's
+    folder, made for the lock, is gone again afterwards."""
+    path = store.path(LOCK_FILE)
     info = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
@@ -88,6 +90,7 @@ def hold(repo: DataRepo, command: str, *, dry_run: bool = False) -> Iterator[Non
     }
     tmp = _private(path, info["host"])
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(info), encoding="utf-8")
     except OSError as exc:
         if dry_run:
@@ -143,3 +146,17 @@ def hold(repo: DataRepo, command: str, *, dry_run: bool = False) -> Iterator[Non
     finally:
         if _read(path).get("pid") == info["pid"]:
             path.unlink(missing_ok=True)
+        _at_base(store, path.parent)
+
+
+def _at_base(store, folder: Path) -> None:
+    """No run in the ledger: migrate's folder (made for the lock, or left by a run killed
+    before it wrote its ledger) goes (best effort: a contender taking the lock keeps it)."""
+    runs = store.path(RUNS_DIR)
+    if runs.is_dir() and any(runs.iterdir()):
+        return
+    with contextlib.suppress(OSError):
+        for p in sorted(folder.rglob("*"), reverse=True):
+            if p.name.startswith("lock.") and p.is_file():
+                return  # (another contender is taking the lock)
+        store.remove_own_folder()

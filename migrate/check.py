@@ -28,7 +28,8 @@ from migrate.errors import MigrateError, UsageError
 from migrate.layout import FAILURES_DIR
 from migrate.parallel import map_files
 from migrate.progress import phase
-from migrate.reader import Problem, iter_failure_lines, parse_queue
+from migrate.queues import parsed_queue
+from migrate.reader import Problem, iter_failure_lines
 from migrate.steps.s0003_queue_status import unmigratable
 from migrate.store import Store
 from migrate.store.ledger import Ledger
@@ -185,7 +186,7 @@ def check_repo(
             report.problems.append(Problem(rel, 0, str(exc).removeprefix(rel + ": ")))
             report.files["unreadable"] += 1
             continue
-        pq = parse_queue(rel, data)
+        pq = parsed_queue(rel, data)  # (validated once per content: `up` asks again)
         if pq.kind == "batch-results":
             report.files["batch-results"] += 1
         else:
@@ -208,13 +209,13 @@ def _at_head(repo: Store, ledger: Ledger, report: CheckReport, jobs: int) -> Non
     from migrate.engine.plan import plan
     from migrate.engine.state import behind
     from migrate.steps.base import Family
-    from migrate.views import queue_views
+    from migrate.views import views_of
 
     if plan(ledger, "up", "head").steps:
         return
     try:
         b = behind(repo, ledger, jobs)
-        views = queue_views(repo, jobs)
+        views = views_of(repo, b.computed)
     except MigrateError as exc:  # (bad data the checks above did not name: named here)
         report.problems.append(Problem("data", 0, str(exc)))
         return

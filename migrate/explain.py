@@ -50,7 +50,7 @@ def explain(repo: Store, package_id: str, recipes: str | None = None) -> dict[st
                     "derived": v.decision.status,
                     "judgement": {"status": v.judged.status, "rule": v.judged.rule},
                     "differs": v.finding.kind if v.finding else None,
-                    "records_of_name": v.finding.records if v.finding else (),
+                    "records_of_name": list(v.finding.records) if v.finding else [],
                     "blockers": [
                         {
                             "name": n,

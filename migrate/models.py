@@ -106,7 +106,7 @@ def valid_blocker_name(name: str) -> bool:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid", defer_build=True)
 
 
 # ------------------------------------------------------------------------- failure lines
@@ -120,7 +120,7 @@ class _Strict(BaseModel):
 class _Open(BaseModel):
     """Strict types, unknown keys allowed (and reported as notes by ``check``)."""
 
-    model_config = ConfigDict(strict=True, extra="allow")
+    model_config = ConfigDict(strict=True, extra="allow", defer_build=True)
 
 
 def _ecosystem_prefix(ecosystem: str, package_ids: list[str]) -> None:
@@ -332,7 +332,7 @@ class UnifiedQueueV1(_Strict):
 class BatchResults(BaseModel):
     """``data/queues/batch-results.json``: recognized, never rewritten, not validated strictly."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     batch_id: str
     timestamp: str
 

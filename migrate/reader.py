@@ -260,9 +260,9 @@ class ParsedQueue:
 def conflict_markers(rel: str, data: bytes) -> list[Problem]:
     """The lines of an unresolved git merge conflict in a queue (two writers saved it on
     two branches), with what to do: migrate's merge driver resolves it entry by entry."""
+    if not (data.startswith(b"<<<<<<< ") or b"\n<<<<<<< " in data):
+        return []  # (one search of the bytes: a queue is 1.4 MB)
     lines = data.decode("utf-8", "replace").split("\n")
-    if not any(x.startswith("<<<<<<< ") for x in lines):
-        return []
     out = [
         n
         for n, x in enumerate(lines, 1)

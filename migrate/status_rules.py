@@ -178,28 +178,26 @@ def decide(
     return Decision(status, "no missing_dep record naming blockers: unchanged")
 
 
-def judge(status: str, latest: Latest | None, resolved: Resolved) -> Decision:
-    """The tool's own judgement: the latest package record of the exact package id decides
-    (what step 0003 decided before it followed tsuku's rules)."""
-    if status in FIXED_STATUSES:
-        return Decision(status, f"{status} is decided elsewhere")
+BLOCKED, NOT_BLOCKED = "blocked", "not blocked"
+
+
+def judge(latest: Latest | None, resolved: Resolved) -> Decision:
+    """The tool's own judgement of whether an entry is blocked: by the latest package
+    record of its exact package id alone (what step 0003 decided before it followed
+    tsuku's rules), with every name a recipe provides resolved."""
     if latest is None:
-        return Decision(status, "no package record of this exact id: no opinion")
+        return Decision(NOT_BLOCKED, "no package record of this exact id names a blocker")
     about = f"its latest record {latest.where} ({latest.timestamp}, {latest.category})"
-    if latest.blocked_by or latest.category == "missing_dep":
-        if not latest.blocked_by:
-            return Decision("blocked", f"{about} is a missing_dep whose blockers are unknown")
-        unresolved = [n for n in latest.blocked_by if n not in resolved.tool]
-        if unresolved:
-            return Decision("blocked", f"{about} names unresolved {_names(unresolved)}")
-        if status == "blocked":
-            return Decision(
-                "pending", f"{about} names only resolved blockers ({_names(latest.blocked_by)})"
-            )
-        return Decision(status, f"{about} names only resolved blockers")
-    if status == "blocked":
-        return Decision("failed", f"{about} is not a dependency miss")
-    return Decision(status, f"{about} is not a dependency miss")
+    if not latest.blocked_by and latest.category == "missing_dep":
+        return Decision(BLOCKED, f"{about} is a missing_dep whose blockers are unknown")
+    if not latest.blocked_by:
+        return Decision(NOT_BLOCKED, f"{about} is not a dependency miss")
+    unresolved = [n for n in latest.blocked_by if n not in resolved.tool]
+    if unresolved:
+        return Decision(BLOCKED, f"{about} names unresolved {_names(unresolved)}")
+    return Decision(
+        NOT_BLOCKED, f"{about} names only resolved blockers ({_names(latest.blocked_by)})"
+    )
 
 
 @dataclass(frozen=True)
@@ -243,8 +241,11 @@ def finding(
     latest: Latest | None,
     resolved: Resolved,
 ) -> Finding | None:
-    """The difference between the two, if any, with a label saying why they differ."""
-    if decision.status == judged.status:
+    """The difference between the two (blocked or not), if any, with a label saying why
+    they differ. Decisions made elsewhere (success, ...) are nobody's to differ on."""
+    if decision.status in FIXED_STATUSES:
+        return None
+    if (decision.status == BLOCKED) == (judged.status == BLOCKED):
         return None
     ids = tuple(rec.ids) if rec else ()
     others = [i for i in ids if i != package_id]
@@ -260,7 +261,7 @@ def finding(
         kind = "bare name shared with another package"
     elif decision.status == "blocked" and not (rec and rec.blockers):
         kind = "blocked with no recorded blocker (tsuku keeps it blocked)"
-    elif judged.status == "blocked" and latest is not None and not latest.blocked_by:
+    elif judged.status == BLOCKED and latest is not None and not latest.blocked_by:
         kind = "missing_dep with unknown blockers (tsuku marks it failed)"
     elif decision.status == "blocked" and latest is not None and latest.category != "missing_dep":
         kind = "sticky missing_dep (an older record keeps it blocked)"

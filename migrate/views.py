@@ -37,7 +37,7 @@ def queue_views(store, jobs: int = 1, recipes: str | None = None) -> QueueViews:
     ledger = known_ledger(store)
     tree = recipes if recipes is not None else recorded(store, ledger)
     ctx = run_context(store, RunOptions(recipes=tree))
-    step = next(s for s in REGISTRY if isinstance(s, QueueStatus))
+    step = _step()
     prepared = step.prepare(ctx)
     gatherers = [s for s in REGISTRY if isinstance(s, Gathers)]
     versions = {s.id: s.part_version for s in gatherers}
@@ -47,7 +47,26 @@ def queue_views(store, jobs: int = 1, recipes: str | None = None) -> QueueViews:
         prepared,
         ((rel, cache.parts_of(s.parts, step.id)) for rel, s in seen.items() if s.parts),
     )
-    out = QueueViews(ledger.current, tree, prepared)
+    return _views(store, ledger.current, tree, prepared)
+
+
+def views_of(store, done) -> QueueViews:
+    """The views an ``up`` at head computed on the way (:func:`migrate.engine.forward.compute`):
+    the records as that run leaves them, the queues as they are."""
+    step = _step()
+    prepared = done.prepared.get(step.id)
+    if prepared is None:  # (no queue to derive)
+        return QueueViews(done.plan.current, done.ctx.options.recipes, None)
+    return _views(store, done.plan.current, done.ctx.options.recipes, prepared)
+
+
+def _step() -> QueueStatus:
+    return next(s for s in REGISTRY if isinstance(s, QueueStatus))
+
+
+def _views(store, version: str | None, tree: str | None, prepared: Context) -> QueueViews:
+    step = _step()
+    out = QueueViews(version, tree, prepared)
     for rel in store.queue_rels():
         pq = parsed_queue(rel, store.read_bytes(rel))
         if pq.problems or pq.kind not in ("legacy", "unified"):

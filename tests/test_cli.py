@@ -66,10 +66,10 @@ def test_progress_is_off_when_quiet_and_one_line_per_phase_in_a_log(fixture_repo
 
 
 def test_a_terminal_gets_a_bar_with_the_phase_a_total_and_an_eta(capsys, monkeypatch):
-    from migrate import progress
+    import tqdm
 
-    real = progress.tqdm
-    monkeypatch.setattr(progress, "tqdm", lambda **kw: real(**{**kw, "delay": 0}))  # (shown now)
+    real = tqdm.tqdm
+    monkeypatch.setattr(tqdm, "tqdm", lambda **kw: real(**{**kw, "delay": 0}))  # (shown now)
     wrap = progress_for(SimpleNamespace(quiet=False), "up", tty=True)("0001 failures", 3)
     assert list(wrap(iter("abc"))) == ["a", "b", "c"]
     bar = capsys.readouterr().err

@@ -403,3 +403,42 @@ def test_a_run_of_a_sealing_migrate_without_its_seal_is_refused(fixture_repo):
     head, *lines = run.read_bytes().splitlines(keepends=True)
     run.write_bytes(head + b"".join(lines[:-1]))
     assert main(["status", "--repo", str(root), "-q"]) == 4
+
+
+@pytest.mark.parametrize(
+    "field, value, reason",
+    [
+        ("status", "weird", "status"),
+        ("confidence", "high", "'auto' or 'curated'"),
+        ("priority", 4, "less than or equal to 3"),
+        ("source", "", "at least 1 character"),
+    ],
+)
+def test_an_entry_tsukus_dashboard_would_refuse_is_named_at_its_line(
+    fixture_repo, capsys, field, value, reason
+):
+    """One entry tsuku's dashboard refuses aborts the whole dashboard (formats.md §7):
+    named at the entry's line by `check` (exit 1) and `up` (exit 2), nothing written."""
+    root = fixture_repo("sample")
+    q = root / "data" / "queues" / "priority-queue.json"
+    doc = json.loads(q.read_text())
+    doc["entries"][2][field] = value
+    q.write_text(json.dumps(doc, indent=2) + "\n")
+    before = snapshot(root)
+    opens = [n for n, x in enumerate(q.read_text().split("\n"), 1) if x == "    {"]
+    assert main(["check", "--repo", str(root), "-q"]) == 1
+    out = capsys.readouterr().out
+    assert f"data/queues/priority-queue.json:{opens[2]}: entries[2].{field}:" in out
+    assert reason in out
+    assert main(["up", "--repo", str(root), "-q"]) == 2
+    assert f"entries[2].{field}" in capsys.readouterr().err
+    assert snapshot(root) == before
+
+
+def test_a_folder_with_a_data_folder_is_not_a_tsuku_repo(tmp_path, capsys):
+    (tmp_path / "data" / "metrics").mkdir(parents=True)
+    assert main(["up", "--repo", str(tmp_path)]) == 2
+    assert "not a tsuku data repo (no data/failures/ or data/queues/ folder)" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "data" / ".migrate").exists()

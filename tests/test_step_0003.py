@@ -144,7 +144,7 @@ def test_rules_on_the_anomalies_fixture(fixture_repo):
     # judgement (failed) is a finding, not a status it writes
     assert st["homebrew:exa"]["status"] == "blocked"
     (f,) = [f for f in check_repo(Store(root)).notes if "homebrew:exa" in f.reason]
-    assert "no recorded blocker" in f.field and "judgement: failed" in f.reason
+    assert "no recorded blocker" in f.field and "judgement: not blocked" in f.reason
     assert st["crates.io:bitcoin"]["status"] == "excluded"
     notes = [n for s in run.steps for n in s.notes]
     assert any("homebrew:tmux blocked -> pending" in n and "requeued" in n for n in notes)
@@ -171,7 +171,7 @@ def test_recipes_tree_resolves_blockers(fixture_repo, tmp_path):
     # imagemagick stays blocked and the difference is a finding
     assert st["homebrew:imagemagick"] == "blocked"
     (q,) = explain(Store(root), "homebrew:imagemagick", recipes=str(recipes))["queues"]
-    assert q["judgement"]["status"] == "pending" and "satisfies" in q["differs"]
+    assert q["judgement"]["status"] == "not blocked" and "satisfies" in q["differs"]
 
 
 def test_updated_at_stays_when_nothing_changed(fixture_repo):

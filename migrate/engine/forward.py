@@ -56,6 +56,7 @@ class Computed:
     parts_after: dict[str, bytes] = field(default_factory=dict)  # rewritten failure files
     cache_versions: dict[str, int] = field(default_factory=dict)
     registry: Registry = REGISTRY
+    prepared: dict[str, Any] = field(default_factory=dict)  # each step's context
 
     @property
     def writes(self) -> bool:
@@ -135,7 +136,7 @@ def compute(
     if not the_plan.files and not the_plan.moves:
         return done
     _preflight(store, the_plan)
-    prepared = {s.id: s.prepare(ctx) for s in the_plan.steps}
+    done.prepared = prepared = {s.id: s.prepare(ctx) for s in the_plan.steps}
     reports = {s.id: StepReport(s, "up") for s in the_plan.steps}
     done.report.steps = list(reports.values())
     for fam in Family:
@@ -299,6 +300,9 @@ def _write(store, ledger: Ledger, done: Computed, after_each, progress) -> None:
     )
     lines = [record_line(o.rel, o.steps, o.patches) for o in done.outcomes]
     ledger.write_pending(run, lines)
+    from migrate.engine.recipes import remember
+
+    remember(store, done.ctx.options.recipes, run.options.get("recipes"))
     done.report.theirs = staging.commit(store, moves, after_each, progress=progress)
     ledger.finish(run)
     store.path(staging.ARCHIVE).unlink(missing_ok=True)

@@ -4,18 +4,23 @@ tsuku keeps its recipes in ``recipes/`` of the same repo, and its workflow marks
 queue entry of every recipe on disk ``success``. So ``up`` uses ``recipes/`` at the
 repo's root when there is one; ``--recipes DIR`` and ``--no-recipes`` override; the
 choice is recorded in the run's options, and a later run without either takes the same
-(a catch-up never derives with other recipes than the run before it, silently).
+(a catch-up never derives with other recipes than the run before it, silently). A tree
+outside the repo is recorded by name and digest (no local path is committed); its path
+is remembered in migrate's git-ignored cache, for the next runs on this machine.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from migrate.errors import UsageError
+from migrate.layout import CACHE_DIR
 from migrate.steps.base import RunOptions
 
 DEFAULT = "recipes"
+MEMORY = f"{CACHE_DIR}/recipes.json"  # the local path of a tree outside the repo
 
 
 def resolve_recipes(store, ledger, options: RunOptions) -> RunOptions:
@@ -29,7 +34,7 @@ def resolve_recipes(store, ledger, options: RunOptions) -> RunOptions:
         path = Path(given) if Path(given).is_absolute() else store.root / given
         if not path.is_dir():
             raise UsageError(f"{given}: not a directory (--recipes takes a folder)")
-        return replace(options, recipes=str(path))
+        return replace(options, recipes=str(path.resolve()))
     return replace(options, recipes=recorded(store, ledger, strict=True))
 
 
@@ -44,6 +49,8 @@ def recorded(store, ledger, strict: bool = False) -> str | None:
             return None
         if isinstance(value, str) and store.path(value).is_dir():
             return str(store.path(value))
+        if isinstance(value, dict) and (local := remembered(store, value)):
+            return local
         if strict:
             where = value if isinstance(value, str) else f"{value.get('name')} (outside the repo)"
             raise UsageError(
@@ -54,3 +61,23 @@ def recorded(store, ledger, strict: bool = False) -> str | None:
         return None
     default = store.path(DEFAULT)
     return str(default) if default.is_dir() else None
+
+
+def remember(store, path: str | None, record: Any) -> None:
+    """Where a tree outside the repo is on this machine (best effort: a cache)."""
+    if not isinstance(record, dict) or not path:
+        return
+    try:
+        store.path(MEMORY).parent.mkdir(parents=True, exist_ok=True)
+        store.path(MEMORY).write_text(json.dumps({"name": record["name"], "path": path}))
+    except OSError:
+        pass
+
+
+def remembered(store, record: dict[str, Any]) -> str | None:
+    try:
+        doc = json.loads(store.path(MEMORY).read_text())
+    except (OSError, ValueError):
+        return None
+    path = doc.get("path") if doc.get("name") == record.get("name") else None
+    return path if isinstance(path, str) and Path(path).is_dir() else None

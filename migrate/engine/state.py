@@ -24,6 +24,7 @@ class Behind:
 
     files: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
     others: list[tuple[str, str]] = field(default_factory=list)  # at head, others' (info)
+    computed: Any = None  # the read-only up it was computed from
 
     @property
     def count(self) -> int:
@@ -38,7 +39,7 @@ def behind(store, ledger: Ledger, jobs: int = 1) -> Behind:
     options = resolve_recipes(store, ledger, RunOptions())
     done = compute(store, ledger, "head", options, jobs=jobs)
     state = ledger.state()
-    out = Behind()
+    out = Behind(computed=done)
     for o in done.outcomes:
         if Family.of(o.rel) is Family.QUEUES:
             n = sum(v for k, v in o.counts.get(o.steps[0], {}).items() if " -> " in k)

@@ -10,7 +10,7 @@ otherwise the step wrote what its own model refuses, a bug in migrate.
 from __future__ import annotations
 
 from migrate import codec
-from migrate.reader import Problem, parse_line, parse_queue, split_lines
+from migrate.reader import Problem, parse_line, split_lines
 
 
 def output_problems(
@@ -18,11 +18,14 @@ def output_problems(
 ) -> tuple[list[Problem], list[Problem]]:
     """(problems in the data, lines a step wrote wrong) of a file's new bytes."""
     if family == "queues":
-        pq = parse_queue(rel, new)
-        found = list(pq.problems)
-        if not found and any("blocked_by" in e for e in pq.entries):  # (the writer drops it)
+        from migrate.queues import checked_queue, queue_doc
+
+        found, _ = checked_queue(rel, new)  # (validated once per content in a process)
+        doc = queue_doc(rel, new) or {}
+        entries = doc.get("entries", doc.get("packages", []))
+        if not found and any("blocked_by" in e for e in entries):  # (the writer drops it)
             found.append(Problem(rel, 1, "a queue written with blocked_by in an entry"))
-        return _blame(found, parse_queue(rel, old).problems) if found else ([], [])
+        return _blame(found, checked_queue(rel, old)[0]) if found else ([], [])
     before = dict(split_lines(old))
     data: list[Problem] = []
     bugs: list[Problem] = []

@@ -178,20 +178,25 @@ class QueueStatus(DerivedStep):
     ) -> list[Verdict]:
         """Every entry of a queue (``kind``: legacy or unified) under both rule sets."""
         resolved = Resolved.of(entries, ctx.stems, ctx.provided)
+        key = "source" if kind == "unified" else "id"
+        quiet: dict[str, tuple[Decision, Decision]] = {}  # (most entries have no record)
         out = []
         for i, e in enumerate(entries):
-            pid = entry_id(e)
+            pid, status = e[key], e["status"]
             rec = ctx.names.get(e["name"])
             latest = ctx.latest.get(pid)
+            if rec is None and latest is None and status != "blocked":
+                if status not in quiet:
+                    quiet[status] = (decide(status, None, None, resolved), judge(None, resolved))
+                d, j = quiet[status]
+                out.append(Verdict(i, pid, e["name"], status, d, j, None, [], resolved))
+                continue
             count = e.get("failure_count") if kind == "unified" else None
-            d = decide(e["status"], count, rec, resolved)
-            j = judge(d.status, latest, resolved)
+            d = decide(status, count, rec, resolved)
+            j = judge(latest, resolved)
             f = finding(rel, pid, d, j, rec, latest, resolved)
-            out.append(
-                Verdict(
-                    i, pid, e["name"], e["status"], d, j, f, rec.blockers if rec else [], resolved
-                )
-            )
+            blockers = rec.blockers if rec else []
+            out.append(Verdict(i, pid, e["name"], status, d, j, f, blockers, resolved))
         return out
 
     # ------------------------------------------------------------------ up and down

@@ -4,7 +4,8 @@
   ``data/queues/*.json`` but ``batch-results.json``) are the files the steps rewrite;
 * ``data/.migrate/`` is migrate's own: ``runs/`` (the ledger, committed with the data) and,
   ignored by git through the ``.gitignore`` migrate keeps there, what a run leaves only
-  while it runs (the lock, the staging archive, temporary files) and its cache.
+  while it runs (the lock, the staging archive, temporary files, a run not finished yet)
+  and its cache (where no git repository is around it to keep it in).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ CACHE_DIR = f"{LEDGER_DIR}/cache"
 ARCHIVE = f"{LEDGER_DIR}/staged.bin"
 IGNORE_FILE = f"{LEDGER_DIR}/.gitignore"
 #: what git must never commit of migrate's folder (written as IGNORE_FILE)
-IGNORED = ("/lock*", "/staged.bin", "/tmp/", "/cache/")
+IGNORED = ("/lock*", "/staged.bin", "/tmp/", "/cache/", "/runs/*.pending")
 #: Queue files, in the order they appeared upstream.
 QUEUE_GLOBS = ("data/priority-queue.json", "data/queues/*.json")
 BATCH_RESULTS = "batch-results.json"

@@ -298,3 +298,26 @@ def test_a_failed_down_after_an_interrupted_up_leaves_the_finished_up(
     assert leftovers(root) == []
     assert data_only(snapshot(root)) == data_only(snapshot(reference))
     assert engine.up(Store(root)).plan.steps == ()
+
+
+def test_what_a_killed_run_leaves_is_never_committed_and_every_command_says_so(
+    fixture_repo, monkeypatch
+):
+    """`git add data` (the README's advice) after a kill commits neither the staging
+    archive nor the temporary files nor the lock; `check` and `verify` agree that a run
+    waits to be finished."""
+    root = fixture_repo("sample")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    up_stopped_at_the_third_rename(root, monkeypatch)
+    assert (root / "data" / ".migrate" / "staged.bin").exists()
+    (root / "data" / ".migrate" / "lock").write_text("{}")  # (as a kill leaves it)
+    subprocess.run(["git", "add", "data"], cwd=root, check=True)
+    staged = subprocess.run(
+        ["git", "diff", "--cached", "--name-only"], cwd=root, capture_output=True, text=True
+    ).stdout.split()
+    assert [p for p in staged if p.startswith("data/.migrate/")] == [
+        "data/.migrate/.gitignore"  # (the unfinished run too: another clone could not finish it)
+    ]
+    assert not check_repo(Store(root)).ok
+    assert main(["verify", "--repo", str(root)]) == 1
+    assert main(["check", "--repo", str(root), "-q"]) == 1

@@ -170,7 +170,7 @@ def test_a_new_failure_file_and_nothing_else_rewrites_only_it_and_the_queues(fix
 def test_a_corrupt_or_missing_cache_is_rebuilt_never_trusted(fixture_repo, tmp_path):
     live = fixture_repo("sample")
     engine.up(Store(live))
-    parts = live / cache.FILE
+    parts = Store(live).cache_dir() / cache.NAME
     reference = copy_repo(FIXTURES / "sample", tmp_path / "reference")
     engine.up(Store(reference))
     # entries that lie (a blocker renamed) but stay valid JSON: the sum no longer holds
@@ -200,7 +200,7 @@ def test_the_cache_is_never_committed(fixture_repo):
 
     live = fixture_repo("sample")
     engine.up(Store(live))
-    assert (live / cache.FILE).is_file()
+    assert (live / "data" / ".migrate" / "cache" / cache.NAME).is_file()  # (no git here)
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q"], cwd=live, check=True)
     subprocess.run([*git, "add", "data"], cwd=live, check=True)
@@ -210,6 +210,10 @@ def test_the_cache_is_never_committed(fixture_repo):
     assert listed and all(
         p.startswith("data/.migrate/runs/") or p.endswith(".gitignore") for p in listed
     )
+    apply_commit(live, FIXTURES / "replay" / "03-batch")  # (in a clone: in .git/)
+    engine.up(Store(live))
+    assert (live / ".git" / "migrate").is_dir()
+    assert (Store(live).cache_dir() / cache.NAME).is_file()
 
 
 def test_a_catch_up_reads_the_batch_not_the_history(fixture_repo, monkeypatch):

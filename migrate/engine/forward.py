@@ -326,8 +326,9 @@ def _save_cache(store, done: Computed, written: bool) -> None:
     fresh = done.parts_after or any(not s.cached and s.parts is not None for s in seen.values())
     if not fresh:
         return
-    if not written and not store.path(IGNORE_FILE).is_file():
-        return  # (a run that writes nothing creates nothing: not even migrate's folder)
+    own = store.cache_dir().is_relative_to(store.path("data"))
+    if own and not written and not store.path(IGNORE_FILE).is_file():
+        return  # (a run that writes nothing creates nothing in data/: not migrate's folder)
     after = {o.rel: checksum(o.data) for o in done.outcomes}
     lines = []
     for rel, s in seen.items():

@@ -6,7 +6,7 @@ repo's root when there is one; ``--recipes DIR`` and ``--no-recipes`` override; 
 choice is recorded in the run's options, and a later run without either takes the same
 (a catch-up never derives with other recipes than the run before it, silently). A tree
 outside the repo is recorded by name and digest (no local path is committed); its path
-is remembered in migrate's git-ignored cache, for the next runs on this machine.
+is remembered in migrate's cache (never committed), for the next runs on this clone.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from migrate.errors import UsageError
-from migrate.layout import CACHE_DIR
 from migrate.steps.base import RunOptions
 
 DEFAULT = "recipes"
-MEMORY = f"{CACHE_DIR}/recipes.json"  # the local path of a tree outside the repo
+MEMORY = "recipes.json"  # in the store's cache: the local path of a tree outside the repo
 
 
 def resolve_recipes(store, ledger, options: RunOptions) -> RunOptions:
@@ -68,15 +67,15 @@ def remember(store, path: str | None, record: Any) -> None:
     if not isinstance(record, dict) or not path:
         return
     try:
-        store.path(MEMORY).parent.mkdir(parents=True, exist_ok=True)
-        store.path(MEMORY).write_text(json.dumps({"name": record["name"], "path": path}))
+        store.cache_dir().mkdir(parents=True, exist_ok=True)
+        (store.cache_dir() / MEMORY).write_text(json.dumps({"name": record["name"], "path": path}))
     except OSError:
         pass
 
 
 def remembered(store, record: dict[str, Any]) -> str | None:
     try:
-        doc = json.loads(store.path(MEMORY).read_text())
+        doc = json.loads((store.cache_dir() / MEMORY).read_text())
     except (OSError, ValueError):
         return None
     path = doc.get("path") if doc.get("name") == record.get("name") else None

@@ -10,6 +10,7 @@ file themselves.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import stat
@@ -18,6 +19,7 @@ from pathlib import Path
 from migrate.errors import RepoError
 from migrate.layout import (
     BATCH_RESULTS,
+    CACHE_DIR,
     FAILURES_DIR,
     IGNORE_FILE,
     IGNORED,
@@ -157,6 +159,16 @@ class Store:
 
     # ------------------------------------------------------------------ migrate's folder
 
+    def cache_dir(self) -> Path:
+        """Where migrate keeps what it can recompute: inside the git repository around the
+        data repo (``.git/migrate/<key>/``: never committed, kept by every checkout of that
+        clone), else ``data/.migrate/cache/`` (which git would ignore)."""
+        git = _git_dir(self.root)
+        if git is None:
+            return self.root / CACHE_DIR
+        key = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+        return git / "migrate" / key
+
     def own_folder(self) -> None:
         """Create ``data/.migrate/`` with the ``.gitignore`` that keeps what a run leaves
         only while it runs (lock, staging archive, temporary files) and the cache out of
@@ -208,8 +220,25 @@ class Store:
         sync_dir(dst.parent)
 
     def remove_own_folder(self) -> None:
-        """At base migrate's folder does not exist."""
+        """At base migrate's folder does not exist (nor its cache)."""
+        shutil.rmtree(self.cache_dir(), ignore_errors=True)
         p = self.root / LEDGER_DIR
         if p.is_dir():
             shutil.rmtree(p)
             sync_dir(p.parent)
+
+
+def _git_dir(start: Path) -> Path | None:
+    """The git directory of the work tree around ``start`` (a worktree's ``.git`` file
+    points at it), or None."""
+    for folder in (start, *start.parents):
+        dot = folder / ".git"
+        if dot.is_dir():
+            return dot
+        if dot.is_file():
+            text = dot.read_text(encoding="utf-8", errors="replace").strip()
+            if text.startswith("gitdir:"):
+                target = Path(text.removeprefix("gitdir:").strip())
+                return target if target.is_absolute() else (folder / target).resolve()
+            return None
+    return None

@@ -3,8 +3,9 @@
 A step that needs other files (step 0002 siblings and evidence targets, step 0003 what
 every record of a name says) ``gather``s a small part from each file's rows. A run after
 a batch must not parse the whole history for that, so the parts of every file are kept
-in ``data/.migrate/cache/parts.jsonl``, which git ignores (a cache is not the ledger: a
-run recomputes it when it is absent, and nobody who clones the repo pays for it)::
+in ``parts.jsonl`` of the store's cache folder (in the clone's ``.git/``, or a folder git
+ignores: a cache is not the ledger; a run recomputes it when it is absent, and nobody who
+clones the repo pays for it)::
 
     {"cache": 1, "tool_version", "parts": {step id: part version},
      "sum": sha256 of the lines after it}                               first line
@@ -25,10 +26,9 @@ import re
 from typing import Any
 
 from migrate import __version__, codec
-from migrate.layout import CACHE_DIR
 
 FORMAT = 1
-FILE = f"{CACHE_DIR}/parts.jsonl"
+NAME = "parts.jsonl"
 #: an entry's start, as this module writes it (``lookups`` empty: valid whatever the queue)
 _HEAD = re.compile(rb'^\{"path":"([^"\\]+)","sum":"([0-9a-f]{64})","lookups":(\{\})?')
 
@@ -46,7 +46,7 @@ def load(store, versions: dict[str, int], names: dict[str, str | None]) -> Entri
     left out. ``versions``: the part version of every gathering step."""
     entries: Entries = {}
     try:
-        data = store.path(FILE).read_bytes()
+        data = (store.cache_dir() / NAME).read_bytes()
     except OSError:
         return entries
     first, _, body = data.partition(b"\n")
@@ -73,8 +73,11 @@ def save(store, versions: dict[str, int], lines: list[bytes]) -> None:
     try:
         body = b"".join(line + b"\n" for line in lines)
         head = header(versions, hashlib.sha256(body).hexdigest())
-        store.own_folder()
-        store.write_atomic(FILE, [head + b"\n", body], sync=False)
+        folder = store.cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{NAME}.tmp"
+        tmp.write_bytes(head + b"\n" + body)
+        tmp.replace(folder / NAME)
     except Exception:  # noqa: BLE001 - a cache is never worth failing a run for
         pass
 

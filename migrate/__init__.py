@@ -3,4 +3,4 @@
 Library first: every CLI verb is a plain function (engine.up, check.check_repo, ...).
 """
 
-__version__ = "0.3.1"
+__version__ = "0.4.0"

@@ -180,27 +180,31 @@ def check_repo(
         report.behind.update(part.behind)
         report.ahead += part.ahead
     for rel in queues:
-        try:
-            data = repo.read_bytes(rel)
-        except MigrateError as exc:
-            report.problems.append(Problem(rel, 0, str(exc).removeprefix(rel + ": ")))
-            report.files["unreadable"] += 1
-            continue
-        pq = parsed_queue(rel, data)  # (validated once per content: `up` asks again)
-        if pq.kind == "batch-results":
-            report.files["batch-results"] += 1
-        else:
-            report.files["queues"] += 1
-            if pq.kind:
-                report.queue_entries[pq.kind] += len(pq.entries) if pq.obj else 0
-            if not pq.problems and pq.kind in ("legacy", "unified"):
-                report.problems.extend(unmigratable(rel, data, pq.kind))  # (up would refuse)
-        report.problems.extend(pq.problems)
+        _check_queue(repo, rel, report)
     if report.version is not None and not paths and pending is None and report.ok:
         _at_head(repo, ledger, report, jobs)
     if at_head:
         report.problems.extend(_behind_problems(report))
     return report
+
+
+def _check_queue(repo: Store, rel: str, report: CheckReport) -> None:
+    try:
+        data = repo.read_bytes(rel)
+    except MigrateError as exc:
+        report.problems.append(Problem(rel, 0, str(exc).removeprefix(rel + ": ")))
+        report.files["unreadable"] += 1
+        return
+    pq = parsed_queue(rel, data)  # (validated once per content: `up` asks again)
+    if pq.kind == "batch-results":
+        report.files["batch-results"] += 1
+    else:
+        report.files["queues"] += 1
+        if pq.kind:
+            report.queue_entries[pq.kind] += len(pq.entries) if pq.obj else 0
+        if not pq.problems and pq.kind in ("legacy", "unified"):
+            report.problems.extend(unmigratable(rel, data, pq.kind))  # (up would refuse)
+    report.problems.extend(pq.problems)
 
 
 def _at_head(repo: Store, ledger: Ledger, report: CheckReport, jobs: int) -> None:

@@ -51,7 +51,7 @@ def queue_views(store, jobs: int = 1, recipes: str | None = None) -> QueueViews:
 
 
 def views_of(store, done) -> QueueViews:
-    """The views an ``up`` at head computed on the way (:func:`migrate.engine.forward.compute`):
+    """The views an ``up`` at head computed on the way (:func:`migrate.engine.compute.compute`):
     the records as that run leaves them, the queues as they are."""
     step = _step()
     prepared = done.prepared.get(step.id)

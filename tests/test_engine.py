@@ -502,3 +502,28 @@ def test_a_run_reads_each_file_for_its_steps_once_and_writes_it_once(fixture_rep
     assert len(rewritten) == 15  # (one is empty)
     assert all(renames[r] == 1 for r in rewritten)
     assert all(reads[r] == (2 if r in rewritten else 1) for r in failures), reads
+
+
+def test_steps_0001_and_0002_keep_no_copy_of_any_real_line(corpus_repo):
+    """Every real line comes back from its v2 form alone: on each snapshot, neither step
+    needs the ledger to keep an original (a loss would be counted, by reason)."""
+    run = engine.up(Store(corpus_repo))
+    kept = {sr.step.id: dict(sr.kept) for sr in run.steps}
+    assert kept["0001"] == {} and kept["0002"] == {}
+    (ledger_run,) = run_files(corpus_repo)
+    assert '"lines"' not in ledger_run.read_text()
+
+
+def test_a_step_whose_down_does_not_undo_its_up_refuses_the_run(fixture_repo, monkeypatch):
+    """A broken inverse is a bug in the step, found before anything is written, never
+    papered over by keeping the original lines."""
+    from migrate.errors import StepBug
+    from migrate.steps.s0002_backfill_blocked_by import BackfillBlockedBy
+
+    root = fixture_repo("sample")
+    before = snapshot(root)
+    monkeypatch.setattr(BackfillBlockedBy, "line_down", lambda self, line: line)
+    with pytest.raises(StepBug, match="does not give back the line it was given") as exc:
+        engine.up(Store(root))
+    assert "step 0002" in str(exc.value)
+    assert snapshot(root) == before

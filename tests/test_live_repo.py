@@ -271,18 +271,19 @@ def test_a_batch_written_while_a_run_works_is_left_for_the_next_run(
     reference = copy_repo(FIXTURES / "sample", tmp_path / "reference")
     engine.up(Store(live))
     apply_commit(live, FIXTURES / "replay" / "01-batch")
-    from migrate.engine import forward
+    import importlib
 
-    original = forward.survey
+    compute = importlib.import_module("migrate.engine.compute")
+    original = compute.survey
 
     def survey_then_a_batch_lands(*args, **kwargs):
         found = original(*args, **kwargs)
         apply_commit(live, FIXTURES / "replay" / "03-batch")
         return found
 
-    monkeypatch.setattr(forward, "survey", survey_then_a_batch_lands)
+    monkeypatch.setattr(compute, "survey", survey_then_a_batch_lands)
     run = engine.up(Store(live))
-    monkeypatch.setattr(forward, "survey", original)
+    monkeypatch.setattr(compute, "survey", original)
     assert run.theirs == []  # (nothing the run read was rewritten)
     batch = sorted((FIXTURES / "replay" / "03-batch" / "data" / "failures").iterdir())
     for p in batch:  # (as the orchestrator wrote them: v1)

@@ -61,19 +61,42 @@ def down(
 
 
 def _run(store, ledger: Ledger, report: RunReport, force, after_each, jobs, progress, registry):
-    the_plan = report.plan
     state = ledger.state(registry)
-    reverting = list(the_plan.steps)
+    sink = None if report.dry_run else staging.Staging(store)
+    try:
+        moves = _revert(store, state, report, force, jobs, progress, sink)
+        if report.refused and not report.dry_run:
+            first = report.refused[0]
+            raise DataChanged(
+                f"{len(report.refused)} file(s) cannot be reverted without overwriting"
+                f" another writer's values, first: {first}; nothing was reverted",
+                hint="restore them from git (a queue that parses, or as migrate left it);"
+                " --force leaves them as they are",
+            )
+        if sink is None:
+            return
+        sink.close()
+    except BaseException:
+        if sink is not None:
+            sink.abandon()
+        raise
+    _write(store, ledger, report, moves, state, after_each, progress, registry, force)
+
+
+def _revert(store, state: LedgerState, report: RunReport, force, jobs, progress, sink):
+    """Every file a reverted step changed, through :func:`backward` (``jobs`` processes),
+    queues first (their status came from the records); each new version to ``sink`` as it
+    comes. Returns the moves that replace them."""
+    reverting = list(report.plan.steps)
     reports = {s.id: StepReport(s, "down") for s in reverting}
     report.steps = list(reports.values())
-    outcomes: list[tuple[Revert, tuple]] = []
-    refused: list[str] = []
-    for fam in reversed(list(Family)):  # (queues first: their status came from the records)
+    moves: list[staging.Move] = []
+    for fam in reversed(list(Family)):
         steps = [s for s in reverting if s.family is fam]
-        ids = {s.id for s in steps}
-        files = [p for p, fs in state.items() if Family.of(p) is fam and ids & set(fs.step_ids)]
         if not steps:
             continue
+        ids = {s.id for s in steps}
+        files = [p for p, fs in state.items() if Family.of(p) is fam and ids & set(fs.step_ids)]
         for rel in fam.files(store):  # written by others, never by migrate: theirs
             if rel not in state and store.read_or_none(rel):
                 report.rules[THEIRS] += 1
@@ -88,44 +111,36 @@ def _run(store, ledger: Ledger, report: RunReport, force, after_each, jobs, prog
             return out, (stamp, mode, before)
 
         shown = phase(progress, f"revert {'+'.join(s.id for s in steps)} {fam.value}", len(files))
-        for out, extra in map_files(one, files, jobs, shown):
-            for sid in out.reverted:
-                reports[sid].changed_files += 1
-            for s in steps:
-                reports[s.id].files_read += 1
-            if out.note:
-                reports[steps[0].id].notes.append(out.note)
-            if out.refused:
-                refused.append(out.refused)
-            if out.rule:
-                report.rules[out.rule] += 1
-                if out.rule != EXACT:
-                    report.rule_files.append((out.rel, out.rule, dict(out.counts)))
+        for out, (stamp, mode, before) in map_files(one, files, jobs, shown):
+            _tally(report, reports, steps, out)
             if out.changed:
-                if report.dry_run:
-                    report.files.append((out.rel, ""))
-                outcomes.append((out, extra))
-    if refused:
-        report.refused = refused
-        if not report.dry_run:
-            raise DataChanged(
-                f"{len(refused)} file(s) cannot be reverted without overwriting another"
-                f" writer's values, first: {refused[0]}; nothing was reverted",
-                hint="restore them from git (a queue that parses, or as migrate left it);"
-                " --force leaves them as they are",
-            )
-    if report.dry_run:
-        return
-    box = staging.Staging(store)
-    try:
-        moves = []
-        for out, (stamp, mode, before) in outcomes:
-            box.add(out.rel, out.data, before)
-            moves.append((out.rel, checksum(out.data), mode, stamp))
-        box.close()
-    except BaseException:
-        box.abandon()
-        raise
+                if sink is not None and not report.refused:
+                    sink.add(out.rel, out.data, before)
+                moves.append((out.rel, checksum(out.data), mode, stamp))
+    return moves
+
+
+def _tally(report: RunReport, reports, steps, out: Revert) -> None:
+    for sid in out.reverted:
+        reports[sid].changed_files += 1
+    for s in steps:
+        reports[s.id].files_read += 1
+    if out.note:
+        reports[steps[0].id].notes.append(out.note)
+    if out.refused:
+        report.refused.append(out.refused)
+    if out.rule:
+        report.rules[out.rule] += 1
+        if out.rule != EXACT:
+            report.rule_files.append((out.rel, out.rule, dict(out.counts)))
+    if out.changed and report.dry_run:
+        report.files.append((out.rel, ""))
+
+
+def _write(store, ledger, report, moves, state, after_each, progress, registry, force) -> None:
+    """The run written as pending (its header alone), the files replaced, the run
+    finished (at base: migrate's folder gone)."""
+    the_plan = report.plan
     run = Run(
         ledger.new_run_id(),
         "down",
@@ -133,7 +148,7 @@ def _run(store, ledger: Ledger, report: RunReport, force, after_each, jobs, prog
         __version__,
         the_plan.current,
         the_plan.target,
-        [s.id for s in reverting],
+        [s.id for s in the_plan.steps],
         {"force": True} if force else {},
         {sr.step.id: {"files_changed": sr.changed_files} for sr in report.steps},
     )
@@ -144,7 +159,7 @@ def _run(store, ledger: Ledger, report: RunReport, force, after_each, jobs, prog
         ledger.remove_all()
     else:
         ledger.finish(run)
-        store.path(staging.ARCHIVE).unlink(missing_ok=True)
+        store.remove(staging.ARCHIVE)
     report.run_id = run.id
 
 

@@ -69,7 +69,6 @@ class Outcome:
     kept: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     bug: str | None = None  # a step raised, or lost what it did not declare: the traceback
-    lines: list[Any] | None = None  # the decoded lines as the run leaves them (failure files)
 
 
 class _Patch:
@@ -119,37 +118,38 @@ def forward_lines(
     patches = {s.id: _Patch() for s in steps}
     kept: dict[str, Counter[str]] = {s.id: Counter() for s in steps}
     lines: list[bytes] = []
-    decoded: list[Any] = []
     nonblank: list[int] = []
     try:
         for lineno, raw in split_lines(data):
             if not raw.strip():
                 lines.append(raw)
-                decoded.append(None)
                 continue
             nonblank.append(lineno)
             at = LineAt(ff, lineno)
             if not any(s.may_change(raw, at, prepared[s.id]) for s in steps):
-                lines.append(raw)
-                decoded.append(raw)  # (not decoded: the caller decodes it if it must)
+                lines.append(raw)  # (not decoded: no step may change it)
                 continue
             new_raw, obj = _line_through(
                 raw, at, steps, prepared, tallies, patches, kept, quarantine
             )
             if new_raw is None:  # refused: problems, or quarantined (blanked)
                 lines.append(b"")
-                decoded.append(None)
                 out.problems.extend(obj or [])
                 continue
             lines.append(new_raw)
-            decoded.append(obj)
     except _Bug as bug:
         out.bug = bug.text
         return out
     if out.problems:
         return out
-    new = join_lines(lines) if lines else b""
-    out.lines = decoded
+    return _finish(
+        out, data, join_lines(lines) if lines else b"", steps, tallies, patches, kept, nonblank
+    )
+
+
+def _finish(out: Outcome, data: bytes, new: bytes, steps, tallies, patches, kept, nonblank):
+    """``out`` with what each step counted, and (when a line changed) the new bytes, the
+    steps that changed them and their patches."""
     for s in steps:
         t = tallies[s.id]
         out.counts[s.id] = dict(t.counts)
@@ -160,7 +160,7 @@ def forward_lines(
     changed = [s for s in steps if patches[s.id].changed or patches[s.id].lines]
     if new == data or not changed:  # (no line changed: not even a final newline added)
         return out
-    if data and not data.endswith(b"\n") and changed:
+    if data and not data.endswith(b"\n"):
         patches[changed[0].id].no_final_newline = True
     out.data, out.changed = new, True
     out.steps = [s.id for s in changed]
@@ -307,6 +307,22 @@ class Revert:
     refused: str = ""  # why this file cannot be reverted
 
 
+def _take_back(rel: str, cur: bytes, a, step: Step, state: FileState):
+    """``cur`` with one applied step taken back: (its bytes, counts of what went back)."""
+    if step.derived:
+        if "unrecorded" in (a.patch or {}) and (
+            state.after is None or checksum(cur) != state.after
+        ):
+            raise ValueError(
+                "the run that wrote it was made by migrate 0.2 or older, which did not"
+                " record the values it set, and another writer saved it since"
+            )
+        return step.revert(rel, cur, a.patch)
+    if a.patch and "restore" in a.patch:
+        return _untext(a.patch["restore"]), Counter()
+    return down_lines(cur, a.patch, step), Counter()
+
+
 def backward(
     rel: str,
     data: bytes | None,
@@ -331,24 +347,8 @@ def backward(
         return out
     cur = data
     for a in reversed(mine):
-        step = by_id[a.step]
         try:
-            if (
-                step.derived
-                and "unrecorded" in (a.patch or {})
-                and (state.after is None or checksum(cur) != state.after)
-            ):
-                raise ValueError(
-                    "the run that wrote it was made by migrate 0.2 or older, which did not"
-                    " record the values it set, and another writer saved it since"
-                )
-            if step.derived:
-                new, counts = step.revert(rel, cur, a.patch)
-                out.counts.update(counts)
-            elif a.patch and "restore" in a.patch:
-                new = _untext(a.patch["restore"])
-            else:
-                new = down_lines(cur, a.patch, step)
+            new, counts = _take_back(rel, cur, a, by_id[a.step], state)
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             if force:
                 out.note = f"{rel}: left as its writer wrote it (--force): {exc}"
@@ -358,6 +358,7 @@ def backward(
                 f" another writer's values ({exc})"
             )
             return out
+        out.counts.update(counts)
         if new != cur:
             out.reverted.append(a.step)
         cur = new

@@ -66,17 +66,13 @@ def remember(store, path: str | None, record: Any) -> None:
     """Where a tree outside the repo is on this machine (best effort: a cache)."""
     if not isinstance(record, dict) or not path:
         return
-    try:
-        store.cache_dir().mkdir(parents=True, exist_ok=True)
-        (store.cache_dir() / MEMORY).write_text(json.dumps({"name": record["name"], "path": path}))
-    except OSError:
-        pass
+    store.write_cache(MEMORY, json.dumps({"name": record["name"], "path": path}))
 
 
 def remembered(store, record: dict[str, Any]) -> str | None:
     try:
-        doc = json.loads((store.cache_dir() / MEMORY).read_text())
-    except (OSError, ValueError):
+        doc = json.loads(store.read_cache(MEMORY) or "{}")
+    except ValueError:
         return None
     path = doc.get("path") if doc.get("name") == record.get("name") else None
     return path if isinstance(path, str) and Path(path).is_dir() else None

@@ -34,22 +34,23 @@ class Behind:
 def behind(store, ledger: Ledger, jobs: int = 1) -> Behind:
     """The files ``up`` would change at head, and the files others wrote that are at head
     (only asked at head: with steps pending every file is behind)."""
-    from migrate.engine.forward import compute
+    from migrate.engine.compute import compute
 
     options = resolve_recipes(store, ledger, RunOptions())
     done = compute(store, ledger, "head", options, jobs=jobs)
     state = ledger.state()
     out = Behind(computed=done)
-    for o in done.outcomes:
+    for o in done.changes:
         if Family.of(o.rel) is Family.QUEUES:
-            n = sum(v for k, v in o.counts.get(o.steps[0], {}).items() if " -> " in k)
+            entries = next(iter(o.patches.values())).get("entries", [])
+            n = sum("status" in e for e in entries)
             why = f"{n} status(es) to derive" if n else "holds blocked_by written by migrate 0.3"
         elif o.rel in state:
             why = "rewritten at v1 by another writer since migrate wrote it"
         else:
             why = "new: added by another writer"
         out.files.append((o.rel, why))
-    changed = {o.rel for o in done.outcomes}
+    changed = {o.rel for o in done.changes}
     for rel, seen in done.seen.items():
         if rel not in changed and rel not in state and (seen.version or 2) >= 2:
             out.others.append((rel, "written at v2 by another writer: no step needed"))

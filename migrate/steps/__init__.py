@@ -3,10 +3,11 @@
 Adding a step means writing its module (one :class:`~migrate.steps.base.Step` subclass,
 with its line or record functions in :mod:`migrate.records`) and adding it here. The
 registry's order is the order steps apply; ids are compared by their place in it, never
-as strings. It refuses, when built: ids out of order or repeated, a family's steps not
-together in the order of :class:`Family`, and a derived step that is not the last of its
-family (a derived step runs in every ``up``; a step after it would be applied again and
-again).
+as strings. A run goes through the families in the order of :class:`Family` (queue status
+derives from the records as the failure steps leave them), whatever the ids. The registry
+refuses, when built: ids out of order or repeated, a step that is neither a line step nor
+a derived one, and a derived step that is not the last of its family (it runs again in
+every ``up``: a step of its family after it would be undone and applied again each time).
 """
 
 from __future__ import annotations
@@ -29,10 +30,6 @@ class Registry(Sequence[Step]):
         ids = [s.id for s in self.steps]
         if len(set(ids)) != len(ids) or ids != sorted(ids):
             raise RegistryError(f"step ids must be unique and in order: {ids}")
-        order = list(Family)
-        fams = [order.index(s.family) for s in self.steps]
-        if fams != sorted(fams):
-            raise RegistryError("steps must come family by family, in the order of Family")
         for fam in Family:
             of = self.of(fam)
             for s in of[:-1]:

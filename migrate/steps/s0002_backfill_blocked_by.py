@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from migrate import codec
 from migrate.evidence import EvidenceSet, Finding
@@ -41,6 +41,29 @@ from migrate.steps.base import LineAt, LineProblem, LineStep, RunContext, Tally
 
 #: (file, line, position in the line) of one record
 Where = tuple[str, int, int]
+
+
+class PackagePart(NamedTuple):
+    """What one package record says, as a gathered part keeps it (a JSON array)."""
+
+    line: int
+    position: int
+    package_id: str
+    ts: str  # sortable time
+    names: list[str]  # the blocker names it proves by itself (sibling lookups)
+    platform: str
+    run: str | None
+
+
+class PlatformPart(NamedTuple):
+    """What one platform record says (which records a finding describes)."""
+
+    line: int
+    package_id: str | None
+    name: str
+    platform: str
+    run: str | None
+    ts: str
 
 
 @dataclass
@@ -71,7 +94,7 @@ def _matches(f: Finding, row: dict[str, Any]) -> bool:
 
 class BackfillBlockedBy(LineStep):
     produces = 2
-    part_version = 1
+    part_version = 2  # (1: migrate 0.3's index, positional lists without a name)
     id = "0002"
     name = "backfill-blocked-by"
     description = "fill blocked_by from messages, CI artifacts, logs and sibling records"
@@ -90,20 +113,29 @@ class BackfillBlockedBy(LineStep):
 
     def gather(self, rel: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """From one file: the packages with a platform record that may need a sibling's
-        blockers (``need``), every package record as ``[line, position, package id,
-        time, names, platform, run]`` (``names``: what it proves by itself, for sibling
-        lookups) and
-        every platform record as ``[line, package id, name, platform, run, time]`` (which
-        records a finding describes)."""
+        blockers (``need``), every package record (:class:`PackagePart`) and every
+        platform record (:class:`PlatformPart`), as JSON arrays (``part_version`` says
+        their layout)."""
         need, pkgs, plats = set(), [], []
         for r in rows:
             ts = ts_key(r["timestamp"])
             if r["scope"] == "package":
                 names = package_record_names(r)
-                pkgs.append([r["line"], r["position"], r["package_id"], ts, names])
-                pkgs[-1] += [r["platform"], r["run"]]
+                pkgs.append(
+                    PackagePart(
+                        r["line"],
+                        r["position"],
+                        r["package_id"],
+                        ts,
+                        names,
+                        r["platform"],
+                        r["run"],
+                    )
+                )
                 continue
-            plats.append([r["line"], r["package_id"], r["name"], r["platform"], r["run"], ts])
+            plats.append(
+                PlatformPart(r["line"], r["package_id"], r["name"], r["platform"], r["run"], ts)
+            )
             if r["package_id"] and r["blocked_by"] is None and _dependency(r):
                 need.add(r["package_id"])
         return {"need": sorted(need), "pkgs": pkgs, "plats": plats}
@@ -124,7 +156,7 @@ class BackfillBlockedBy(LineStep):
                     refs[i].append((where, scope, row["package_id"], ts))
 
         for rel, part in parts:
-            for line, pos, pid, ts, names, platform, run in part["pkgs"]:
+            for line, pos, pid, ts, names, platform, run in map(PackagePart._make, part["pkgs"]):
                 if pid in need:
                     history[pid][(rel, line, pos)] = (ts, names)
                 if wanted and (pid in wanted or pid.partition(":")[2] in wanted):
@@ -133,7 +165,7 @@ class BackfillBlockedBy(LineStep):
                     hit((rel, line, pos), "package", row, ts)
             if not wanted:
                 continue
-            for line, pid, name, platform, run, ts in part["plats"]:
+            for line, pid, name, platform, run, ts in map(PlatformPart._make, part["plats"]):
                 if name in wanted or pid in wanted:
                     row = {"name": name, "package_id": pid, "platform": platform}
                     row |= {"scope": "platform", "run": run}
@@ -206,49 +238,12 @@ class BackfillBlockedBy(LineStep):
         notes: list[str],
     ) -> dict[str, Any] | None:
         """The record with what the evidence proves, or None when nothing changes."""
-        where = f"{row['file']}:{row['line']}"
-        dependency = _dependency(row)
         if row["scope"] == "package" and row["message"] and true_not_found(row["message"]):
             counts["true not-found, untouched"] += 1
             return None
         stated = rec["blocked_by"]  # a list (maybe [], "nothing missing"), or None: unknown
         own = stated or []
-        found: list[tuple[str, list[str], dict[str, Any]]] = []  # (source, names, evidence)
-        match = (
-            blocker_names(row["message"], row["name"])
-            if row["scope"] == "package" and row["message"]
-            else None
-        )
-        if match and match.rejected:
-            counts["names rejected (contain /, \\, .., < or >)"] += len(match.rejected)
-        if match and match.names:
-            ev = {
-                "source": "message",
-                "names": match.names,
-                "detail": match.lines[0][:300],
-                "file": row["file"],
-                "line": row["line"],
-            }
-            found.append(("message", match.names, ev))
-        explicit_none: Finding | None = None
-        for f in ctx.assigned.get((row["file"], row["line"], row["position"]), []):
-            if f.names:
-                found.append((f.source, f.names, f.evidence()))
-            elif f.exit_code != 8:
-                explicit_none = explicit_none or f
-        if stated is None and not found and row["scope"] == "platform" and dependency:
-            sib = self._sibling(row, ctx)
-            if sib:
-                names, file, line = sib
-                ev = {
-                    "source": "sibling_record",
-                    "names": names,
-                    "detail": f"blockers of {row['package_id']}'s nearest earlier package"
-                    f" record ({file}:{line})",
-                    "file": file,
-                    "line": line,
-                }
-                found.append(("sibling_record", names, ev))
+        found, explicit_none = self._sources(row, ctx, counts)
         names = merge(own, *(n for _, n, _ in found))
         blocked_by, evidence = stated, []
         if names != own:
@@ -267,8 +262,9 @@ class BackfillBlockedBy(LineStep):
                     counts[f"records backfilled from {source}"] += 1
                 evidence.append(ev)
             blocked_by = names
+            where = f"{row['file']}:{row['line']}"
             self._note_disagreement(row, where, stated, found, counts, notes)
-        elif not names and explicit_none and stated is None and not dependency:
+        elif not names and explicit_none and stated is None and not _dependency(row):
             blocked_by = []
             evidence.append(explicit_none.evidence())
             counts[f"records known unblocked from {explicit_none.source}"] += 1
@@ -276,11 +272,48 @@ class BackfillBlockedBy(LineStep):
         if (bool(names) or row["exit_code"] == 8) and rec["category"] != "missing_dep":
             counts[f"reclassified to missing_dep from {rec['category']}"] += 1
             reclassified = rec["category"]
-        if blocked_by is None and (dependency or reclassified):
+        if blocked_by is None and (_dependency(row) or reclassified):
             counts["unknown blockers left (null)"] += 1
         if not evidence and reclassified is None:
             return None
         return backfill(rec, blocked_by, evidence, reclassified)
+
+    def _sources(self, row, ctx: Context, counts: Counter[str]):
+        """(every source that names blockers of the record, as (source, names, evidence);
+        a finding that says nothing was missing, or None)."""
+        found: list[tuple[str, list[str], dict[str, Any]]] = []
+        match = (
+            blocker_names(row["message"], row["name"])
+            if row["scope"] == "package" and row["message"]
+            else None
+        )
+        if match and match.rejected:
+            counts["names rejected (contain /, \\, .., < or >)"] += len(match.rejected)
+        if match and match.names:
+            ev = {"source": "message", "names": match.names, "detail": match.lines[0][:300]}
+            found.append(("message", match.names, ev | {"file": row["file"], "line": row["line"]}))
+        explicit_none: Finding | None = None
+        for f in ctx.assigned.get((row["file"], row["line"], row["position"]), []):
+            if f.names:
+                found.append((f.source, f.names, f.evidence()))
+            elif f.exit_code != 8:
+                explicit_none = explicit_none or f
+        if (
+            row["blocked_by"] is None
+            and not found
+            and row["scope"] == "platform"
+            and _dependency(row)
+        ):
+            sib = self._sibling(row, ctx)
+            if sib:
+                names, file, line = sib
+                detail = (
+                    f"blockers of {row['package_id']}'s nearest earlier package record"
+                    f" ({file}:{line})"
+                )
+                ev = {"source": "sibling_record", "names": names, "detail": detail}
+                found.append(("sibling_record", names, ev | {"file": file, "line": line}))
+        return found, explicit_none
 
     @staticmethod
     def _sibling(row: dict[str, Any], ctx: Context) -> tuple[list[str], str, int] | None:

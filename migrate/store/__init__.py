@@ -219,6 +219,22 @@ class Store:
             raise RepoError(f"{where}: cannot write ({exc.strerror})") from None
         sync_dir(dst.parent)
 
+    def remove(self, rel: str) -> None:
+        """Take out a file of migrate's own (absent is fine)."""
+        self.path(rel).unlink(missing_ok=True)
+
+    def read_cache(self, name: str) -> str | None:
+        try:
+            return (self.cache_dir() / name).read_text(encoding="utf-8")
+        except OSError:
+            return None
+
+    def write_cache(self, name: str, text: str) -> None:
+        """Best effort: a cache that cannot be written is recomputed next time."""
+        with contextlib.suppress(OSError):
+            self.cache_dir().mkdir(parents=True, exist_ok=True)
+            (self.cache_dir() / name).write_text(text, encoding="utf-8")
+
     def remove_own_folder(self) -> None:
         """At base migrate's folder does not exist (nor its cache)."""
         shutil.rmtree(self.cache_dir(), ignore_errors=True)

@@ -75,6 +75,51 @@ def _sweep(path, host: str) -> None:
                 path.with_name(name).unlink(missing_ok=True)
 
 
+def _acquire(path: Path, tmp: Path, info: dict) -> None:
+    """The lock taken (``tmp``: this process's record, hard-linked into place), a stale
+    one of a dead process taken over; a live one refuses the run."""
+    for _attempt in range(3):
+        try:
+            os.link(tmp, path)
+            break
+        except FileExistsError:
+            held = _read(path)
+            if _stale(held, info["host"]):
+                aside = _private(path, info["host"], "stale.")
+                try:
+                    os.rename(path, aside)  # atomic: one contender wins
+                except FileNotFoundError:
+                    continue  # somebody else took it over first: try again
+                if _read(aside) == held:
+                    print(
+                        f"migrate: removed the stale lock of dead process {held.get('pid')}"
+                        f" (started {held.get('started_at')})",
+                        file=sys.stderr,
+                    )
+                    aside.unlink(missing_ok=True)
+                else:  # it changed hands meanwhile: put the live lock back
+                    with contextlib.suppress(OSError):
+                        os.link(aside, path)
+                    aside.unlink(missing_ok=True)
+                continue
+            if not {"pid", "host", "started_at"} <= held.keys():
+                raise LockHeld(
+                    f"{LOCK_FILE} exists but does not say who holds it (not a lock"
+                    " migrate wrote, or one cut short)",
+                    hint=f"if no migrate run is active, delete {LOCK_FILE} and retry",
+                ) from None
+            raise LockHeld(
+                f"another migrate run holds {LOCK_FILE}"
+                f" (pid {held.get('pid')} on {held.get('host')},"
+                f" since {held.get('started_at')}, running {held.get('command')!r})",
+                hint=f"wait for it to finish; if no run is active, delete {LOCK_FILE}",
+            ) from None
+        except OSError as exc:
+            raise RepoError(f"cannot create {LOCK_FILE}: {exc.strerror}") from None
+    else:
+        raise LockHeld(f"could not take {LOCK_FILE}", hint=f"delete {LOCK_FILE} and retry")
+
+
 @contextmanager
 def hold(store, command: str, *, dry_run: bool = False) -> Iterator[None]:
     """Hold the repo's lock for the block. A dry run that cannot create the lock (a
@@ -98,46 +143,7 @@ def hold(store, command: str, *, dry_run: bool = False) -> Iterator[None]:
             return
         raise RepoError(f"cannot create {LOCK_FILE}: {exc.strerror}") from None
     try:
-        for _attempt in range(3):
-            try:
-                os.link(tmp, path)
-                break
-            except FileExistsError:
-                held = _read(path)
-                if _stale(held, info["host"]):
-                    aside = _private(path, info["host"], "stale.")
-                    try:
-                        os.rename(path, aside)  # atomic: one contender wins
-                    except FileNotFoundError:
-                        continue  # somebody else took it over first: try again
-                    if _read(aside) == held:
-                        print(
-                            f"migrate: removed the stale lock of dead process {held.get('pid')}"
-                            f" (started {held.get('started_at')})",
-                            file=sys.stderr,
-                        )
-                        aside.unlink(missing_ok=True)
-                    else:  # it changed hands meanwhile: put the live lock back
-                        with contextlib.suppress(OSError):
-                            os.link(aside, path)
-                        aside.unlink(missing_ok=True)
-                    continue
-                if not {"pid", "host", "started_at"} <= held.keys():
-                    raise LockHeld(
-                        f"{LOCK_FILE} exists but does not say who holds it (not a lock"
-                        " migrate wrote, or one cut short)",
-                        hint=f"if no migrate run is active, delete {LOCK_FILE} and retry",
-                    ) from None
-                raise LockHeld(
-                    f"another migrate run holds {LOCK_FILE}"
-                    f" (pid {held.get('pid')} on {held.get('host')},"
-                    f" since {held.get('started_at')}, running {held.get('command')!r})",
-                    hint=f"wait for it to finish; if no run is active, delete {LOCK_FILE}",
-                ) from None
-            except OSError as exc:
-                raise RepoError(f"cannot create {LOCK_FILE}: {exc.strerror}") from None
-        else:
-            raise LockHeld(f"could not take {LOCK_FILE}", hint=f"delete {LOCK_FILE} and retry")
+        _acquire(path, tmp, info)
     finally:
         tmp.unlink(missing_ok=True)
     try:

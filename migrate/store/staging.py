@@ -62,12 +62,12 @@ class Staging:
     sequentially, and read back with ``pread``."""
 
     def __init__(self, store):
+        self.store = store
         self.path = store.path(ARCHIVE)
         self.tmp = Path(store.tmp_for(ARCHIVE))
         self.index: dict[str, tuple[int, int, str]] = {}
         self.offset = 0
         try:
-            store.own_folder()
             self.tmp.parent.mkdir(parents=True, exist_ok=True)
             self.fh = open(self.tmp, "wb")  # noqa: SIM115 - closed by close() or abandon()
         except OSError as exc:
@@ -92,6 +92,7 @@ class Staging:
             self.fh.flush()
             os.fsync(self.fh.fileno())
             self.fh.close()
+            self.store.own_folder()  # (its .gitignore first: git never commits the archive)
             os.replace(self.tmp, self.path)
         except OSError as exc:
             raise _cannot_write(ARCHIVE, exc) from None

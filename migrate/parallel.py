@@ -11,6 +11,7 @@ left waiting forever on a pipe nobody reads.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import multiprocessing
@@ -43,8 +44,23 @@ def _init(fn: Callable[[str], Any], parent: int | None) -> None:
     _FN["fn"] = fn
 
 
-def _call(rel: str) -> Any:
-    return _FN["fn"](rel)
+def _call(rels: list[str]) -> list[Any]:
+    fn = _FN["fn"]
+    return [fn(rel) for rel in rels]
+
+
+def _windowed(pool: ProcessPoolExecutor, rels: list[str], chunk: int, ahead: int) -> Iterator:
+    """``pool.map`` with at most ``ahead`` chunks in flight: the results a slow consumer
+    has not taken yet (new bytes of files, on their way to the staging archive) never
+    pile up in memory (with ``pool.map``: 84 MB more on the real shape x10)."""
+    chunks = (rels[i : i + chunk] for i in range(0, len(rels), chunk))
+    pending: collections.deque = collections.deque()
+    for part in chunks:
+        pending.append(pool.submit(_call, part))
+        if len(pending) >= ahead:
+            yield from pending.popleft().result()
+    while pending:
+        yield from pending.popleft().result()
 
 
 #: ``--jobs`` beyond this many processes per CPU only costs memory (``-j 2000`` took 28 s
@@ -76,7 +92,7 @@ def map_files(
     interrupted: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda n, f: interrupted.append(n)) if parent else None
     try:
-        results = pool.map(_call, rels, chunksize=chunk)  # (the workers start here)
+        results = _windowed(pool, rels, chunk, ahead=jobs * 4)  # (the workers start here)
         for result in progress(results) if progress else results:
             if interrupted:
                 raise KeyboardInterrupt

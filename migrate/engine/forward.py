@@ -24,7 +24,7 @@ from migrate.progress import Phase
 from migrate.steps import REGISTRY, Registry
 from migrate.steps.base import RunOptions
 from migrate.store import cache, staging
-from migrate.store.ledger import Ledger, Run, record_line
+from migrate.store.ledger import Ledger, Run
 from migrate.store.lock import hold
 
 
@@ -64,6 +64,7 @@ def up(
                     sink.abandon()
             if not dry_run:
                 done.report.files = []
+                done.prepared = {}  # (the steps' contexts: not needed to write; memory back)
                 if done.writes:
                     _write(store, ledger, done, after_each, progress)
                 _save_cache(store, done, written=done.writes)
@@ -97,8 +98,7 @@ def _write(store, ledger: Ledger, done: Computed, after_each, progress) -> None:
         _options_record(store, done.ctx.options),
         _counts(done.report),
     )
-    lines = [record_line(c.rel, c.steps, c.patches) for c in done.changes]
-    ledger.write_pending(run, lines)
+    ledger.write_pending(run, [c.record for c in done.changes])
     from migrate.engine.recipes import remember
 
     remember(store, done.ctx.options.recipes, run.options.get("recipes"))
@@ -122,20 +122,20 @@ def _save_cache(store, done: Computed, written: bool) -> None:
     seen = done.seen
     if not seen or not any(s.parts is not None for s in seen.values()):
         return
-    fresh = done.parts_after or any(not s.cached and s.parts is not None for s in seen.values())
+    fresh = done.rewritten or any(not s.cached and s.parts is not None for s in seen.values())
     if not fresh:
         return
     own = store.cache_dir().is_relative_to(store.path("data"))
     if own and not written and not store.path(IGNORE_FILE).is_file():
         return  # (a run that writes nothing creates nothing in data/: not migrate's folder)
     after = {c.rel: c.after for c in done.changes}
-    lines = []
-    for rel, s in seen.items():
-        parts = done.parts_after.get(rel) or s.parts
-        if parts is None or not s.digest:
-            continue
-        digest = after.get(rel, s.digest)
-        lines.append(parts if parts.startswith(b'{"path"') else cache.entry(rel, digest, parts))
+    lines = (
+        s.parts
+        if s.parts.startswith(b'{"path"')
+        else cache.entry(rel, after.get(rel, s.digest), s.parts)
+        for rel, s in seen.items()
+        if s.parts is not None and s.digest
+    )
     cache.save(store, done.cache_versions, lines)
 
 

@@ -7,10 +7,12 @@ in ``parts.jsonl`` of the store's cache folder (in the clone's ``.git/``, or a f
 ignores: a cache is not the ledger; a run recomputes it when it is absent, and nobody who
 clones the repo pays for it)::
 
-    {"cache": 1, "tool_version", "parts": {step id: part version},
-     "sum": sha256 of the lines after it}                               first line
+    {"cache": 2, "tool_version", "parts": {step id: part version}}      first line
     {"path", "sum": checksum of the file's bytes, "lookups": {recipe: package id},
      "parts": {step id: part}}                                          one line per file
+    {"sum": sha256 of the lines before it}                              last line
+
+(The seal last: the cache is written in one pass as its lines are made.)
 
 A part is a function of the file's bytes and of the queue's answers for the recipes the
 file's per-recipe lines name (``lookups``), so an entry is used only while the file has
@@ -22,12 +24,14 @@ ignored (never trusted) and written anew.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from migrate import __version__, codec
 
-FORMAT = 1
+FORMAT = 2
 NAME = "parts.jsonl"
 #: an entry's start, as this module writes it (``lookups`` empty: valid whatever the queue)
 _HEAD = re.compile(rb'^\{"path":"([^"\\]+)","sum":"([0-9a-f]{64})","lookups":(\{\})?')
@@ -36,9 +40,13 @@ _HEAD = re.compile(rb'^\{"path":"([^"\\]+)","sum":"([0-9a-f]{64})","lookups":(\{
 Entries = dict[tuple[str, str], bytes]
 
 
-def header(versions: dict[str, int], body_sum: str) -> bytes:
-    head = {"cache": FORMAT, "tool_version": __version__, "parts": versions, "sum": body_sum}
-    return codec.dumps_bytes(head)
+def header(versions: dict[str, int]) -> bytes:
+    head = {"cache": FORMAT, "tool_version": __version__, "parts": versions}
+    return codec.dumps_bytes(head) + b"\n"
+
+
+def _seal(digest: str) -> bytes:
+    return b'{"sum":"' + digest.encode() + b'"}\n'
 
 
 def load(store, versions: dict[str, int], names: dict[str, str | None]) -> Entries:
@@ -49,11 +57,14 @@ def load(store, versions: dict[str, int], names: dict[str, str | None]) -> Entri
         data = (store.cache_dir() / NAME).read_bytes()
     except OSError:
         return entries
-    first, _, body = data.partition(b"\n")
+    head = header(versions)
+    body, _, last = data[:-1].rpartition(b"\n")
     try:
-        if first != header(versions, hashlib.sha256(body).hexdigest()):
+        if not data.startswith(head) or last + b"\n" != _seal(
+            hashlib.sha256(body + b"\n").hexdigest()
+        ):
             return entries
-        for line in body.split(b"\n"):
+        for line in body[len(head) :].split(b"\n"):
             if not line:
                 continue
             m = _HEAD.match(line)
@@ -68,15 +79,19 @@ def load(store, versions: dict[str, int], names: dict[str, str | None]) -> Entri
     return entries
 
 
-def save(store, versions: dict[str, int], lines: list[bytes]) -> None:
-    """The cache, whole (best effort: a cache that cannot be written is recomputed)."""
+def save(store, versions: dict[str, int], lines: Iterable[bytes]) -> None:
+    """The cache, whole, written as ``lines`` come (best effort: a cache that cannot be
+    written is recomputed)."""
     try:
-        body = b"".join(line + b"\n" for line in lines)
-        head = header(versions, hashlib.sha256(body).hexdigest())
         folder = store.cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{NAME}.tmp"
-        tmp.write_bytes(head + b"\n" + body)
+        with open(tmp, "wb") as fh:
+            seal = hashlib.sha256()
+            for piece in itertools.chain([header(versions)], (x + b"\n" for x in lines)):
+                seal.update(piece)
+                fh.write(piece)
+            fh.write(_seal(seal.hexdigest()))
         tmp.replace(folder / NAME)
     except Exception:  # noqa: BLE001 - a cache is never worth failing a run for
         pass

@@ -10,6 +10,8 @@ with the ratio to the floor.
     python scripts/bench.py                              # the real shape x10
     python scripts/bench.py --jobs 2 --repeat 5          # medians, on a shared host
     python scripts/bench.py --workload large             # few large files, information only
+    python scripts/bench.py --repeat 3 --baseline /tmp/old/bin/python   # A/B against
+        # another install of migrate (its own venv), every pass interleaved with this one's
 
 Targets on the real shape x10 (about 57,000 files and 66,000 records, the history's file
 families and sizes): up (base to head) <= 1.3x the floor, down --to base <= 1.3x,
@@ -62,7 +64,8 @@ os.sync()
 def run(cmd: list[str]) -> tuple[float, int, int]:
     """(wall seconds, peak RSS in MB, exit code) of one child process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # cwd "/": `python -m migrate` must load the interpreter's own install, not a checkout
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode() if proc.stderr else ""
@@ -83,7 +86,9 @@ def compile_package() -> None:
     compileall.compile_dir(Path(migrate.__file__).parent, quiet=1)
 
 
-def bench(name: str, jobs: int, keep: Path | None, repeat: int = 1) -> dict:
+def bench(
+    name: str, jobs: int, keep: Path | None, repeat: int = 1, baseline: str | None = None
+) -> dict:
     w = WORKLOADS[name]
     base = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     pristine = base / "pristine"
@@ -102,8 +107,9 @@ def bench(name: str, jobs: int, keep: Path | None, repeat: int = 1) -> dict:
         text=True,
     )
     info = json.loads(gen.stdout)
-    migrate = [sys.executable, "-m", "migrate"]
-    results = {}
+    tools = {"": [sys.executable, "-m", "migrate"]}
+    if baseline:
+        tools[" (baseline)"] = [baseline, "-m", "migrate"]
 
     def fresh() -> Path:
         work = base / "work"
@@ -118,27 +124,8 @@ def bench(name: str, jobs: int, keep: Path | None, repeat: int = 1) -> dict:
     for _ in range(repeat):  # interleaved, so that a slow spell of the host hits every pass
         work = fresh()
         runs.setdefault("floor", []).append(run([sys.executable, "-c", FLOOR, str(work)]))
-        work = fresh()
-        for key, args in (
-            ("check", ["check"]),
-            ("up", ["up"]),
-            ("check v2", ["check"]),
-            ("down", ["down", "--to", "base"]),
-        ):
-            cmd = [*migrate, *args, "-q", "--repo", str(work), *jobs_arg(jobs)]
-            runs.setdefault(key, []).append(run(cmd))
-        same = same and (
-            subprocess.run(
-                ["diff", "-r", "-q", str(pristine / "data"), str(work / "data")],
-                capture_output=True,
-            ).returncode
-            == 0
-        )
-        # the running pipeline: migrated, then one batch of other writers, then `up`
-        run([*migrate, "up", "-q", "--repo", str(work), *jobs_arg(jobs)])
-        other_writers(work, pristine)
-        cmd = [*migrate, "up", "-q", "--repo", str(work), *jobs_arg(jobs)]
-        runs.setdefault("catch-up", []).append(run(cmd))
+        for suffix, migrate in tools.items():
+            same = passes(migrate, suffix, fresh(), pristine, jobs, runs) and same
     # the median run of each pass (wall time), with the largest peak RSS of all its runs
     results = {
         key: (
@@ -157,7 +144,7 @@ def bench(name: str, jobs: int, keep: Path | None, repeat: int = 1) -> dict:
         f"\n{name}: {w['what']}: {info['records']:,} records in {info['files']:,} failure files,"
         f" {info['queue_entries']:,} queue entries; jobs={jobs}"
     )
-    print(f"  {'pass':<9} {'wall s':>8} {'x floor':>8} {'peak MB':>8}  target")
+    print(f"  {'pass':<20} {'wall s':>8} {'x floor':>8} {'peak MB':>8}  target")
     for key, (wall, rss, _code) in results.items():
         verdict = ""
         if name == "real" and key == "catch-up":
@@ -166,12 +153,12 @@ def bench(name: str, jobs: int, keep: Path | None, repeat: int = 1) -> dict:
         if name == "real" and key in TARGETS:
             ok = wall / floor <= TARGETS[key] and rss <= RSS_TARGET_MB
             verdict = f"<= {TARGETS[key]}x, <= {RSS_TARGET_MB} MB: {'met' if ok else 'MISSED'}"
-        print(f"  {key:<9} {wall:8.2f} {wall / floor:8.2f} {rss:8d}  {verdict}")
+        print(f"  {key:<20} {wall:8.2f} {wall / floor:8.2f} {rss:8d}  {verdict}")
     if repeat > 1:
         print(f"  (median of {repeat} runs; x floor from the medians; all walls below)")
         for key, rs in runs.items():
             walls = sorted(r[0] for r in rs)
-            print(f"  {key:<9} " + " ".join(f"{w:.2f}" for w in walls))
+            print(f"  {key:<20} " + " ".join(f"{w:.2f}" for w in walls))
     print(f"  round trip up -> down byte-identical: {same}")
     return {
         "workload": name,
@@ -192,6 +179,27 @@ def bench(name: str, jobs: int, keep: Path | None, repeat: int = 1) -> dict:
     }
 
 
+def passes(migrate, suffix, work, pristine, jobs, runs) -> bool:
+    """check, up, check, down --to base, then up and a catch-up after one batch; whether
+    the round trip was byte-identical."""
+    for key, args in (
+        ("check", ["check"]),
+        ("up", ["up"]),
+        ("check v2", ["check"]),
+        ("down", ["down", "--to", "base"]),
+    ):
+        cmd = [*migrate, *args, "-q", "--repo", str(work), *jobs_arg(jobs)]
+        runs.setdefault(key + suffix, []).append(run(cmd))
+    diff = ["diff", "-r", "-q", str(pristine / "data"), str(work / "data")]
+    same = subprocess.run(diff, capture_output=True).returncode == 0
+    # the running pipeline: migrated, then one batch of other writers, then `up`
+    run([*migrate, "up", "-q", "--repo", str(work), *jobs_arg(jobs)])
+    other_writers(work, pristine)
+    cmd = [*migrate, "up", "-q", "--repo", str(work), *jobs_arg(jobs)]
+    runs.setdefault("catch-up" + suffix, []).append(run(cmd))
+    return same
+
+
 def jobs_arg(jobs: int) -> list[str]:
     return ["--jobs", str(jobs)] if jobs > 1 else []
 
@@ -209,10 +217,18 @@ def main() -> int:
         metavar="N",
         help="run every pass N times, interleaved, and report medians (for a shared host)",
     )
+    ap.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="also run every pass with this interpreter's migrate (another venv), interleaved",
+    )
     a = ap.parse_args()
     names = list(WORKLOADS) if a.workload == "both" else [a.workload]
     compile_package()
-    out = [bench(n, a.jobs, Path(a.keep) if a.keep else None, max(1, a.repeat)) for n in names]
+    out = [
+        bench(n, a.jobs, Path(a.keep) if a.keep else None, max(1, a.repeat), a.baseline)
+        for n in names
+    ]
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0

@@ -32,16 +32,17 @@ from migrate.reader import Problem
 from migrate.steps import REGISTRY, Registry
 from migrate.steps.base import Family, Gathers, RunContext, RunOptions, run_context
 from migrate.store import cache, file_mode, staging
-from migrate.store.ledger import Ledger, checksum
+from migrate.store.ledger import Ledger, checksum, record_line
 
 
-@dataclass
+@dataclass(slots=True)
 class Change:
-    """A file the run changes: what the ledger records of it, and how to replace it."""
+    """A file the run changes: what the ledger records of it, and how to replace it
+    (compact: one per file the run changes, up to every file of the repo)."""
 
     rel: str
     steps: list[str]
-    patches: dict[str, Any]
+    record: bytes  # its line in the run's ledger file (steps and patches)
     after: str  # the checksum of its new bytes
     move: staging.Move  # (what replacing it needs: see migrate.store.staging)
 
@@ -55,7 +56,8 @@ class Computed:
     report: RunReport
     changes: list[Change] = field(default_factory=list)  # the files it changes
     seen: dict[str, Seen] = field(default_factory=dict)
-    parts_after: dict[str, bytes] = field(default_factory=dict)  # rewritten failure files
+    # failure files the run rewrote (their ``seen`` parts are then those of the new bytes)
+    rewritten: set[str] = field(default_factory=set)
     cache_versions: dict[str, int] = field(default_factory=dict)
     registry: Registry = REGISTRY
     prepared: dict[str, Any] = field(default_factory=dict)  # each step's context
@@ -73,7 +75,13 @@ class Computed:
         if self.sink is not None:
             self.sink.add(out.rel, out.data, before)
         self.changes.append(
-            Change(out.rel, out.steps, out.patches, after, (out.rel, after, mode, stamp))
+            Change(
+                out.rel,
+                out.steps,
+                record_line(out.rel, out.steps, out.patches),
+                after,
+                (out.rel, after, mode, stamp),
+            )
         )
 
 
@@ -112,15 +120,14 @@ def compute(
     for fam in Family:
         steps = [s for s in the_plan.steps if s.family is fam]
         for s in steps:
-            if isinstance(s, Gathers):
-                src = {} if fam is Family.FAILURES else done.parts_after
-                s.combine(prepared[s.id], _Parts(rels, src, seen, s.id))
+            if isinstance(s, Gathers):  # (a queue step's: of the failure files as rewritten)
+                s.combine(prepared[s.id], _Parts(rels, seen, s.id))
         if fam is Family.FAILURES and steps:
             _failures(store, done, prepared, reports, gatherers, diff, jobs, progress)
         elif fam is Family.QUEUES and steps:
             if any(isinstance(s, Gathers) for s in steps):  # (what the run rewrote, it read)
                 refuse(
-                    [p for r, s in seen.items() if r not in done.parts_after for p in s.problems],
+                    [p for r, s in seen.items() if r not in done.rewritten for p in s.problems],
                     "nothing was written",
                 )
             _queues(store, done, prepared, reports, diff)
@@ -173,7 +180,10 @@ def _failures(store, done: Computed, prepared, reports, gatherers, diff, jobs, p
     shown = phase(progress, f"{step_ids} failure files", len(rels))
     bugs: list[str] = []
     problems: list[Problem] = []
-    for out, (stamp, mode, before, parts, text) in map_files(one, rels, jobs, shown):
+    results = zip(rels, map_files(one, rels, jobs, shown), strict=True)
+    for rel, (out, (stamp, mode, before, parts, text)) in results:
+        # (strings of the main process, not a copy of each from the worker)
+        out.rel, out.steps = rel, [s.id for s in files[rel] if s.id in out.steps]
         bugs += [out.bug] if out.bug else []  # (folded as they come: memory follows
         problems += out.problems  # the report, not the number of files)
         if out.bug or out.problems:
@@ -182,8 +192,9 @@ def _failures(store, done: Computed, prepared, reports, gatherers, diff, jobs, p
         if out.changed:
             done.take(out, stamp, mode, before)
             done.report.files.append((out.rel, text))
-            if parts is not None:
-                done.parts_after[out.rel] = parts
+            if parts is not None:  # (those of the bytes before are not needed again)
+                done.seen[out.rel].parts = parts
+                done.rewritten.add(out.rel)
     _refuse_if_bad(bugs, problems)
 
 
@@ -225,14 +236,14 @@ def _tally(done: Computed, reports, out: Outcome, steps) -> None:
 class _Parts:
     """The ``(file, part)`` pairs a step's ``combine`` is given, decoded as it iterates
     (it may iterate more than once): the parts of thousands of files are never all
-    decoded at once. ``first``: the parts of the files the run rewrote, as it left them."""
+    decoded at once."""
 
-    def __init__(self, rels: list[str], first: dict[str, bytes], seen: dict[str, Seen], sid):
-        self.rels, self.first, self.seen, self.sid = rels, first, seen, sid
+    def __init__(self, rels: list[str], seen: dict[str, Seen], sid: str):
+        self.rels, self.seen, self.sid = rels, seen, sid
 
     def __iter__(self):
         for rel in self.rels:
-            blob = self.first.get(rel) or self.seen[rel].parts
+            blob = self.seen[rel].parts
             if blob is not None:
                 yield rel, cache.parts_of(blob, self.sid)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrate import codec
 from migrate.engine.plan import known_ledger, plan
 from migrate.engine.recipes import resolve_recipes
 from migrate.steps import REGISTRY
@@ -42,7 +43,7 @@ def behind(store, ledger: Ledger, jobs: int = 1) -> Behind:
     out = Behind(computed=done)
     for o in done.changes:
         if Family.of(o.rel) is Family.QUEUES:
-            entries = next(iter(o.patches.values())).get("entries", [])
+            entries = next(iter(codec.loads(o.record)["patch"].values())).get("entries", [])
             n = sum("status" in e for e in entries)
             why = f"{n} status(es) to derive" if n else "holds blocked_by written by migrate 0.3"
         elif o.rel in state:

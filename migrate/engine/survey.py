@@ -92,4 +92,8 @@ def survey(
         return seen
 
     shown = phase(progress, "read every failure file", len(rels))
-    return {s.rel: s for s in map_files(one, rels, jobs, shown)}
+    out = {}
+    for rel, seen in zip(rels, map_files(one, rels, jobs, shown), strict=True):
+        seen.rel = rel  # (the main process's string, not a copy from a worker: 57,000 of them)
+        out[rel] = seen
+    return out

@@ -35,9 +35,10 @@ def refused_up(root: Path):
     return exc.value
 
 
-def up_stopped_at_the_third_rename(root: Path, monkeypatch) -> None:
-    """`up` cannot rename its third staged file: the ledger's run is pending, the other
-    files' staged copies wait (the state a SIGKILL there leaves)."""
+def up_stopped_in_the_third_write(root: Path, monkeypatch) -> None:
+    """`up` fails half-way through writing its third failure file (written in place): the
+    file holds a prefix of its new version, the ledger's run is pending, the other files'
+    staged versions wait in the archive (the state a SIGKILL there leaves)."""
     import errno
     import os
 
@@ -47,18 +48,25 @@ def up_stopped_at_the_third_rename(root: Path, monkeypatch) -> None:
     from migrate.errors import RepoError
     from migrate.store import Store
 
-    real_replace = os.replace
-    calls = {"n": 0}
+    real_open, real_write = os.open, os.write
+    failures = str(root / "data" / "failures")
+    opened: list[int] = []
 
-    def stop_third(src, dst, *a, **k):
-        if "/.migrate/tmp/data%failures%" in str(src):  # a rewritten failure file's new version
-            calls["n"] += 1
-            if calls["n"] == 3:
-                raise OSError(errno.EIO, "Input/output error")
-        return real_replace(src, dst, *a, **k)
+    def open_(path, flags, *a, **k):
+        fd = real_open(path, flags, *a, **k)
+        if str(path).startswith(failures) and flags & os.O_TRUNC:
+            opened.append(fd)
+        return fd
 
-    with monkeypatch.context() as m:  # only this: other patches of the test stay
-        m.setattr("os.replace", stop_third)
+    def write(fd, data):
+        if len(opened) == 3 and fd == opened[2]:
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.EIO, "Input/output error")
+        return real_write(fd, data)
+
+    with monkeypatch.context() as m:  # only these: other patches of the test stay
+        m.setattr("os.open", open_)
+        m.setattr("os.write", write)
         with pytest.raises(RepoError, match="unfinished"):
             engine.up(Store(root))
 

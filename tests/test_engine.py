@@ -477,24 +477,26 @@ def test_a_line_a_step_writes_wrong_is_caught_before_anything_is_committed(
 
 def test_a_run_reads_each_file_for_its_steps_once_and_writes_it_once(fixture_repo, monkeypatch):
     """However many steps apply: one pass that reads every failure file (its version,
-    what steps need from it), one read to rewrite a file, one staged write and one rename."""
+    what steps need from it), one read to rewrite a file, one staged write and one write
+    in place."""
     import os
     from collections import Counter
 
     root = fixture_repo("sample")
     reads, renames = Counter(), Counter()
-    real_read, real_replace = Store.read_bytes, os.replace
+    real_read, real_open = Store.read_bytes, os.open
 
     def read(self, rel):
         reads[rel] += 1
         return real_read(self, rel)
 
-    def replace(src, dst, *a, **k):
-        renames[os.path.relpath(dst, root)] += 1
-        return real_replace(src, dst, *a, **k)
+    def open_(path, flags, *a, **k):
+        if flags & os.O_TRUNC:
+            renames[os.path.relpath(path, root)] += 1
+        return real_open(path, flags, *a, **k)
 
     monkeypatch.setattr(Store, "read_bytes", read)
-    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "open", open_)
     engine.up(Store(root))
     failures = [r for r in reads if r.startswith("data/failures/")]
     assert len(failures) == 16

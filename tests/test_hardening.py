@@ -19,7 +19,7 @@ from migrate.store import Store
 from migrate.store import staging as commit
 from migrate.store.ledger import Ledger
 from tests.conftest import copy_repo
-from tests.helpers import data_only, leftovers, run_files, snapshot, up_stopped_at_the_third_rename
+from tests.helpers import data_only, leftovers, run_files, snapshot, up_stopped_in_the_third_write
 
 GOOD = codec.dumps_line(
     {
@@ -186,17 +186,17 @@ def test_disk_full_while_staging_writes_nothing_and_a_rerun_works(fixture_repo, 
 def test_read_only_folder_mid_commit_leaves_a_repo_up_or_down_can_settle(fixture_repo, monkeypatch):
     root = fixture_repo("sample")
     before = snapshot(root)
-    real_replace = os.replace
+    real_open = os.open
     calls = {"n": 0}
 
-    def read_only(src, dst, *a, **k):
-        if "/.migrate/tmp/data%failures%" in str(src):
+    def read_only(path, flags, *a, **k):
+        if "/data/failures/" in str(path) and flags & os.O_TRUNC:
             calls["n"] += 1
             if calls["n"] == 5:
                 raise OSError(errno.EROFS, "Read-only file system")
-        return real_replace(src, dst, *a, **k)
+        return real_open(path, flags, *a, **k)
 
-    monkeypatch.setattr(os, "replace", read_only)
+    monkeypatch.setattr(os, "open", read_only)
     with pytest.raises(RepoError, match="Read-only file system.*unfinished"):
         engine.up(Store(root))
     monkeypatch.undo()
@@ -284,7 +284,7 @@ def test_a_failed_down_after_an_interrupted_up_leaves_the_finished_up(
     root = fixture_repo("sample")
     reference = copy_repo(root, tmp_path / "ref")
     engine.up(Store(reference))
-    up_stopped_at_the_third_rename(root, monkeypatch)
+    up_stopped_in_the_third_write(root, monkeypatch)
     left = leftovers(root)  # (and the gather index it was writing: a cache, lost)
     assert [p for p in left if "/runs/.index-" not in p] == ["data/.migrate/staged.bin"]
 
@@ -308,7 +308,7 @@ def test_what_a_killed_run_leaves_is_never_committed_and_every_command_says_so(
     waits to be finished."""
     root = fixture_repo("sample")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    up_stopped_at_the_third_rename(root, monkeypatch)
+    up_stopped_in_the_third_write(root, monkeypatch)
     assert (root / "data" / ".migrate" / "staged.bin").exists()
     (root / "data" / ".migrate" / "lock").write_text("{}")  # (as a kill leaves it)
     subprocess.run(["git", "add", "data"], cwd=root, check=True)
@@ -321,3 +321,37 @@ def test_what_a_killed_run_leaves_is_never_committed_and_every_command_says_so(
     assert not check_repo(Store(root)).ok
     assert main(["verify", "--repo", str(root)]) == 1
     assert main(["check", "--repo", str(root), "-q"]) == 1
+
+
+def test_a_file_a_kill_left_half_written_is_finished_and_a_later_save_is_kept(
+    fixture_repo, tmp_path, monkeypatch
+):
+    """Files are written in place from the staging archive: killed mid-write, a file holds
+    a prefix of its new version. The next run writes it again (the tree ends as after an
+    uninterrupted `up`); a file another writer saved after the kill is left as saved
+    (and then migrated as any new file)."""
+    root = fixture_repo("sample")
+    reference = copy_repo(root, tmp_path / "ref")
+    before_root = copy_repo(root, tmp_path / "before")
+    engine.up(Store(reference))
+    before = snapshot(root)
+    up_stopped_in_the_third_write(root, monkeypatch)
+    after = snapshot(reference)
+    cut = [
+        rel
+        for rel, data in snapshot(root).items()
+        if rel.startswith("data/failures/") and data not in (before[rel], after[rel])
+    ]
+    assert len(cut) == 1 and after[cut[0]].startswith(snapshot(root)[cut[0]])
+    engine.up(Store(root))
+    assert data_only(snapshot(root)) == data_only(after)
+
+    # the same kill, then another writer saves that file
+    again = copy_repo(before_root, tmp_path / "again")
+    up_stopped_in_the_third_write(again, monkeypatch)
+    theirs = GOOD.rstrip(b"\n") + b"\n"
+    (again / cut[0]).write_bytes(theirs)
+    report = engine.up(Store(again))
+    assert "saved or deleted by another writer" in report.settled and cut[0] in report.settled
+    (line,) = (again / cut[0]).read_text().splitlines()  # theirs, then migrated by this `up`
+    assert json.loads(line)["schema_version"] == 2 and "homebrew:node" in line

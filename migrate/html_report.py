@@ -42,6 +42,11 @@ SCRIPT = """
     rows.forEach(function(r){r.style.display=r.textContent.toLowerCase().indexOf(q)<0?'none':'';});
   });
   document.body.setAttribute('data-ready','1');
+  window.addEventListener('load',function(){
+    var ok=0;document.querySelectorAll('img.chart').forEach(function(i){
+      if(i.complete&&i.naturalWidth>0){ok++;}});
+    document.body.setAttribute('data-charts-drawn',String(ok));
+  });
 })();
 """
 
@@ -67,7 +72,25 @@ def _bars(items: list[tuple[str, int, str]], width: int = 760, label_w: int = 22
     return "".join(parts)
 
 
-def render(r: Report, top: int = 25) -> str:
+def _timeline_section(t) -> str:
+    """The pipeline over time (migrate.timeline): alerts, then matplotlib's charts."""
+    if t is None:
+        return ""
+    from migrate.timeline.charts import charts
+
+    alerts = "".join(f"<li>{escape(a.text)}</li>" for a in t.alerts)
+    images = "".join(
+        f'<p><img class="chart" data-chart="{escape(title)}" alt="{escape(title)}"'
+        f' src="{uri}" style="max-width:100%"></p>'
+        for title, uri in charts(t)
+    )
+    return (
+        f"<h2>The pipeline over time ({escape(t.since)} .. {escape(t.until)}, UTC)</h2>"
+        f'<ul id="alerts">{alerts or "<li class=muted>no alert</li>"}</ul>{images}'
+    )
+
+
+def render(r: Report, top: int = 25, timeline=None) -> str:
     status_items = [(s, n, STATUS_COLORS.get(s, "#777")) for s, n in r.by_status.items()]
     blocker_items = [(b["name"], b["total_count"], "#d9534f") for b in r.blockers[:top]]
     rows = "".join(
@@ -110,6 +133,7 @@ d.setAttribute("data-errors",(d.getAttribute("data-errors")||"")+e.message+";");
 <p>Top blocker: <strong id="top-blocker">{top_name}</strong></p>
 <h2>Queue by status</h2>
 {_bars(status_items)}
+{_timeline_section(timeline)}
 <h2>Top blockers, by packages a recipe would unblock (directly or through a chain)</h2>
 {_bars(blocker_items)}
 <h2>All blockers ({len(r.blockers)})</h2>

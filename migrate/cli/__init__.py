@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from migrate import __version__
-from migrate.cli import state, views, writes
+from migrate.cli import state, timeline, views, writes
 from migrate.cli.common import EPILOG, add_globals, add_jobs, parents
 from migrate.errors import MigrateError
 
@@ -26,6 +26,7 @@ REGISTER = (
     writes.register_up_down,
     state.register_verify,
     views.register,
+    timeline.register,
     writes.register_ingest_merge,
     views.register_demo,
 )

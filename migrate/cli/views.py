@@ -18,7 +18,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_text(r, fmt: str, top: int) -> str:
+def _report_text(r, fmt: str, top: int, store=None) -> str:
     from migrate import report as rp
 
     if fmt == "json":
@@ -29,15 +29,17 @@ def _report_text(r, fmt: str, top: int) -> str:
         return rp.format_csv(r)
     if fmt == "html":
         from migrate.html_report import render
+        from migrate.timeline import build
 
-        return render(r, top=top)
+        return render(r, top=top, timeline=build(store) if store is not None else None)
     return rp.format_text(r, top=top) + "\n"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from migrate.report import build_report
 
-    text = _report_text(build_report(repo(args), queue=args.queue), args.format, args.top)
+    store = repo(args)
+    text = _report_text(build_report(store, queue=args.queue), args.format, args.top, store)
     if args.out:
         write_out(args.out, text)
         print(f"wrote {args.out}")

@@ -2,7 +2,7 @@
 
 What the run does is computed by :func:`.compute.compute`, each new version staged in one
 archive as it comes. Then: nothing changed and the repo's version does not move, nothing
-is written, not even a ledger run; else one ledger run (pending), one write and rename per
+is written, not even a ledger run; else one ledger run (pending), one write in place per
 file (:mod:`migrate.store.staging`), the run finished. Nothing is replaced before every
 file has been computed and checked: bad input refuses the whole run.
 """
@@ -40,7 +40,7 @@ def up(
     jobs: int = 1,
     registry: Registry = REGISTRY,
 ) -> RunReport:
-    """Apply steps up to ``target``. ``after_each(i)`` is a test hook run after each rename;
+    """Apply steps up to ``target``. ``after_each(i)`` is a test hook run after each file written;
     ``jobs`` > 1 spreads the files over that many processes."""
     from migrate.engine.recipes import resolve_recipes
 

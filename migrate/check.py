@@ -52,6 +52,8 @@ class CheckReport:
     problems: list[Problem] = field(default_factory=list)
     #: unknown keys, carried through untouched: reported, never a violation
     notes: list[Problem] = field(default_factory=list)
+    #: each failure file's checksum and version as read (the at-head scan reads none again)
+    seen: dict[str, tuple[str, int | None]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -117,6 +119,10 @@ def _check_file(repo: Store, rel: str, want: int) -> CheckReport:
         part.problems.append(Problem(rel, 0, str(exc).removeprefix(rel + ": ")))
         part.files["unreadable"] += 1
         return part
+    from migrate.engine.survey import content_version
+    from migrate.store.ledger import checksum
+
+    part.seen[rel] = (checksum(data), content_version(data))
     part.files["failures" if data else "empty"] += 1
     if repo.path(rel).is_symlink():
         part.problems.append(
@@ -179,6 +185,7 @@ def check_repo(
         report.notes.extend(part.notes)
         report.behind.update(part.behind)
         report.ahead += part.ahead
+        report.seen.update(part.seen)
     for rel in queues:
         _check_queue(repo, rel, report)
     if report.version is not None and not paths and pending is None and report.ok:
@@ -218,7 +225,7 @@ def _at_head(repo: Store, ledger: Ledger, report: CheckReport, jobs: int) -> Non
     if plan(ledger, "up", "head").steps:
         return
     try:
-        b = behind(repo, ledger, jobs)
+        b = behind(repo, ledger, jobs, known=report.seen)
         views = views_of(repo, b.computed)
     except MigrateError as exc:  # (bad data the checks above did not name: named here)
         report.problems.append(Problem("data", 0, str(exc)))

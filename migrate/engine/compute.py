@@ -95,8 +95,10 @@ def compute(
     progress: Phase | None = None,
     registry: Registry = REGISTRY,
     sink: staging.Staging | None = None,
+    known: dict[str, tuple[str, int | None]] | None = None,
 ) -> Computed:
-    """Everything an ``up`` does but writing (see the module)."""
+    """Everything an ``up`` does but writing (see the module); ``known``: see
+    :func:`.survey.survey`."""
     ctx = run_context(store, options)
     the_plan = plan(ledger, "up", target, registry)
     wanted = registry.upto(the_plan.target)
@@ -105,7 +107,9 @@ def compute(
     gathering = any(isinstance(s, Gathers) for s in wanted)
     cached = cache.load(store, versions, ctx.names) if gathering else {}
     rels = store.failure_rels()
-    seen = survey(store, rels, gatherers if gathering else [], ctx.names, cached, jobs, progress)
+    seen = survey(
+        store, rels, gatherers if gathering else [], ctx.names, cached, jobs, progress, known
+    )
     the_plan = for_files(
         the_plan, {r: s.version for r, s in seen.items()}, store.queue_rels(), registry
     )

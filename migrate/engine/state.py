@@ -32,13 +32,13 @@ class Behind:
         return len(self.files)
 
 
-def behind(store, ledger: Ledger, jobs: int = 1) -> Behind:
+def behind(store, ledger: Ledger, jobs: int = 1, known=None) -> Behind:
     """The files ``up`` would change at head, and the files others wrote that are at head
     (only asked at head: with steps pending every file is behind)."""
     from migrate.engine.compute import compute
 
     options = resolve_recipes(store, ledger, RunOptions())
-    done = compute(store, ledger, "head", options, jobs=jobs)
+    done = compute(store, ledger, "head", options, jobs=jobs, known=known)
     state = ledger.state()
     out = Behind(computed=done)
     for o in done.changes:
@@ -56,9 +56,10 @@ def behind(store, ledger: Ledger, jobs: int = 1) -> Behind:
         if rel not in changed and rel not in state and (seen.version or 2) >= 2:
             out.others.append((rel, "written at v2 by another writer: no step needed"))
     for rel, fs in state.items():
-        if not store.exists(rel):
+        family = Family.of(rel)  # (the survey listed every failure file: no stat each)
+        if (rel not in done.seen) if family is Family.FAILURES else not store.exists(rel):
             out.others.append((rel, "deleted by another writer since migrate wrote it"))
-        elif Family.of(rel) is Family.QUEUES and rel not in changed:
+        elif family is Family.QUEUES and rel not in changed:
             saved = _saved_since(store, rel, fs)
             if saved:
                 out.others.append((rel, saved))

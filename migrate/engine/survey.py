@@ -73,10 +73,19 @@ def survey(
     cached: cache.Entries,
     jobs: int = 1,
     progress: Phase | None = None,
+    known: dict[str, tuple[str, int | None]] | None = None,
 ) -> dict[str, Seen]:
-    """Every failure file of ``rels`` read once; parts for ``gatherers`` (none: no parts)."""
+    """Every failure file of ``rels`` read once; parts for ``gatherers`` (none: no parts).
+    ``known``: a file's checksum and version where the caller has just read it (`check`):
+    not read again when that is all the survey needs (its parts in the cache)."""
+    known = known or {}
 
     def one(rel: str) -> Seen:
+        if rel in known:
+            digest, version = known[rel]
+            hit = cached.get((rel, digest)) if gatherers else None
+            if hit is not None or not gatherers:
+                return Seen(rel, digest, version, parts=hit, cached=hit is not None)
         try:
             data = store.read_bytes(rel)
         except Exception as exc:  # (unreadable: the step that reads it names the problem)

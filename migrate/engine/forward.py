@@ -65,9 +65,12 @@ def up(
             if not dry_run:
                 done.report.files = []
                 done.prepared = {}  # (the steps' contexts: not needed to write; memory back)
+                # the cache first (content-addressed: right whether or not the files are
+                # written yet), then what it was built from let go: memory for the write
+                _save_cache(store, done, written=done.writes)
+                done.seen = {}
                 if done.writes:
                     _write(store, ledger, done, after_each, progress)
-                _save_cache(store, done, written=done.writes)
         except BaseException:
             if sink is not None:
                 sink.abandon()

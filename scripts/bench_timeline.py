@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Benchmark ``migrate timeline`` on the real shape (x1) with a git history of the queue.
 
-Generates the real shape (about 6,000 failure files over 78 days, a 1.5 MB unified queue)
-as a git repository of one commit per day: that day's failure files and the queue as
-tsuku's jobs would have left it (a share of entries blocked or failed, changing day by
-day), committed at the day's date. Then times, each in its own process: the text view,
-JSON (all of history) and CSV, and the HTML report with its charts (after `migrate up`).
+Generates the real shape (about 5,300 failure files, a 1.4 MB unified queue) as a git
+repository of one commit per day for 150 days (February to the pipeline's stop in June):
+that day's failure files and the queue as tsuku's jobs would have left it (a share of
+entries blocked or failed, changing day by day), committed at the day's date. Then times,
+each in its own process: the text view, JSON (all of history) and CSV, and the HTML
+report with its charts (after `migrate up`).
 
     python scripts/bench_timeline.py                 # target: <= 10 s, < 300 MB each
     python scripts/bench_timeline.py --keep /tmp/tl  # keep the generated repository
@@ -22,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from datetime import date, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -30,6 +32,8 @@ from bench import compile_package, run  # noqa: E402
 from gen_corpus import generate  # noqa: E402
 
 SECONDS_TARGET, RSS_TARGET_MB = 10.0, 300
+HISTORY_DAYS = 150
+QUEUE_ENTRIES = 5305
 MIGRATE = [sys.executable, "-m", "migrate"]
 _DAY = re.compile(r"(\d{4}-\d\d-\d\d)T")
 
@@ -50,15 +54,29 @@ def history_repo(out: Path, records: int, files: int) -> dict:
     for p in sorted((src / "data" / "failures").iterdir()):
         m = _DAY.search(p.name)
         by_day.setdefault(m.group(1) if m else "", []).append(p)
-    days = sorted(d for d in by_day if d)
-    by_day[days[0]] = by_day.pop("", []) + by_day[days[0]]
+    stamped = sorted(d for d in by_day if d)
+    by_day[stamped[0]] = by_day.pop("", []) + by_day[stamped[0]]
+    # every calendar day for HISTORY_DAYS (the real history: February to the stop in June),
+    # a queue save each day, failure files on the days the generator gave them
+    first = date.fromisoformat(stamped[0])
+    days = [(first + timedelta(days=i)).isoformat() for i in range(HISTORY_DAYS)]
+    days = sorted(set(days) | set(stamped))
     (out / "data" / "failures").mkdir(parents=True)
     (out / "data" / "queues").mkdir(parents=True)
     git(out, "init", "-q")
     queue = json.loads((src / "data" / "queues" / "priority-queue.json").read_bytes())
+    # the real queue's size (5,305 entries, 1.4 MB on 2026-03-02): the generated entries
+    # repeated under new names
+    base = list(queue["entries"])
+    while len(queue["entries"]) < QUEUE_ENTRIES:
+        k = len(queue["entries"]) // len(base)
+        queue["entries"] += [
+            e | {"name": f"{e['name']}-{k}", "source": f"{e['source']}-{k}"} for e in base
+        ]
+    del queue["entries"][QUEUE_ENTRIES:]
     rng = random.Random(1)
     for i, day in enumerate(days):
-        for p in by_day[day]:
+        for p in by_day.get(day, []):
             shutil.copyfile(p, out / "data" / "failures" / p.name)
         share = 0.01 + 0.02 * i / len(days)  # (blocked grows over time)
         for e in queue["entries"]:

@@ -397,8 +397,8 @@ def test_the_replay_as_a_git_repository(tmp_path, monkeypatch):
     assert int(t.days.loc["2026-03-02", "queue:pending"]) == first["pending"]
     newly = sorted(blocked_of(last) - blocked_of(versions["2026-03-02"]))
     gone = sorted(blocked_of(versions["2026-03-02"]) - blocked_of(last))
-    assert t.days.attrs["newly_blocked"]["2026-03-03"] == newly
-    assert t.days.attrs["newly_unblocked"]["2026-03-03"] == gone
+    assert t.newly_blocked["2026-03-03"] == newly
+    assert t.newly_unblocked["2026-03-03"] == gone
     assert int(row["newly_blocked"]) == len(newly)
     assert tool_days(t) == independent_days(root)  # (the replay's batches counted too)
 

@@ -209,7 +209,7 @@ def _line_through(raw, at, steps, prepared, tallies, patches, kept, quarantine):
             if reason is None:
                 raise _Bug(
                     f"step {s.id} on {at.rel}:{at.lineno}: its line_down does not give back"
-                    f" the line it was given, and the step does not say why:\n"
+                    f" the line it was given, and the step does not say why\n"
                     f"  given: {given[:200]!r}\n  back:  {back[:200]!r}"
                 )
             p.keep(at.lineno, given)

@@ -53,6 +53,9 @@ class Timeline:
     bad_lines: list[Problem] = field(default_factory=list)
     records: int = 0  # package failures over the whole history
     queue_now: dict[str, int] = field(default_factory=dict)  # the working tree's, by status
+    #: day -> the packages newly blocked / unblocked that day (names; the table counts them)
+    newly_blocked: dict[str, list[str]] = field(default_factory=dict)
+    newly_unblocked: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -129,6 +132,8 @@ def build(
         bad_lines=problems,
         records=int((frame["scope"] == "package").sum()),
         queue_now=_queue_now(store),
+        newly_blocked=newly(history)[0],
+        newly_unblocked=newly(history)[1],
     )
 
 
@@ -193,15 +198,21 @@ def _queue_columns(out: pd.DataFrame, history: History) -> None:
     counts = counts.reindex(out.index).ffill()  # (a day without a commit keeps the last)
     for col in counts.columns:
         out[col] = counts[col].astype("Int64")
-    blocked, unblocked = {}, {}
-    for before, after in zip(history.days, history.days[1:], strict=False):
-        blocked[after.day] = sorted(after.blocked - before.blocked)
-        unblocked[after.day] = sorted(before.blocked - after.blocked)
+    blocked, unblocked = newly(history)
     for col, changed in (("newly_blocked", blocked), ("newly_unblocked", unblocked)):
         # (unknown, not 0, on a day without a queue version to compare with the one before)
         values = [len(changed[d]) if d in changed else None for d in out.index]
         out[col] = pd.array(values, dtype="Int64")
-    out.attrs["newly_blocked"], out.attrs["newly_unblocked"] = blocked, unblocked
+
+
+def newly(history: History) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Per day with a queue version after the first: the packages blocked in it and not in
+    the version before, and the other way round."""
+    blocked, unblocked = {}, {}
+    for before, after in zip(history.days, history.days[1:], strict=False):
+        blocked[after.day] = sorted(after.blocked - before.blocked)
+        unblocked[after.day] = sorted(before.blocked - after.blocked)
+    return blocked, unblocked
 
 
 def signature_table(frame: pd.DataFrame) -> pd.DataFrame:

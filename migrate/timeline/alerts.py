@@ -62,17 +62,26 @@ def _every_ecosystem(
     if len(ecosystems) < 2:
         return []
     inside = pkg[(pkg["day"] >= since) & (pkg["day"] <= until)]
-    out = []
-    for run, group in inside.groupby("run"):
-        categories = set(group["category"])
-        if set(group["ecosystem"]) >= ecosystems and len(categories) == 1:
-            day = group["day"].iloc[0]
-            text = (
-                f"run {run}: every ecosystem failed ({len(ecosystems)} of"
-                f" {len(ecosystems)}), all {categories.pop()} ({len(group)} failures)"
-            )
-            out.append(Alert("every_ecosystem_failed", day, text))
-    return out
+    if inside.empty:
+        return []
+    runs = inside.groupby("run").agg(
+        day=("day", "first"),
+        n=("category", "size"),
+        categories=("category", "nunique"),
+        category=("category", "first"),
+    )
+    ours = inside[inside["ecosystem"].isin(ecosystems)]
+    runs["ecosystems"] = ours.groupby("run")["ecosystem"].nunique().reindex(runs.index)
+    hits = runs[(runs["ecosystems"] == len(ecosystems)) & (runs["categories"] == 1)]
+    return [
+        Alert(
+            "every_ecosystem_failed",
+            row.day,
+            f"run {run}: every ecosystem failed ({len(ecosystems)} of {len(ecosystems)}),"
+            f" all {row.category} ({row.n} failures)",
+        )
+        for run, row in hits.iterrows()
+    ]
 
 
 def _dominant(pkg: pd.DataFrame, since: str, until: str) -> list[Alert]:
@@ -114,20 +123,24 @@ def _stopped(table: pd.DataFrame, since: str, until: str, today: str) -> list[Al
 
 
 def _rising(table: pd.DataFrame, since: str, until: str) -> list[Alert]:
+    """One alert per run of rising days (at its last day), when it lasts RISING_DAYS."""
     if "queue:blocked" not in table:
         return []
     blocked = table["queue:blocked"].dropna()
-    out, streak = [], 0
-    for (_, prev), (day, now) in zip(blocked.items(), list(blocked.items())[1:], strict=False):
-        streak = streak + 1 if now > prev else 0
-        if streak >= RISING_DAYS and since <= day <= until:
-            start = blocked.index[blocked.index.get_loc(day) - streak]
+    days, values = list(blocked.index), [int(v) for v in blocked]
+    out, start = [], 0
+    for i in range(1, len(days) + 1):
+        if i < len(days) and values[i] > values[i - 1]:
+            continue
+        last = i - 1  # (the streak days[start] .. days[last] rose every day)
+        if last - start >= RISING_DAYS and since <= days[last] <= until:
             out.append(
                 Alert(
                     "blocked_rising",
-                    day,
-                    f"{day}: blocked packages up {streak} days in a row"
-                    f" ({int(blocked[start])} on {start} -> {int(now)})",
+                    days[last],
+                    f"{days[last]}: blocked packages up {last - start} days in a row"
+                    f" ({values[start]} on {days[start]} -> {values[last]})",
                 )
             )
+        start = i
     return out

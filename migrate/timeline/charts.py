@@ -1,8 +1,9 @@
 """The timeline's charts for the HTML report, drawn by matplotlib into SVG (no network at
 view time: each chart is a ``data:`` image inside the page).
 
-Three charts: failures per day by category (stacked bars), the queue by status per day
-(from git history, when there is one), and the period's top signatures per day.
+Three charts: failures per day by category (stacked areas, a step per day), the queue by
+status per day (from git history, when there is one), and the period's top signatures per
+day.
 """
 
 from __future__ import annotations
@@ -55,12 +56,15 @@ def _days_axis(ax, index: pd.Index) -> None:
 def failures_by_category(t: Timeline) -> str:
     fig, ax = _figure("Package failures per day, by category")
     cols = [c for c in t.days.columns if c.startswith("category:")]
-    bottom = pd.Series(0, index=t.days.index)
-    x = range(len(t.days.index))
-    for col in cols:
-        name = col.partition(":")[2]
-        ax.bar(x, t.days[col], bottom=bottom, label=name, color=CATEGORY_COLORS.get(name))
-        bottom = bottom + t.days[col]
+    names = [c.partition(":")[2] for c in cols]
+    if cols:  # (one stacked area per category: a bar per day and category drew 5x slower)
+        ax.stackplot(
+            range(len(t.days.index)),
+            *(t.days[c].to_numpy() for c in cols),
+            labels=names,
+            colors=[CATEGORY_COLORS.get(n, f"C{i}") for i, n in enumerate(names)],
+            step="mid",
+        )
     _days_axis(ax, t.days.index)
     if cols:
         ax.legend(fontsize=8, frameon=False, ncols=min(len(cols), 6))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,21 +81,25 @@ def queue_history(root: Path) -> History:
 
 def _day_queue(day: str, sha: str, path: str, blob: bytes) -> DayQueue:
     try:
-        doc = codec.loads(blob)
+        doc = codec.loads_trusted(blob)  # (orjson: a version is read, not validated)
     except ValueError as exc:
         raise ValueError(f"not JSON ({str(exc).splitlines()[0][:80]})") from None
     entries = doc.get("entries", doc.get("packages")) if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise ValueError("no entries list")
-    counts: dict[str, int] = {}
-    blocked = set()
-    for e in entries:
-        if not isinstance(e, dict) or not isinstance(e.get("status"), str):
-            raise ValueError("an entry without a status")
-        counts[e["status"]] = counts.get(e["status"], 0) + 1
-        if e["status"] == "blocked":
-            blocked.add(str(e.get("id") or e.get("source") or e.get("name")))
-    return DayQueue(day, sha, path, counts, frozenset(blocked))
+    try:
+        statuses = [e["status"] for e in entries]
+        counts = Counter(statuses)
+    except (TypeError, KeyError):
+        raise ValueError("an entry without a status") from None
+    if not all(isinstance(s, str) for s in counts):
+        raise ValueError("an entry without a status")
+    blocked = frozenset(
+        str(e.get("id") or e.get("source") or e.get("name"))
+        for e, s in zip(entries, statuses, strict=True)
+        if s == "blocked"
+    )
+    return DayQueue(day, sha, path, dict(counts), blocked)
 
 
 def _cat(root: Path, specs: list[str]):

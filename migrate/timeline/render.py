@@ -75,7 +75,7 @@ def _blocked_lines(t: Timeline, verbose: bool, width: int = 8) -> list[str]:
     """The packages newly blocked and unblocked on each day of the period (names)."""
     out = []
     for key in ("newly_blocked", "newly_unblocked"):
-        for day, names in sorted(t.days.attrs.get(key, {}).items()):
+        for day, names in sorted(getattr(t, key).items()):
             if names and t.since <= day <= t.until:
                 shown = names if verbose else names[:width]
                 more = (
@@ -122,8 +122,8 @@ def as_dict(t: Timeline) -> dict[str, Any]:
                 "by_category": _group(row, "category:"),
                 "by_ecosystem": _group(row, "ecosystem:"),
                 "queue": {k: int(v) for k, v in _group(row, "queue:", keep_na=True).items()},
-                "newly_blocked": t.days.attrs.get("newly_blocked", {}).get(day),
-                "newly_unblocked": t.days.attrs.get("newly_unblocked", {}).get(day),
+                "newly_blocked": t.newly_blocked.get(day),
+                "newly_unblocked": t.newly_unblocked.get(day),
             }
         )
     return {

@@ -11,6 +11,7 @@ of one kind on two packages, or on one package in two runs, get one signature.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -56,8 +57,9 @@ def signature(message: str | None, names: tuple[str, ...] = ()) -> str:
         return NO_MESSAGE
     if line.endswith("..."):  # (cut at 500 bytes by the writer)
         line = line[:-3].rstrip()
-    for name in sorted({n for n in names if n}, key=len, reverse=True):
-        line = re.sub(rf"(?<![\w@.+/-]){re.escape(name)}(?![\w@+/-])", "<pkg>", line)
+    own = _own_names(tuple(sorted({n for n in names if n}, key=len, reverse=True)))
+    if own is not None:
+        line = own.sub("<pkg>", line)
     line = _TMP.sub("<tmp>", line)
     line = _VERSION.sub("<v>", line)
     line = _HASH.sub("<hash>", line)
@@ -65,6 +67,16 @@ def signature(message: str | None, names: tuple[str, ...] = ()) -> str:
     line = _NUMBER.sub("<n>", line)
     line = _SPACE.sub(" ", line).strip()
     return line[:WIDTH]
+
+
+@functools.lru_cache(maxsize=8192)
+def _own_names(names: tuple[str, ...]) -> re.Pattern | None:
+    """A package's own names as one pattern, longest first, whole names only (``gcc`` is
+    not taken out of ``gcc-libs``); compiled once per package."""
+    if not names:
+        return None
+    alternatives = "|".join(re.escape(n) for n in names)
+    return re.compile(rf"(?<![\w@.+/-])(?:{alternatives})(?![\w@+/-])")
 
 
 def signature_id(text: str) -> str:

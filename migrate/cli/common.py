@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from migrate.errors import MigrateError, UsageError
@@ -59,6 +60,16 @@ def repo(args: argparse.Namespace) -> Store:
 
 def jobs(args: argparse.Namespace) -> int:
     return max(1, args.jobs)
+
+
+def emit(args: argparse.Namespace, text: str, what: str = "") -> int:
+    """A view's text to ``--out`` (saying what was written) or to stdout."""
+    if args.out:
+        write_out(args.out, text)
+        print(f"wrote {what + ' to ' if what else ''}{args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def write_out(path: str, text: str) -> None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import date
 
-from migrate.cli.common import described, jobs, positive, repo, write_out
+from migrate.cli.common import described, emit, jobs, positive, repo
 from migrate.errors import UsageError
 
 
@@ -32,12 +31,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         text = format_csv(t)
     else:
         text = format_text(t, verbose=args.verbose)
-    if args.out:
-        write_out(args.out, text)
-        print(f"wrote {args.out}")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return emit(args, text)
 
 
 def register(sub, common, jobs_parser) -> None:

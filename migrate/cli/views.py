@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from migrate.cli.common import described, format_option, from_here, jobs, positive, repo, write_out
+from migrate.cli.common import described, emit, format_option, from_here, jobs, positive, repo
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -40,12 +40,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     store = repo(args)
     text = _report_text(build_report(store, queue=args.queue), args.format, args.top, store)
-    if args.out:
-        write_out(args.out, text)
-        print(f"wrote {args.out}")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return emit(args, text)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -53,12 +48,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     frame = export_frame(repo(args), jobs=jobs(args))
     text = to_csv(frame) if args.format == "csv" else to_jsonl(frame)
-    if args.out:
-        write_out(args.out, text)
-        print(f"wrote {len(frame)} records to {args.out}")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return emit(args, text, f"{len(frame)} records")
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:

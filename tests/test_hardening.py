@@ -289,7 +289,7 @@ def test_a_failed_down_after_an_interrupted_up_leaves_the_finished_up(
     assert [p for p in left if "/runs/.index-" not in p] == ["data/.migrate/staged.bin"]
 
     def full_disk(self, rel, data, replaces):
-        raise commit._cannot_write(commit.ARCHIVE, OSError(errno.ENOSPC, "No space left"))
+        raise RepoError(f"{commit.ARCHIVE}: cannot write (No space left on device)")
 
     with monkeypatch.context() as m:
         m.setattr(commit.Staging, "add", full_disk)

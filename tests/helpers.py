@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 
@@ -161,3 +162,21 @@ def step_down(step, data: bytes, patch) -> bytes:
     from migrate.engine.lifecycle import down_lines
 
     return down_lines(data, patch, step)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def headless_dom(page: Path, profile: Path):
+    """``page`` loaded in headless chromium (no network features), its DOM once loaded:
+    the finished process (``stdout`` the DOM, ``stderr`` chromium's log)."""
+    import subprocess
+
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
+    flags += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    return subprocess.run(
+        [CHROMIUM, *flags, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

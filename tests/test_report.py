@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from collections import Counter
 from io import StringIO
 
@@ -18,6 +16,7 @@ from migrate.html_report import render
 from migrate.report import build_report, rank_blockers
 from migrate.store import Store
 from tests.conftest import copy_repo, corpus_snapshot
+from tests.helpers import CHROMIUM, headless_dom
 from tests.test_step_0003 import by_name
 
 
@@ -181,33 +180,12 @@ def test_html_escapes_every_value_from_data(fixture_repo):
     assert "http://" not in page and "https://" not in page  # self-contained
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.skipif(not CHROMIUM, reason="no chromium on this machine (apt-get install chromium)")
 def test_html_report_in_a_real_headless_browser(fixture_repo, tmp_path):
     root, evil = hostile_repo(fixture_repo)
     out = tmp_path / "report.html"
     assert main(["report", "--repo", str(root), "--format", "html", "--out", str(out)]) == 0
-    proc = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--dump-dom",
-            out.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = headless_dom(out, tmp_path / "profile")
     dom = proc.stdout
     assert 'data-ready="1"' in dom, proc.stderr[-2000:]  # the page's script ran to the end
     assert not re.search(r"<html[^>]*data-errors", dom)  # no script error on the page

@@ -22,6 +22,7 @@ from migrate.timeline import build
 from migrate.timeline.render import as_dict
 from migrate.timeline.signatures import signature
 from tests.conftest import CORPUS, SNAPSHOTS, copy_repo, corpus_snapshot
+from tests.helpers import CHROMIUM, headless_dom
 
 #: formats.md §3: the older category names and their canonical equivalents
 REMAP = {
@@ -432,9 +433,6 @@ def test_blocked_rising_and_a_bad_historic_queue_is_skipped_and_counted(tmp_path
     assert "1 unparseable skipped" in out and "skipped 2026-04-01" in out
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.skipif(not CHROMIUM, reason="no chromium on this machine (apt-get install chromium)")
 def test_the_html_reports_charts_are_drawn_in_a_real_browser(fixture_repo, tmp_path):
     """matplotlib's charts are images inside the page (no network): a headless chromium
@@ -447,21 +445,5 @@ def test_the_html_reports_charts_are_drawn_in_a_real_browser(fixture_repo, tmp_p
     charts = re.findall(r'<img class="chart" data-chart="([^"]+)"', page)
     assert "failures by category" in charts and "top signatures" in charts
     assert "http://" not in page and "https://" not in page  # self-contained
-    proc = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--dump-dom",
-            out.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = headless_dom(out, tmp_path / "profile")
     assert f'data-charts-drawn="{len(charts)}"' in proc.stdout, proc.stderr[-2000:]

@@ -24,7 +24,7 @@ from migrate.parallel import map_files
 from migrate.progress import phase
 from migrate.steps import REGISTRY, Registry
 from migrate.steps.base import Family
-from migrate.store import file_mode, staging
+from migrate.store import staging
 from migrate.store.ledger import Ledger, LedgerState, Run, checksum
 from migrate.store.lock import hold
 
@@ -107,16 +107,15 @@ def _revert(store, state: LedgerState, report: RunReport, force, jobs, progress,
             data = store.read_or_none(rel)
             out = backward(rel, data, state[rel], steps, force)
             before = checksum(data) if data is not None else ""
-            mode = file_mode(store.fspath(rel)) if out.changed else None
-            return out, (stamp, mode, before)
+            return out, (stamp, before)
 
         shown = phase(progress, f"revert {'+'.join(s.id for s in steps)} {fam.value}", len(files))
-        for out, (stamp, mode, before) in map_files(one, files, jobs, shown):
+        for out, (stamp, before) in map_files(one, files, jobs, shown):
             _tally(report, reports, steps, out)
             if out.changed:
                 if sink is not None and not report.refused:
                     sink.add(out.rel, out.data, before)
-                moves.append((out.rel, checksum(out.data), mode, stamp))
+                moves.append((out.rel, checksum(out.data), stamp))
     return moves
 
 

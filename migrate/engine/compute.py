@@ -31,7 +31,7 @@ from migrate.progress import Phase, phase
 from migrate.reader import Problem
 from migrate.steps import REGISTRY, Registry
 from migrate.steps.base import Family, Gathers, RunContext, RunOptions, run_context
-from migrate.store import cache, file_mode, staging
+from migrate.store import cache, staging
 from migrate.store.ledger import Ledger, checksum, record_line
 
 
@@ -69,7 +69,7 @@ class Computed:
         """Whether the run writes anything: a file changes, or the repo's version moves."""
         return bool(self.changes) or self.plan.moves
 
-    def take(self, out: Outcome, stamp: int | None, mode: int | None, before: str) -> None:
+    def take(self, out: Outcome, stamp: int | None, before: str) -> None:
         """A file the run changes: its new bytes to the sink (not kept), its record kept."""
         after = checksum(out.data)
         if self.sink is not None:
@@ -80,7 +80,7 @@ class Computed:
                 out.steps,
                 record_line(out.rel, out.steps, out.patches),
                 after,
-                (out.rel, after, mode, stamp),
+                (out.rel, after, stamp),
             )
         )
 
@@ -166,7 +166,7 @@ def _failures(store, done: Computed, prepared, reports, gatherers, diff, jobs, p
         stamp = staging.stamp(store.fspath(rel))
         data = store.read_bytes(rel)
         out = forward_lines(rel, data, list(files[rel]), prepared, quarantine)
-        extra: Any = (stamp, file_mode(store.fspath(rel)), checksum(data), None, "")
+        extra: Any = (stamp, checksum(data), None, "")
         if out.changed and not (out.bug or out.problems):
             version = files[rel][-1].produces
             out.problems, bugs = output_problems("failures", rel, data, out.data, version)
@@ -175,7 +175,7 @@ def _failures(store, done: Computed, prepared, reports, gatherers, diff, jobs, p
                     " refuses:\n" + "\n".join(str(p) for p in bugs)
                 )
             parts = parts_of(rel, out.data, gatherers, names)[0] if gatherers else None
-            extra = (*extra[:3], parts, _diff(rel, data, out.data) if diff else "")
+            extra = (*extra[:2], parts, _diff(rel, data, out.data) if diff else "")
         if not out.changed:
             out.data = b""  # (the bytes are not needed back)
         return out, extra  # (one file's new bytes: they go to the sink as they come)
@@ -185,7 +185,7 @@ def _failures(store, done: Computed, prepared, reports, gatherers, diff, jobs, p
     bugs: list[str] = []
     problems: list[Problem] = []
     results = zip(rels, map_files(one, rels, jobs, shown), strict=True)
-    for rel, (out, (stamp, mode, before, parts, text)) in results:
+    for rel, (out, (stamp, before, parts, text)) in results:
         # (strings of the main process, not a copy of each from the worker)
         out.rel, out.steps = rel, [s.id for s in files[rel] if s.id in out.steps]
         bugs += [out.bug] if out.bug else []  # (folded as they come: memory follows
@@ -194,7 +194,7 @@ def _failures(store, done: Computed, prepared, reports, gatherers, diff, jobs, p
             continue
         _tally(done, reports, out, files[out.rel])
         if out.changed:
-            done.take(out, stamp, mode, before)
+            done.take(out, stamp, before)
             done.report.files.append((out.rel, text))
             if parts is not None:  # (those of the bytes before are not needed again)
                 done.seen[out.rel].parts = parts
@@ -223,7 +223,7 @@ def _queues(store, done: Computed, prepared, reports, diff) -> None:
         _tally(done, reports, out, steps)
         if out.changed:
             done.report.files.append((rel, _diff(rel, data, out.data) if diff else ""))
-            done.take(out, stamp, file_mode(store.fspath(rel)), checksum(data))
+            done.take(out, stamp, checksum(data))
     _refuse_if_bad(bugs, problems)
 
 

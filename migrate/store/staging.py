@@ -33,9 +33,10 @@ from migrate.progress import Phase, phase
 from migrate.store import sync_dir
 from migrate.store.ledger import Ledger, checksum
 
-#: (path, checksum its new bytes must have, its permission bits or None: look them up,
-#: its :func:`stamp` when the run read it or None: compare its bytes with the archive's)
-Move = tuple[str, str, int | None, int | None]
+#: (path, checksum its new bytes must have, its :func:`stamp` when the run read it or
+#: None: compare its bytes with the archive's). Written in place, a file keeps its
+#: permission bits: there are none to carry.
+Move = tuple[str, str, int | None]
 #: what migrate 0.3 left beside files while it replaced them (cleaned like its own)
 OLD_TMP_SUFFIXES = (".migrate-tmp", ".migrate-stage")
 
@@ -157,11 +158,11 @@ def commit(
     archive = _Archive(store.fspath(ARCHIVE))
 
     def replaced():
-        for i, (rel, after, mode, seen) in enumerate(moves):
+        for i, (rel, after, seen) in enumerate(moves):
             target = store.fspath(rel)
             data = archive.read(rel)
             if resume:  # (after a kill: by content, against the archive's record)
-                now = _read(target)
+                now = store.read_or_none(rel)
                 if now is not None and checksum(now) == after:
                     continue  # (written before the kill)
                 if not _ours_to_finish(archive, rel, now, data):
@@ -175,7 +176,7 @@ def commit(
             elif stamp(target) != seen:  # saved or deleted by another writer meanwhile
                 theirs.append(rel)
                 continue
-            _write_in_place(target, rel, data, mode, i, len(moves))
+            _write_in_place(target, rel, data, i, len(moves))
             if after_each:
                 after_each(i)
             yield os.path.dirname(target)
@@ -192,14 +193,6 @@ def commit(
     return theirs
 
 
-def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        return None
-
-
 def _ours_to_finish(archive: _Archive, rel: str, now: bytes | None, data: bytes) -> bool:
     """After a kill: whether a file now holding ``now`` (None: absent) is the run's to
     write. It is when it still holds the bytes the run read, or a prefix of its staged
@@ -212,18 +205,16 @@ def _ours_to_finish(archive: _Archive, rel: str, now: bytes | None, data: bytes)
     return now is not None and len(now) < len(data) and data.startswith(now)
 
 
-def _write_in_place(
-    target: str, rel: str, data: bytes, mode: int | None, i: int, total: int
-) -> None:
+def _write_in_place(target: str, rel: str, data: bytes, i: int, total: int) -> None:
     """Write ``data`` over ``target`` in place (truncated, then written: the file keeps its
-    inode and permission bits; an absent one is created with ``mode``). The staging archive
+    inode and permission bits; an absent one is created as any new file). The staging archive
     is the redo log: a kill mid-write leaves a prefix of ``data``, which the next run
     recognises as its own (:func:`_ours_to_finish`) and writes again. Written in place,
     14,000 files took 3.1-3.3 s here, against 4.0-6.2 s through a temporary file renamed
     beside each and 10.7-14.7 s through one in migrate's folder (docs/PERFORMANCE.md)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(target, flags, 0o666 if mode is None else mode)
+        fd = os.open(target, flags, 0o666)
         try:
             view = memoryview(data)
             while view:
@@ -294,7 +285,7 @@ def settle(store, ledger: Ledger) -> str | None:
     else:
         archive = _Archive(store.fspath(ARCHIVE))
         try:
-            moves = [(rel, checksum(archive.read(rel)), None, None) for rel in archive.index]
+            moves = [(rel, checksum(archive.read(rel)), None) for rel in archive.index]
         finally:
             archive.close()
         n = len(moves)

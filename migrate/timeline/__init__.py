@@ -62,10 +62,13 @@ class Timeline:
         return self.records == 0 and not self.history.days
 
 
-def failure_frame(store: Store, jobs: int = 1) -> tuple[pd.DataFrame, list[Problem]]:
+def failure_frame(
+    store: Store, docs: dict[str, dict], jobs: int = 1
+) -> tuple[pd.DataFrame, list[Problem]]:
     """Every failure record (any version) as a row with its day and, for package
-    failures, its signature; and the lines that are not failure lines (skipped)."""
-    names = name_index(load_queue_docs(store))
+    failures, its signature; and the lines that are not failure lines (skipped).
+    ``docs``: the repo's queues (:func:`migrate.queues.load_queue_docs`)."""
+    names = name_index(docs)
 
     def rows_of(rel: str):
         rows, problems = file_rows(rel, store.read_bytes(rel), names.get, want=None)
@@ -102,14 +105,16 @@ def build(
     """The timeline of ``store`` over [since, until] (UTC days, inclusive). Without
     ``since``: the ``days`` days up to ``until`` (all of history when ``days`` is None);
     without ``until``: the last day with a run or a queue commit."""
-    frame, problems = failure_frame(store, jobs)
+    docs = load_queue_docs(store)
+    frame, problems = failure_frame(store, docs, jobs)
     history = queue_history(store.root)
+    blocked, unblocked = newly(history)
     known = sorted(set(frame["day"]) | {d.day for d in history.days})
     until = until or (known[-1] if known else clock.now().date().isoformat())
     if since is None:
         since = known[0] if (days is None and known) else _shift(until, -((days or 1) - 1))
     first = min([since, *known[:1]])
-    table = day_table(frame, history, first, until)
+    table = day_table(frame, history, first, until, (blocked, unblocked))
     period = table.loc[since:until]
     new_since, new_from = _new_since(store, new_since, since)
     sigs = signature_table(frame)
@@ -122,7 +127,7 @@ def build(
         stopped=stopped,
         daily_signatures=_daily_signatures(frame, top, since, until),
         alerts=find_alerts(
-            frame, table, since, until, clock.now().date().isoformat(), _ecosystems(store)
+            frame, table, since, until, clock.now().date().isoformat(), _ecosystems(docs)
         ),
         since=since,
         until=until,
@@ -131,16 +136,17 @@ def build(
         history=history,
         bad_lines=problems,
         records=int((frame["scope"] == "package").sum()),
-        queue_now=_queue_now(store),
-        newly_blocked=newly(history)[0],
-        newly_unblocked=newly(history)[1],
+        queue_now=_queue_now(docs),
+        newly_blocked=blocked,
+        newly_unblocked=unblocked,
     )
 
 
-def _queue_now(store: Store) -> dict[str, int]:
+def _queue_now(docs: dict[str, dict]) -> dict[str, int]:
     """The queue in the working tree, by status (the unified one, else the legacy ones)."""
-    docs = list(load_queue_docs(store).values())
-    chosen = [d for d in docs if "entries" in d] or [d for d in docs if "packages" in d]
+    chosen = [d for d in docs.values() if "entries" in d] or [
+        d for d in docs.values() if "packages" in d
+    ]
     counts: dict[str, int] = {}
     for doc in chosen:
         for e in doc.get("entries", doc.get("packages", [])):
@@ -149,12 +155,11 @@ def _queue_now(store: Store) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _ecosystems(store: Store) -> set[str]:
+def _ecosystems(docs: dict[str, dict]) -> set[str]:
     """The ecosystems of the pipeline: those of the unified queue's entries."""
-    docs = load_queue_docs(store).values()
     return {
         str(e.get("source", "")).partition(":")[0]
-        for doc in docs
+        for doc in docs.values()
         for e in doc.get("entries", [])
         if isinstance(e, dict) and ":" in str(e.get("source", ""))
     }
@@ -169,11 +174,18 @@ def _all_days(first: str, last: str) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
-def day_table(frame: pd.DataFrame, history: History, first: str, last: str) -> pd.DataFrame:
+def day_table(
+    frame: pd.DataFrame,
+    history: History,
+    first: str,
+    last: str,
+    changed: tuple[dict[str, list[str]], dict[str, list[str]]],
+) -> pd.DataFrame:
     """One row per UTC day from ``first`` to ``last``: runs, failures (package), platform
     failures, failures by category (``category:*``) and ecosystem (``ecosystem:*``), and
     from the queue's history: counts by status (``queue:*``, as the day's last commit
-    left the queue, carried over days without one), newly blocked and unblocked."""
+    left the queue, carried over days without one), newly blocked and unblocked
+    (``changed``: what :func:`newly` says of ``history``)."""
     index = pd.Index(_all_days(first, last), name="day")
     pkg = frame[frame["scope"] == "package"]
     out = pd.DataFrame(index=index)
@@ -185,11 +197,11 @@ def day_table(frame: pd.DataFrame, history: History, first: str, last: str) -> p
         for name in sorted(counts.columns):
             out[f"{col}:{name}"] = counts[name]
     out = out.fillna(0).astype(int)
-    _queue_columns(out, history)
+    _queue_columns(out, history, changed)
     return out
 
 
-def _queue_columns(out: pd.DataFrame, history: History) -> None:
+def _queue_columns(out: pd.DataFrame, history: History, changed) -> None:
     statuses = sorted({s for d in history.days for s in d.counts})
     counts = pd.DataFrame(
         [{f"queue:{s}": d.counts.get(s, 0) for s in statuses} for d in history.days],
@@ -198,10 +210,9 @@ def _queue_columns(out: pd.DataFrame, history: History) -> None:
     counts = counts.reindex(out.index).ffill()  # (a day without a commit keeps the last)
     for col in counts.columns:
         out[col] = counts[col].astype("Int64")
-    blocked, unblocked = newly(history)
-    for col, changed in (("newly_blocked", blocked), ("newly_unblocked", unblocked)):
+    for col, names in zip(("newly_blocked", "newly_unblocked"), changed, strict=True):
         # (unknown, not 0, on a day without a queue version to compare with the one before)
-        values = [len(changed[d]) if d in changed else None for d in out.index]
+        values = [len(names[d]) if d in names else None for d in out.index]
         out[col] = pd.array(values, dtype="Int64")
 
 

@@ -121,7 +121,7 @@ def as_dict(t: Timeline) -> dict[str, Any]:
                 "platform_failures": int(row["platform_failures"]),
                 "by_category": _group(row, "category:"),
                 "by_ecosystem": _group(row, "ecosystem:"),
-                "queue": {k: int(v) for k, v in _group(row, "queue:", keep_na=True).items()},
+                "queue": _group(row, "queue:", keep_zero=True),
                 "newly_blocked": t.newly_blocked.get(day),
                 "newly_unblocked": t.newly_unblocked.get(day),
             }
@@ -147,10 +147,10 @@ def as_dict(t: Timeline) -> dict[str, Any]:
     }
 
 
-def _group(row: pd.Series, prefix: str, keep_na: bool = False) -> dict[str, int]:
+def _group(row: pd.Series, prefix: str, keep_zero: bool = False) -> dict[str, int]:
     out = {}
     for col, value in row.items():
-        if col.startswith(prefix) and not pd.isna(value) and (value or keep_na):
+        if col.startswith(prefix) and not pd.isna(value) and (value or keep_zero):
             out[col.removeprefix(prefix)] = int(value)
     return out
 

@@ -1,6 +1,8 @@
 """``python -m migrate`` and the ``migrate`` command."""
 
-import signal
+# the C module, loaded with the interpreter: `import signal` builds its enums first (2 ms
+# in which a Ctrl-C printed a traceback through this file)
+import _signal as signal
 import sys
 
 
